@@ -1,0 +1,87 @@
+"""Torrents built from one hashing pass equal libtorrent's own, and match their manifest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import libtorrent as lt
+import pytest
+
+from common import signing, torrent
+from common.errors import TorrentMismatch
+from common.hashing import hash_tree
+from common.layout import plan
+from common.manifest import Manifest
+from tests.conftest import write_model
+
+PS = 64 * 1024
+
+CASES = {
+    "one small file": {"w.bin": 5},
+    "one file of exactly one piece": {"w.bin": PS},
+    "multi-piece files, nested, empty": {
+        "a.bin": 3 * PS + 100,
+        "sub/b.bin": 20_000,
+        "c.bin": 2 * PS,
+        "z.bin": 5,
+        "empty.txt": 0,
+        "a-b/x.bin": 7 * PS + 1,
+    },
+    "five pieces (odd merkle width)": {"m.safetensors": 5 * PS - 3},
+}
+
+
+def libtorrent_reference(model: Path, piece_size: int) -> lt.info_hash_t:
+    files = [
+        lt.create_file_entry(f"{model.name}/{p.relative_to(model).as_posix()}", p.stat().st_size)
+        for p in sorted(model.rglob("*")) if p.is_file()
+    ]
+    ct = lt.create_torrent(files, piece_size)
+    ct.set_priv(True)
+    lt.set_piece_hashes(ct, str(model.parent))
+    return lt.torrent_info(ct.generate()).info_hashes()
+
+
+def build_from_tree(model: Path, piece_size: int) -> tuple[bytes, list]:
+    layout = plan(
+        [(p.relative_to(model).as_posix(), p.stat().st_size) for p in model.rglob("*") if p.is_file()],
+        piece_size,
+    )
+    digests = hash_tree(model, layout)
+    return torrent.build(layout, digests, model.name), digests
+
+
+@pytest.mark.parametrize("files", CASES.values(), ids=CASES.keys())
+def test_should_equal_libtorrent_info_hashes_when_built_from_one_pass(tmp_path: Path, files: dict) -> None:
+    model = write_model(tmp_path / "m", files)
+    built, _ = build_from_tree(model, PS)
+    ours = lt.torrent_info(built).info_hashes()
+    ref = libtorrent_reference(model, PS)
+    assert ours.v1.to_bytes() == ref.v1.to_bytes()
+    assert ours.v2.to_bytes() == ref.v2.to_bytes()
+
+
+def test_should_keep_info_hashes_when_announce_is_rewritten(tmp_path: Path) -> None:
+    model = write_model(tmp_path / "m", CASES["multi-piece files, nested, empty"])
+    built, _ = build_from_tree(model, PS)
+    rewritten = torrent.with_announce(built, "http://t:1/announce?passkey=abc")
+    assert torrent.info_hashes(rewritten) == torrent.info_hashes(built)
+    assert lt.bdecode(rewritten)[b"announce"] == b"http://t:1/announce?passkey=abc"
+
+
+def test_should_refuse_a_torrent_that_disagrees_with_its_manifest(tmp_path: Path) -> None:
+    key = tmp_path / "k"
+    signing.generate_key(key)
+    model = write_model(tmp_path / "m", {"a.bin": 3 * PS, "b.bin": 10})
+    built, digests = build_from_tree(model, PS)
+    layout = plan([("a.bin", 3 * PS), ("b.bin", 10)], PS)
+    manifest = Manifest.create(
+        name="m", version="1", layout=layout, digests=digests, key=signing.load_private_key(key)
+    )
+    torrent.check_matches(built, manifest)
+    (model / "b.bin").write_bytes(b"x" * 11)
+    other, _ = build_from_tree(model, PS)
+    with pytest.raises(TorrentMismatch, match="files disagree"):
+        torrent.check_matches(other, manifest)
+    with pytest.raises(TorrentMismatch, match="not a valid torrent"):
+        torrent.check_matches(b"d4:infoi1ee", manifest)
