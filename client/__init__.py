@@ -1,0 +1,1 @@
+"""The host agent: fetch, verify, and atomically activate model versions."""

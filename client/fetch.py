@@ -1,0 +1,298 @@
+"""The client's libtorrent adapter: download one model version, verify it, activate it.
+
+Every piece is verified against the signed manifest's SHA-256 as it completes (libtorrent reads
+it back with ``read_piece``), so activation follows the last piece at once. Pieces libtorrent
+finds on disk after a restart are verified the same way before activation. Resume data and the
+set of verified pieces are saved together, periodically and at shutdown; the verified set saved
+is always within what the resume data says is on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import libtorrent as lt
+
+from common import torrent as torrents
+from common.errors import DiskSpaceError, ModeltorrentError, PieceMismatch, SignatureError
+from common.layout import Layout
+from common.lt_session import Caps, add_params, make_session
+from common.manifest import Manifest
+from client.settings import ClientSettings
+from client.store import ModelStore
+from tracker.api_client import TrackerClient
+
+log = logging.getLogger("modeltorrent.client")
+MAX_READS = 4  # read_piece buffers in flight: bounds memory to a few pieces
+
+
+@dataclass
+class Progress:
+    name: str
+    version: str
+    state: str
+    num_pieces: int
+    total_size: int
+    pieces_verified: int = 0
+    bytes_done: int = 0
+    bytes_downloaded: int = 0  # payload downloaded in this run
+    download_rate: float = 0.0
+    peers: int = 0
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class FetchResult:
+    name: str
+    version: str
+    activated: bool
+    already_active: bool
+    bytes_downloaded: int
+    pieces_verified_at_start: int
+    hash_failures: int
+    elapsed: float
+    last_piece_to_active: float
+
+
+class Fetcher:
+    def __init__(self, settings: ClientSettings, api: TrackerClient,
+                 on_progress: Callable[[Progress], None] | None = None) -> None:
+        self.settings = settings
+        self.api = api
+        self.store = ModelStore(settings.root)
+        self.on_progress = on_progress
+        self.stop = threading.Event()
+
+    def fetch(self, name: str, version: str, *, seed_for: float = 0.0) -> FetchResult:
+        """Download, verify and activate ``name@version``; then seed for ``seed_for`` seconds
+        (``float('inf')``: until stopped).
+
+        Raises SignatureError, TorrentMismatch, PieceMismatch, DiskSpaceError, ApiError, or
+        ModeltorrentError for a storage or stop condition. The active model is never touched
+        unless every piece is verified.
+        """
+        started = time.monotonic()
+        version_dir = self.store.version_dir(name, version)
+        if self.store.active_version(name) == version and version_dir.is_dir():
+            return FetchResult(name, version, True, True, 0, 0, 0, 0.0, 0.0)
+        if not self.settings.trusted_keys:
+            raise SignatureError("no trusted publisher keys are configured",
+                                 hint="pass --trust-key with the publisher's .pub key")
+        manifest = self.api.manifest(name, version)
+        layout = manifest.verify(self.settings.trusted_keys)
+        torrent = self.api.torrent(name, version)
+        torrents.check_matches(torrent, manifest)
+
+        save_path = version_dir if version_dir.is_dir() else self.store.staging(name, version)
+        resume, verified = self.store.load_resume(name, version)
+        self._preflight(manifest, save_path)
+        save_path.mkdir(parents=True, exist_ok=True)
+        run = _Run(self, manifest, layout, torrent, save_path, resume, verified)
+        try:
+            last_piece_at = run.download()
+            run.activate(version_dir)
+            activated_at = time.monotonic()
+            removed = self.store.prune(name, self.settings.keep_versions)
+            if removed:
+                log.info("pruned old versions: %s", ", ".join(removed))
+            run.seed(seed_for)
+        finally:
+            run.close()
+        return FetchResult(
+            name, version, True, False, run.downloaded, run.verified_at_start, run.hash_failures,
+            time.monotonic() - started, activated_at - last_piece_at,
+        )
+
+    def _preflight(self, manifest: Manifest, save_path: Path) -> None:
+        present = sum((save_path / f.path).stat().st_size for f in manifest.files
+                      if (save_path / f.path).is_file())
+        probe = save_path
+        while not probe.exists():
+            probe = probe.parent
+        free = shutil.disk_usage(probe).free
+        need = manifest.total_size - present + self.settings.disk_reserve
+        if free < need:
+            raise DiskSpaceError(
+                f"not enough disk space for {manifest.ref} under {self.settings.root}: "
+                f"need {need} bytes, {free} free",
+                hint="free some space or lower keep_versions; the active model was not touched",
+            )
+
+
+class _Run:
+    """One download of one version inside one libtorrent session."""
+
+    def __init__(self, fetcher: Fetcher, manifest: Manifest, layout: Layout, torrent: bytes,
+                 save_path: Path, resume: bytes | None, verified: set[int]) -> None:
+        self.f = fetcher
+        self.manifest = manifest
+        self.layout = layout
+        self.expected = manifest.piece_digests()
+        s = fetcher.settings
+        self.ses = make_session(s.listen, Caps(s.upload_rate, s.download_rate, s.connections))
+        self.handle = self.ses.add_torrent(add_params(torrent, str(save_path), resume))
+        self.verified = {i for i in verified if 0 <= i < layout.num_pieces}
+        self.verified_at_start = len(self.verified)
+        self.to_read: deque[int] = deque()
+        self.reading: set[int] = set()
+        self.checked = False
+        self.hash_failures = 0
+        self.downloaded = 0
+        self.progress = Progress(manifest.name, manifest.version, "starting", layout.num_pieces,
+                                 manifest.total_size)
+        self._next_status = 0.0
+        self._next_resume = time.monotonic() + s.resume_interval
+
+    # -- the alert loop -----------------------------------------------------------------------
+
+    def download(self) -> float:
+        """Run until every piece is verified; return the monotonic time of the last one."""
+        while not (self.checked and len(self.verified) == self.layout.num_pieces):
+            self._check_stop()
+            self.ses.wait_for_alert(100)
+            self._handle_alerts()
+            self._schedule_reads()
+            self._periodic()
+        self.progress.state = "verified"
+        return time.monotonic()
+
+    def _handle_alerts(self) -> None:
+        for alert in self.ses.pop_alerts():
+            if isinstance(alert, lt.piece_finished_alert):
+                if alert.piece_index not in self.verified:
+                    self.to_read.append(alert.piece_index)
+            elif isinstance(alert, lt.read_piece_alert):
+                self._verify(alert)
+            elif isinstance(alert, lt.hash_failed_alert):
+                self.hash_failures += 1
+            elif isinstance(alert, lt.save_resume_data_alert):
+                self._persist(alert.params)
+            elif isinstance(alert, (lt.file_error_alert, lt.torrent_error_alert)):
+                raise ModeltorrentError(
+                    f"storage error for {self.manifest.ref}: {alert.message()}",
+                    hint="check free space and permissions under the client root",
+                )
+
+    def _verify(self, alert: lt.read_piece_alert) -> None:
+        index = alert.piece
+        self.reading.discard(index)
+        if alert.error.value():
+            self.to_read.append(index)  # read again on the next pass
+            return
+        span = self.layout.pieces[index]
+        digest = hashlib.sha256(memoryview(alert.buffer)[: span.length]).digest()
+        if digest != self.expected[index]:
+            # libtorrent accepted it against the torrent, yet it is not what was signed.
+            raise PieceMismatch(index, self.layout.files[span.file_index].path,
+                                self.expected[index].hex(), digest.hex())
+        self.verified.add(index)
+
+    def _schedule_reads(self) -> None:
+        status = self.handle.status()
+        if not self.checked and status.state not in (lt.torrent_status.checking_files,
+                                                     lt.torrent_status.checking_resume_data):
+            self.checked = True
+            have = status.pieces
+            # What the verified set claims must really be on disk (files may have been removed).
+            self.verified = {i for i in self.verified if have and have[i]}
+            self.to_read.extend(i for i in range(self.layout.num_pieces)
+                                if have and have[i] and i not in self.verified)
+        while self.to_read and len(self.reading) < MAX_READS:
+            index = self.to_read.popleft()
+            if index not in self.verified and index not in self.reading:
+                self.reading.add(index)
+                self.handle.read_piece(index)
+
+    def _periodic(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if now >= self._next_resume:
+            self.handle.save_resume_data()
+            self._next_resume = now + self.f.settings.resume_interval
+        if force or now >= self._next_status:
+            status = self.handle.status()
+            p = self.progress
+            if p.state in ("starting", "checking", "downloading"):
+                checking = status.state in (lt.torrent_status.checking_files,
+                                            lt.torrent_status.checking_resume_data)
+                p.state = "checking" if checking else "downloading"
+            p.pieces_verified = len(self.verified)
+            p.bytes_done = sum(self.layout.pieces[i].length for i in self.verified)
+            self.downloaded = p.bytes_downloaded = status.total_payload_download
+            p.download_rate = float(status.download_payload_rate)
+            p.peers = status.num_peers
+            if self.f.on_progress:
+                self.f.on_progress(p)
+            self._next_status = now + self.f.settings.status_interval
+
+    def _persist(self, params: lt.add_torrent_params) -> None:
+        have = params.have_pieces
+        on_disk = {i for i in self.verified if i < len(have) and have[i]}
+        self.f.store.save_resume(self.manifest.name, self.manifest.version,
+                                 bytes(lt.write_resume_data_buf(params)), on_disk)
+
+    def _wait_for(self, kind: type, timeout: float = 60.0) -> lt.alert:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.ses.wait_for_alert(100)
+            for alert in self.ses.pop_alerts():
+                if isinstance(alert, lt.save_resume_data_alert):
+                    self._persist(alert.params)
+                if isinstance(alert, kind):
+                    return alert
+                if isinstance(alert, (lt.storage_moved_failed_alert, lt.file_error_alert)):
+                    raise ModeltorrentError(f"storage error: {alert.message()}")
+        raise ModeltorrentError(f"libtorrent did not answer in {timeout:.0f}s ({kind.__name__})")
+
+    def _check_stop(self) -> None:
+        if self.f.stop.is_set():
+            raise ModeltorrentError(f"stopped before {self.manifest.ref} was complete",
+                                    hint="run the same command again to resume")
+
+    # -- after the last piece -------------------------------------------------------------------
+
+    def activate(self, version_dir: Path) -> None:
+        """Move the verified files into ``versions/<v>`` and swap ``current`` to them."""
+        self.progress.state = "activating"
+        self.handle.save_resume_data()
+        self._wait_for(lt.save_resume_data_alert)
+        if Path(self.handle.status().save_path) != version_dir:
+            version_dir.parent.mkdir(parents=True, exist_ok=True)
+            self.handle.move_storage(str(version_dir), lt.move_flags_t.fail_if_exist)
+            self._wait_for(lt.storage_moved_alert)
+            self.handle.save_resume_data()
+            self._wait_for(lt.save_resume_data_alert)
+            shutil.rmtree(self.f.store.staging(self.manifest.name, self.manifest.version),
+                          ignore_errors=True)
+        self.f.store.activate(self.manifest.name, self.manifest.version)
+        self.progress.state = "activated"
+        self._periodic(force=True)
+        log.info("activated %s", self.manifest.ref)
+
+    def seed(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        if seconds > 0:
+            self.progress.state = "seeding"
+        while time.monotonic() < deadline and not self.f.stop.is_set():
+            self.ses.wait_for_alert(500)
+            for alert in self.ses.pop_alerts():
+                if isinstance(alert, lt.save_resume_data_alert):
+                    self._persist(alert.params)
+            self._periodic()
+
+    def close(self) -> None:
+        """Save resume data (best effort) and leave the swarm."""
+        try:
+            if self.handle.is_valid():
+                self.handle.save_resume_data()
+                self._wait_for(lt.save_resume_data_alert, timeout=10)
+        except ModeltorrentError as exc:
+            log.warning("could not save resume data: %s", exc)
+        self.ses.remove_torrent(self.handle)

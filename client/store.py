@@ -1,0 +1,112 @@
+"""The on-disk model store and staged activation.
+
+    <root>/<name>/staging/<version>/   download in progress (never visible as active)
+    <root>/<name>/versions/<version>/  complete and verified
+    <root>/<name>/current -> versions/<version>   the active model, swapped atomically
+    <root>/<name>/state/<version>.*    resume data and the set of verified pieces
+
+Activation writes a temporary symlink and ``os.replace``s it over ``current``: a reader sees the
+old model or the new one, never a missing or partial one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from common.layout import check_name
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+class ModelStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def model_dir(self, name: str) -> Path:
+        return self.root / check_name("model name", name)
+
+    def staging(self, name: str, version: str) -> Path:
+        return self.model_dir(name) / "staging" / check_name("version", version)
+
+    def version_dir(self, name: str, version: str) -> Path:
+        return self.model_dir(name) / "versions" / check_name("version", version)
+
+    def current(self, name: str) -> Path:
+        return self.model_dir(name) / "current"
+
+    def state_file(self, name: str, version: str, kind: str) -> Path:
+        path = self.model_dir(name) / "state" / f"{check_name('version', version)}.{kind}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return path
+
+    # -- what is active -----------------------------------------------------------------------
+
+    def active_version(self, name: str) -> str | None:
+        link = self.current(name)
+        if not link.is_symlink():
+            return None
+        return Path(os.readlink(link)).name
+
+    def activate(self, name: str, version: str) -> None:
+        """Point ``current`` at ``versions/<version>`` atomically. The version must exist."""
+        target = self.version_dir(name, version)
+        if not target.is_dir():
+            raise FileNotFoundError(target)
+        link = self.current(name)
+        tmp = link.with_name(f".current.{os.getpid()}")
+        if tmp.is_symlink():
+            tmp.unlink()
+        os.symlink(Path("versions") / version, tmp)
+        os.replace(tmp, link)
+        _fsync_dir(link.parent)
+
+    def prune(self, name: str, keep: int) -> list[str]:
+        """Delete the oldest versions beyond ``keep``, never the active one. Returns those removed."""
+        versions_dir = self.model_dir(name) / "versions"
+        if not versions_dir.is_dir():
+            return []
+        active = self.active_version(name)
+        versions = sorted(versions_dir.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+        removed = []
+        for path in versions[keep:]:
+            if path.name != active:
+                shutil.rmtree(path)
+                for state in (self.model_dir(name) / "state").glob(f"{path.name}.*"):
+                    state.unlink()
+                removed.append(path.name)
+        return removed
+
+    # -- resume state ---------------------------------------------------------------------------
+
+    def save_resume(self, name: str, version: str, resume: bytes, verified: set[int]) -> None:
+        _write_atomic(self.state_file(name, version, "resume"), resume)
+        _write_atomic(self.state_file(name, version, "verified.json"),
+                      json.dumps(sorted(verified)).encode())
+
+    def load_resume(self, name: str, version: str) -> tuple[bytes | None, set[int]]:
+        resume_path = self.state_file(name, version, "resume")
+        verified_path = self.state_file(name, version, "verified.json")
+        resume = resume_path.read_bytes() if resume_path.exists() else None
+        try:
+            verified = set(json.loads(verified_path.read_text())) if resume else set()
+        except (OSError, ValueError):
+            verified = set()
+        return resume, verified

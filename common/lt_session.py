@@ -1,0 +1,86 @@
+"""One place that knows how modeltorrent configures a libtorrent session (see DESIGN.md).
+
+- TCP only: uTP over loopback and fast LANs was ~30x slower.
+- Rate limits apply to every peer: by default libtorrent puts private ranges and 127/8 in its
+  "local" peer class, which ignores limits, so all addresses are moved to the global class.
+- No DHT, LSD, UPnP or NAT-PMP: torrents are private and peers come from our tracker only.
+- A narrow alert mask: with every category on, the queue drops alerts such as hash failures.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import libtorrent as lt
+
+USER_AGENT = "modeltorrent/0.1"
+
+
+@dataclass(frozen=True)
+class Caps:
+    """Per-host limits; 0 means unlimited (bytes/s for rates)."""
+
+    upload_rate: int = 0
+    download_rate: int = 0
+    connections: int = 200
+
+
+def settings_pack(listen: str, caps: Caps, *, announce_interval_floor: int = 5) -> dict[str, object]:
+    mask = (
+        lt.alert_category.error
+        | lt.alert_category.status
+        | lt.alert_category.storage
+        | lt.alert_category.piece_progress
+    )
+    return {
+        "listen_interfaces": listen,
+        "user_agent": USER_AGENT,
+        "alert_mask": int(mask),
+        "alert_queue_size": 10_000,
+        "enable_outgoing_utp": False,
+        "enable_incoming_utp": False,
+        "allow_multiple_connections_per_ip": True,
+        "enable_dht": False,
+        "enable_lsd": False,
+        "enable_upnp": False,
+        "enable_natpmp": False,
+        "upload_rate_limit": caps.upload_rate,
+        "download_rate_limit": caps.download_rate,
+        "connections_limit": caps.connections or 100_000,
+        # libtorrent's default floor (300 s) would override a shorter tracker interval.
+        "min_announce_interval": announce_interval_floor,
+        "unchoke_slots_limit": 32,
+    }
+
+
+def make_session(listen: str, caps: Caps) -> lt.session:
+    ses = lt.session(settings_pack(listen, caps))
+    everyone = lt.ip_filter()
+    everyone.add_rule("0.0.0.0", "255.255.255.255", 1 << ses.global_peer_class_id)
+    everyone.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 1 << ses.global_peer_class_id)
+    ses.set_peer_class_filter(everyone)
+    return ses
+
+
+def listen_port(ses: lt.session) -> int:
+    return int(ses.listen_port())
+
+
+def add_params(torrent: bytes, save_path: str, resume: bytes | None = None) -> lt.add_torrent_params:
+    """Params to add a model torrent whose files land directly in ``save_path``.
+
+    The torrent's top folder (the model name) is stripped, so ``save_path/<relative path>`` holds
+    the model as it was published. Resume data, when given, is used; without it libtorrent
+    rechecks whatever is on disk.
+    """
+    atp = lt.read_resume_data(resume) if resume else lt.add_torrent_params()
+    ti = lt.torrent_info(lt.bdecode(torrent))
+    files = ti.layout()
+    prefix = ti.name() + "/"
+    for i in range(files.num_files()):
+        path = files.file_path(i).replace("\\", "/")
+        if path.startswith(prefix):
+            ti.rename_file(i, path[len(prefix):])
+    atp.ti = ti
+    atp.save_path = save_path
+    return atp

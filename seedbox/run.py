@@ -1,0 +1,64 @@
+"""``modeltorrent seedbox run``: fetch the manifest and torrent, then ingest and seed."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import threading
+from dataclasses import asdict
+
+from common import torrent as torrents
+from common.errors import ApiError
+from seedbox.seeder import IngressStats, Seeder
+from seedbox.settings import SeedboxSettings
+from seedbox.sources import open_source
+from tracker.api_client import TrackerClient
+
+log = logging.getLogger("modeltorrent.seedbox")
+
+
+def run(settings: SeedboxSettings, name: str, version: str, source_uri: str | None = None) -> None:
+    """Seed ``name@version`` until SIGINT/SIGTERM. Raises ModeltorrentError subclasses."""
+    api = TrackerClient(settings.tracker_url, passkey=settings.passkey.get_secret_value())
+    manifest = api.manifest(name, version)
+    # The seedbox trusts the publishers it is told to, and by default the one that signed.
+    layout = manifest.verify(settings.trusted_keys or [manifest.publisher])
+    torrent = api.torrent(name, version)
+    torrents.check_matches(torrent, manifest)
+    uri = source_uri or manifest.source
+    if not uri:
+        raise ApiError(f"{manifest.ref} has no source", hint="pass --source URI")
+    source = open_source(uri)
+    seeder = Seeder(settings, manifest, layout, torrent, source)
+    status_file = settings.workdir / "status" / f"{name}@{version}.json"
+    status_file.parent.mkdir(parents=True, exist_ok=True)
+
+    def on_tick(stats: IngressStats) -> None:
+        doc = asdict(stats) | {"bytes_read_from_source": source.bytes_read,
+                               "total_size": manifest.total_size}
+        tmp = status_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, status_file)
+        done = sum(layout.pieces[i].length for i in range(stats.pieces_done)) if stats.pieces_done else 0
+        try:
+            api.report(name=name, version=version, state=stats.state, pieces_verified=stats.pieces_done,
+                       bytes_done=min(done, manifest.total_size), bytes_downloaded=source.bytes_read,
+                       error=stats.error)
+        except ApiError as exc:  # reporting is best effort; seeding goes on
+            log.warning("status report failed: %s", exc)
+
+    def _stop(signum: int, _frame: object) -> None:
+        log.info("signal %d: stopping", signum)
+        seeder.stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+    log.info("seeding %s from %s", manifest.ref, uri)
+    try:
+        seeder.run(on_tick)
+    finally:
+        source.close()
+        api.close()

@@ -1,0 +1,96 @@
+"""External storage behind one interface: a local path, or http(s) with range requests.
+
+A source is addressed by a base URI; a model file is read at ``base/<relative path>``. Every
+source counts the bytes it read, so "bytes read from external storage" is measured, not assumed.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import quote, unquote, urlparse
+
+import httpx
+
+from common.errors import SourceError
+
+
+class Source(Protocol):
+    bytes_read: int
+
+    def read(self, path: str, offset: int, length: int) -> bytes:
+        """``length`` bytes of ``path`` from ``offset``. Raises SourceError."""
+
+    def close(self) -> None: ...
+
+
+class _Counter:
+    def __init__(self) -> None:
+        self.bytes_read = 0
+        self._lock = threading.Lock()
+
+    def _count(self, n: int) -> None:
+        with self._lock:
+            self.bytes_read += n
+
+
+class LocalSource(_Counter):
+    def __init__(self, base: Path) -> None:
+        super().__init__()
+        self.base = base
+
+    def read(self, path: str, offset: int, length: int) -> bytes:
+        target = self.base / path
+        try:
+            with open(target, "rb") as f:
+                data = os.pread(f.fileno(), length, offset)
+        except OSError as exc:
+            raise SourceError(f"cannot read {target}: {exc.strerror}") from exc
+        self._count(len(data))
+        if len(data) != length:
+            raise SourceError(f"{target} is shorter than the manifest says")
+        return data
+
+    def close(self) -> None:
+        pass
+
+
+class HttpSource(_Counter):
+    def __init__(self, base: str, timeout: float = 60.0) -> None:
+        super().__init__()
+        self.base = base.rstrip("/")
+        self._http = httpx.Client(timeout=timeout, follow_redirects=True)
+
+    def read(self, path: str, offset: int, length: int) -> bytes:
+        url = f"{self.base}/{quote(path)}"
+        headers = {"Range": f"bytes={offset}-{offset + length - 1}"}
+        try:
+            response = self._http.get(url, headers=headers)
+        except httpx.HTTPError as exc:
+            raise SourceError(f"GET {url} failed: {exc}") from exc
+        self._count(len(response.content))
+        if response.status_code != 206:
+            raise SourceError(
+                f"GET {url} answered {response.status_code}, not 206 Partial Content",
+                hint="the server must support HTTP range requests",
+            )
+        if len(response.content) != length:
+            raise SourceError(f"GET {url} returned {len(response.content)} bytes, wanted {length}")
+        return response.content
+
+    def close(self) -> None:
+        self._http.close()
+
+
+def open_source(uri: str) -> Source:
+    """A source for ``file://``, a plain path, ``http://`` or ``https://``. Raises SourceError."""
+    parsed = urlparse(uri)
+    if parsed.scheme in ("http", "https"):
+        return HttpSource(uri)
+    if parsed.scheme == "file":
+        return LocalSource(Path(unquote(parsed.path)))
+    if parsed.scheme == "":
+        return LocalSource(Path(uri))
+    raise SourceError(f"unsupported source {uri!r}", hint="use a path, file://, http:// or https://")

@@ -1,0 +1,1 @@
+"""Command-line tools: the ``modeltorrent`` CLI, the demo, the demo's origin server."""

@@ -1,0 +1,301 @@
+"""``modeltorrent``: one command for publishers, operators and host agents."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+try:  # typer >= 0.2x vendors click
+    from typer._click import exceptions as click_exc
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exc  # type: ignore[no-redef]
+from rich.console import Console
+
+from common.errors import ModeltorrentError
+from common.layout import DEFAULT_PIECE_SIZE
+from common.units import parse_size
+
+err = Console(stderr=True)
+out = Console()
+
+app = typer.Typer(
+    help="Peer-to-peer distribution of very large ML models inside a datacenter.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+tracker_app = typer.Typer(help="Run the tracker (control plane).", no_args_is_help=True)
+hosts_app = typer.Typer(help="Register and list hosts.", no_args_is_help=True)
+seedbox_app = typer.Typer(help="Run the seedbox.", no_args_is_help=True)
+client_app = typer.Typer(help="Fetch and activate models on this host.", no_args_is_help=True)
+app.add_typer(tracker_app, name="tracker")
+app.add_typer(hosts_app, name="hosts")
+app.add_typer(seedbox_app, name="seedbox")
+app.add_typer(client_app, name="client")
+
+
+def size_option(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_size(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    name, sep, version = ref.partition("@")
+    if not sep or not name or not version:
+        raise typer.BadParameter(f"{ref!r} is not NAME@VERSION")
+    return name, version
+
+
+def given(**values: Any) -> dict[str, Any]:
+    """Only the options the user gave, so settings fall back to environment variables."""
+    return {k: v for k, v in values.items() if v is not None}
+
+
+TrackerOpt = Annotated[str | None, typer.Option("--tracker", help="tracker URL [env MODELTORRENT_TRACKER_URL]",
+                                                envvar="MODELTORRENT_TRACKER_URL")]
+AdminOpt = Annotated[str | None, typer.Option("--admin-token", envvar="MODELTORRENT_ADMIN_TOKEN",
+                                              help="admin token [env MODELTORRENT_ADMIN_TOKEN]",
+                                              show_default=False)]
+PasskeyOpt = Annotated[str | None, typer.Option("--passkey", help="this host's passkey "
+                                                "(from `hosts add`) [env MODELTORRENT_PASSKEY]",
+                                                envvar="MODELTORRENT_PASSKEY", show_default=False)]
+TrustOpt = Annotated[list[str] | None, typer.Option("--trust-key", help="trusted publisher key: hex "
+                                                    "or a .pub file (repeatable)")]
+
+
+def need(value: str | None, what: str, hint: str) -> str:
+    if not value:
+        raise typer.BadParameter(f"{what} is required ({hint})")
+    return value
+
+
+# -- publisher -----------------------------------------------------------------------------------
+
+
+@app.command()
+def keygen(
+    out_path: Annotated[Path, typer.Option("--out", help="private key path (public key: <out>.pub)")]
+    = Path("~/.config/modeltorrent/publisher.key"),
+    force: Annotated[bool, typer.Option(help="overwrite an existing key")] = False,
+) -> None:
+    """Create an ed25519 publisher key pair."""
+    from common import signing
+
+    public = signing.generate_key(out_path, force=force)
+    out.print(f"wrote {out_path.expanduser()} and {out_path.expanduser()}.pub")
+    out.print(f"public key: {public}")
+
+
+@app.command()
+def publish(
+    path: Annotated[Path, typer.Argument(help="a model file or a folder of files", exists=True)],
+    name: Annotated[str, typer.Option(help="model name")],
+    version: Annotated[str, typer.Option(help="model version")],
+    tracker: TrackerOpt = None,
+    key: Annotated[Path, typer.Option(help="publisher private key")] = Path("~/.config/modeltorrent/publisher.key"),
+    source: Annotated[str | None, typer.Option(help="where the seedbox reads the model "
+                                               "(path, file://, http(s)://); default: PATH")] = None,
+    piece_size: Annotated[str, typer.Option(help="piece size, a power of two")] = "64MiB",
+    admin_token: AdminOpt = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="also write manifest.json and "
+                                                 ".torrent here")] = None,
+) -> None:
+    """Hash a model, sign its manifest, build its torrent and register both with the tracker."""
+    from tools.publish import publish as do_publish
+
+    size = size_option(piece_size) or DEFAULT_PIECE_SIZE
+    result = do_publish(
+        path, name=name, version=version, key_path=key, source=source, piece_size=size,
+        tracker=need(tracker, "--tracker", "or MODELTORRENT_TRACKER_URL"),
+        admin_token=need(admin_token, "--admin-token", "or MODELTORRENT_ADMIN_TOKEN"),
+        out_dir=out_dir, console=err,
+    )
+    out.print(result["info_hash_v1"])
+
+
+# -- tracker -------------------------------------------------------------------------------------
+
+
+@tracker_app.command("serve")
+def tracker_serve(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on", min=0, max=65535)] = 8000,
+    database_url: Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL "
+                                                     "[env MODELTORRENT_TRACKER_DATABASE_URL]")] = None,
+    admin_token: AdminOpt = None,
+    public_url: Annotated[str | None, typer.Option(help="base URL written into torrents")] = None,
+    interval: Annotated[int | None, typer.Option(help="announce interval, seconds", min=1)] = None,
+) -> None:
+    """Serve the tracker: /announce, /scrape, the JSON API (/docs), /metrics."""
+    import uvicorn
+
+    from tracker.app import create_app
+    from tracker.settings import TrackerSettings
+
+    if not (admin_token or os.environ.get("MODELTORRENT_TRACKER_ADMIN_TOKEN")):
+        raise typer.BadParameter("an admin token is required (--admin-token or MODELTORRENT_ADMIN_TOKEN)")
+    settings = TrackerSettings(**given(admin_token=admin_token, database_url=database_url,
+                                       public_url=public_url, interval=interval))
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+
+
+@hosts_app.command("add")
+def hosts_add(
+    name: Annotated[str, typer.Argument(help="host name")],
+    rack: Annotated[str, typer.Option(help="location, e.g. dc1|pod2|rack7")] = "",
+    tracker: TrackerOpt = None,
+    admin_token: AdminOpt = None,
+) -> None:
+    """Register a host (idempotent) and print its passkey."""
+    from tracker.api_client import TrackerClient
+
+    with TrackerClient(need(tracker, "--tracker", "or MODELTORRENT_TRACKER_URL"),
+                       admin_token=need(admin_token, "--admin-token", "or MODELTORRENT_ADMIN_TOKEN")) as api:
+        host = api.add_host(name, rack)
+    out.print(host["passkey"])
+
+
+@hosts_app.command("list")
+def hosts_list(tracker: TrackerOpt = None, admin_token: AdminOpt = None) -> None:
+    """List registered hosts."""
+    from rich.table import Table
+
+    from tracker.api_client import TrackerClient
+
+    with TrackerClient(need(tracker, "--tracker", "or MODELTORRENT_TRACKER_URL"),
+                       admin_token=need(admin_token, "--admin-token", "or MODELTORRENT_ADMIN_TOKEN")) as api:
+        hosts = api.list_hosts()
+    table = Table("name", "rack", "revoked")
+    for h in hosts:
+        table.add_row(h["name"], h["rack"], "yes" if h["revoked"] else "")
+    out.print(table)
+
+
+# -- seedbox and client --------------------------------------------------------------------------
+
+
+def trusted(keys: list[str] | None) -> list[str] | None:
+    from common.signing import parse_public_key
+
+    return [parse_public_key(k) for k in keys] if keys else None
+
+
+@seedbox_app.command("run")
+def seedbox_run(
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION")],
+    tracker: TrackerOpt = None,
+    passkey: PasskeyOpt = None,
+    workdir: Annotated[Path | None, typer.Option(help="where pieces are stored")] = None,
+    source: Annotated[str | None, typer.Option(help="override the manifest's source URI")] = None,
+    listen: Annotated[str | None, typer.Option(help="libtorrent listen address, e.g. 0.0.0.0:6881")] = None,
+    trust_key: TrustOpt = None,
+    upload_rate: Annotated[str | None, typer.Option(help="upload cap per second, e.g. 100MiB")] = None,
+) -> None:
+    """Pull a model from external storage once, verify every piece, and seed it (until stopped)."""
+    from seedbox.run import run
+    from seedbox.settings import SeedboxSettings
+
+    name, version = split_ref(ref)
+    settings = SeedboxSettings(**given(
+        tracker_url=tracker, passkey=passkey, workdir=workdir, listen=listen,
+        trusted_keys=trusted(trust_key), upload_rate=size_option(upload_rate),
+    ))
+    run(settings, name, version, source)
+
+
+@client_app.command("fetch")
+def client_fetch(
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION")],
+    tracker: TrackerOpt = None,
+    passkey: PasskeyOpt = None,
+    root: Annotated[Path | None, typer.Option(help="model store [default /var/lib/modeltorrent]")] = None,
+    listen: Annotated[str | None, typer.Option(help="libtorrent listen address")] = None,
+    trust_key: TrustOpt = None,
+    upload_rate: Annotated[str | None, typer.Option(help="upload cap per second, e.g. 200MiB")] = None,
+    download_rate: Annotated[str | None, typer.Option(help="download cap per second")] = None,
+    connections: Annotated[int | None, typer.Option(help="connection limit", min=1)] = None,
+    seed_for: Annotated[float, typer.Option(help="seconds to keep seeding after activation "
+                                            "(-1: until stopped)")] = 0.0,
+    json_out: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
+) -> None:
+    """Download, verify and atomically activate a model version on this host."""
+    from tools.fetch_cmd import fetch
+
+    name, version = split_ref(ref)
+    fetch(name, version, seed_for=seed_for, json_out=json_out, console=err, overrides=given(
+        tracker_url=tracker, passkey=passkey, root=root, listen=listen,
+        trusted_keys=trusted(trust_key), upload_rate=size_option(upload_rate),
+        download_rate=size_option(download_rate), connections=connections,
+    ))
+
+
+# -- demo ----------------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    hosts: Annotated[int, typer.Option(help="number of client hosts", min=1, max=64)] = 4,
+    size: Annotated[str, typer.Option(help="generated model size")] = "256MiB",
+    workdir: Annotated[Path | None, typer.Option(help="where everything lives (default: a temp dir)")] = None,
+    keep: Annotated[bool, typer.Option(help="keep the workdir afterwards")] = False,
+) -> None:
+    """Tracker + seedbox + N clients on this machine distribute a generated model, end to end."""
+    from tools.demo import run_demo
+
+    model_size = size_option(size)
+    assert model_size is not None
+    if model_size < 1:
+        raise typer.BadParameter("size must be at least 1 byte")
+    ok = run_demo(hosts=hosts, size=model_size, workdir=workdir, keep=keep, console=out)
+    raise typer.Exit(0 if ok else 1)
+
+
+def report_error(message: str, hint: str | None = None) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    if hint:
+        err.print(f"hint: {hint}", highlight=False, soft_wrap=True, style="dim")
+
+
+def main() -> None:
+    from pydantic import ValidationError
+
+    logging.basicConfig(level=os.environ.get("MODELTORRENT_LOG", "WARNING"),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        code = app(standalone_mode=False)
+    except click_exc.NoArgsIsHelpError as exc:
+        out.print(exc.ctx.get_help() if exc.ctx else "see --help")
+        sys.exit(0)
+    except click_exc.UsageError as exc:  # one line, exit 2
+        where = f"{exc.ctx.command_path}: " if exc.ctx else ""
+        report_error(f"{where}{exc.format_message()} (see --help)")
+        sys.exit(2)
+    except click_exc.Abort:
+        err.print("interrupted")
+        sys.exit(130)
+    except ModeltorrentError as exc:
+        report_error(exc.message, exc.hint)
+        sys.exit(1)
+    except ValidationError as exc:  # a setting missing or invalid, from options or environment
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        report_error(f"setting {field}: {first['msg']}",
+                     "pass it as an option (see --help) or set it in the environment")
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

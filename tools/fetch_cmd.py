@@ -1,0 +1,63 @@
+"""``modeltorrent client fetch``: the fetch engine with a progress bar and status reports."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import signal
+import threading
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+from client.fetch import Fetcher
+from client.fetch import Progress as FetchProgress
+from client.settings import ClientSettings
+from common.errors import ApiError
+from tracker.api_client import TrackerClient
+
+log = logging.getLogger("modeltorrent.client")
+
+
+def fetch(name: str, version: str, *, seed_for: float, json_out: bool, console: Console,
+          overrides: dict[str, Any]) -> None:
+    settings = ClientSettings(**overrides)
+    api = TrackerClient(settings.tracker_url, passkey=settings.passkey.get_secret_value())
+    with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
+                  TransferSpeedColumn(), "{task.fields[state]}", console=console,
+                  disable=json_out or not console.is_terminal) as bar:
+        task = bar.add_task(f"{name}@{version}", total=None, state="starting")
+
+        def on_progress(p: FetchProgress) -> None:
+            bar.update(task, total=p.total_size, completed=p.bytes_done, state=p.state)
+            try:
+                api.report(name=p.name, version=p.version, state=p.state,
+                           pieces_verified=p.pieces_verified, bytes_done=p.bytes_done,
+                           bytes_downloaded=p.bytes_downloaded, download_rate=p.download_rate,
+                           error=p.error)
+            except ApiError as exc:  # reporting is best effort
+                log.warning("status report failed: %s", exc)
+
+        fetcher = Fetcher(settings, api, on_progress)
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                signal.signal(sig, lambda *_: fetcher.stop.set())
+        try:
+            result = fetcher.fetch(name, version, seed_for=float("inf") if seed_for < 0 else seed_for)
+        except Exception as exc:
+            try:
+                api.report(name=name, version=version, state="failed", error=str(exc)[:4000])
+            except ApiError:
+                pass
+            raise
+        finally:
+            api.close()
+    if json_out:
+        print(json.dumps(dataclasses.asdict(result)))
+    elif result.already_active:
+        console.print(f"{name}@{version} is already active")
+    else:
+        console.print(f"activated {name}@{version} in {result.elapsed:.1f}s "
+                      f"({result.bytes_downloaded} bytes downloaded)")

@@ -1,0 +1,1 @@
+"""The private BitTorrent tracker and control plane (FastAPI + SQLModel)."""

@@ -1,0 +1,186 @@
+"""The JSON API: hosts, torrents (manifest + .torrent), status reports."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import secrets
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from sqlmodel import select
+
+from common import torrent as torrents
+from common.errors import ModeltorrentError
+from common.manifest import Manifest
+from tracker.deps import AdminDep, HostDep, OptionalHostDep, SessionDep, SettingsDep, is_admin
+from tracker.models import (
+    Host,
+    HostCreate,
+    HostCreated,
+    HostPublic,
+    HostStatus,
+    Release,
+    ReleaseCreate,
+    ReleasePublic,
+    StatusPublic,
+    StatusReport,
+    now,
+)
+
+router = APIRouter(prefix="/api")
+
+
+# -- hosts ------------------------------------------------------------------------------------
+
+
+@router.post("/hosts", response_model=HostCreated, dependencies=[AdminDep], tags=["hosts"],
+             summary="Register a host (idempotent: an existing host keeps its passkey)")
+def add_host(body: HostCreate, session: SessionDep, response: Response) -> HostCreated:
+    host = session.exec(select(Host).where(Host.name == body.name)).first()
+    created = host is None
+    if host is None:
+        host = Host(name=body.name, rack=body.rack, passkey=secrets.token_hex(16))
+    elif host.rack != body.rack or host.revoked:
+        host.rack, host.revoked = body.rack, False
+    session.add(host)
+    session.commit()
+    session.refresh(host)
+    response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
+    return HostCreated(name=host.name, rack=host.rack, revoked=host.revoked,
+                       passkey=host.passkey, created=created)
+
+
+@router.get("/hosts", response_model=list[HostPublic], dependencies=[AdminDep], tags=["hosts"])
+def list_hosts(session: SessionDep) -> list[Host]:
+    return list(session.exec(select(Host).order_by(Host.name)).all())
+
+
+@router.delete("/hosts/{name}", response_model=HostPublic, dependencies=[AdminDep], tags=["hosts"],
+               summary="Revoke a host: its next announce is refused")
+def revoke_host(name: str, session: SessionDep) -> Host:
+    host = session.exec(select(Host).where(Host.name == name)).first()
+    if host is None:
+        raise HTTPException(404, f"no host named {name!r}")
+    host.revoked = True
+    session.add(host)
+    session.commit()
+    session.refresh(host)
+    return host
+
+
+# -- torrents ---------------------------------------------------------------------------------
+
+
+def _release(session: SessionDep, name: str, version: str) -> Release:
+    release = session.exec(
+        select(Release).where(Release.name == name, Release.version == version)
+    ).first()
+    if release is None:
+        raise HTTPException(404, f"no model {name}@{version} is published")
+    return release
+
+
+def _public(release: Release) -> ReleasePublic:
+    return ReleasePublic.model_validate(release, from_attributes=True)
+
+
+@router.post("/torrents", response_model=ReleasePublic, dependencies=[AdminDep], tags=["torrents"],
+             summary="Register a manifest and its torrent (same name@version with other bytes: 409)")
+def add_torrent(body: ReleaseCreate, session: SessionDep, response: Response) -> ReleasePublic:
+    try:
+        manifest = Manifest.model_validate(body.manifest)
+        manifest.verify([manifest.publisher])  # self-consistent; hosts decide whom they trust
+        raw = base64.b64decode(body.torrent, validate=True)
+        hashes = torrents.check_matches(raw, manifest)
+    except binascii.Error as exc:
+        raise HTTPException(422, "torrent is not valid base64") from exc
+    except (ModeltorrentError, ValueError) as exc:
+        raise HTTPException(422, f"refused: {exc}") from exc
+    existing = session.exec(
+        select(Release).where(Release.name == manifest.name, Release.version == manifest.version)
+    ).first()
+    if existing is not None:
+        if existing.root != manifest.root:
+            raise HTTPException(
+                409, f"{manifest.ref} is already published with other contents; publish a new version"
+            )
+        response.status_code = status.HTTP_200_OK
+        return _public(existing)
+    release = Release(
+        name=manifest.name, version=manifest.version, root=manifest.root,
+        total_size=manifest.total_size, num_pieces=len(manifest.pieces),
+        info_hash_v1=hashes.v1, info_hash_v2=hashes.v2_truncated,
+        manifest=manifest.to_json().decode(), torrent=raw,
+    )
+    session.add(release)
+    session.commit()
+    session.refresh(release)
+    response.status_code = status.HTTP_201_CREATED
+    return _public(release)
+
+
+@router.get("/torrents", response_model=list[ReleasePublic], tags=["torrents"])
+def list_torrents(session: SessionDep, host: OptionalHostDep, request: Request) -> list[ReleasePublic]:
+    if host is None and not is_admin(request.app.state.settings, request.headers.get("authorization")):
+        raise HTTPException(401, "host passkey or admin token required")
+    return [_public(r) for r in session.exec(select(Release).order_by(Release.id)).all()]
+
+
+@router.get("/torrents/{name}/{version}/manifest", tags=["torrents"],
+            summary="The signed manifest (host passkey or admin token)")
+def get_manifest(name: str, version: str, session: SessionDep, host: OptionalHostDep,
+                 request: Request) -> Response:
+    if host is None and not is_admin(request.app.state.settings, request.headers.get("authorization")):
+        raise HTTPException(401, "host passkey or admin token required")
+    return Response(_release(session, name, version).manifest, media_type="application/json")
+
+
+@router.get("/torrents/{name}/{version}/torrent", tags=["torrents"],
+            summary="The .torrent, announcing with this host's passkey: any BitTorrent client can join")
+def get_torrent(name: str, version: str, host: HostDep, session: SessionDep,
+                settings: SettingsDep, request: Request) -> Response:
+    release = _release(session, name, version)
+    base = (settings.public_url or str(request.base_url)).rstrip("/")
+    body = torrents.with_announce(release.torrent, f"{base}/announce?passkey={host.passkey}")
+    return Response(
+        body, media_type="application/x-bittorrent",
+        headers={"Content-Disposition": f'attachment; filename="{name}-{version}.torrent"'},
+    )
+
+
+# -- status reports ---------------------------------------------------------------------------
+
+
+@router.post("/status", status_code=204, tags=["status"],
+             summary="A host agent's progress report for one model version")
+def post_status(body: StatusReport, host: HostDep, session: SessionDep) -> Response:
+    release = _release(session, body.name, body.version)
+    assert host.id is not None and release.id is not None
+    row = session.get(HostStatus, (host.id, release.id)) or HostStatus(
+        host_id=host.id, release_id=release.id, state=body.state
+    )
+    for field, value in body.model_dump(exclude={"name", "version"}).items():
+        setattr(row, field, value)
+    row.updated_at = now()
+    session.add(row)
+    session.commit()
+    return Response(status_code=204)
+
+
+@router.get("/status", response_model=list[StatusPublic], tags=["status"],
+            summary="Every host's last report (read-only, no token needed)")
+def list_status(session: SessionDep, name: str | None = None) -> list[StatusPublic]:
+    query = select(HostStatus, Host, Release).where(
+        HostStatus.host_id == Host.id, HostStatus.release_id == Release.id
+    )
+    if name:
+        query = query.where(Release.name == name)
+    out = []
+    for st, host, release in session.exec(query.order_by(Host.name)).all():
+        out.append(StatusPublic(
+            name=release.name, version=release.version, state=st.state,
+            pieces_verified=st.pieces_verified, bytes_done=st.bytes_done,
+            bytes_downloaded=st.bytes_downloaded, download_rate=st.download_rate, error=st.error,
+            host=host.name, rack=host.rack, total_size=release.total_size,
+            num_pieces=release.num_pieces, updated_at=st.updated_at,
+        ))
+    return out

@@ -1,0 +1,26 @@
+"""The tracker's one settings object, read from ``MODELTORRENT_TRACKER_*`` environment variables."""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class TrackerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MODELTORRENT_TRACKER_", extra="ignore")
+
+    database_url: str = "sqlite:///./modeltorrent-tracker.db"
+    admin_token: SecretStr = Field(
+        validation_alias=AliasChoices(
+            "admin_token", "MODELTORRENT_TRACKER_ADMIN_TOKEN", "MODELTORRENT_ADMIN_TOKEN"
+        )
+    )
+    # Base URL written into the torrents handed to hosts; by default the URL the host asked on.
+    public_url: str | None = None
+    interval: int = Field(default=60, ge=1, description="announce interval in seconds")
+    interval_jitter: float = Field(default=0.1, ge=0, le=0.5)
+    min_interval: int = Field(default=5, ge=1)
+    # A peer not heard from in peer_ttl_factor * interval seconds leaves the swarm.
+    peer_ttl_factor: float = Field(default=2.5, gt=1)
+    numwant_default: int = 50
+    numwant_max: int = 200

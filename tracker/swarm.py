@@ -1,0 +1,117 @@
+"""Announce and scrape against the peer store in the database."""
+
+from __future__ import annotations
+
+import random
+
+from sqlalchemy import delete, func, or_
+from sqlmodel import Session, col, select
+
+from tracker.models import Completion, Host, Peer, Release
+from tracker.peers import select_peers
+from tracker.protocol import (
+    AnnounceRequest,
+    PeerAddress,
+    ScrapeEntry,
+    TrackerError,
+    announce_response,
+)
+from tracker.settings import TrackerSettings
+
+
+def authenticate(session: Session, passkey: str) -> Host:
+    """Raises TrackerError for an unknown or revoked passkey."""
+    host = session.exec(select(Host).where(Host.passkey == passkey)).first()
+    if host is None:
+        raise TrackerError("unknown passkey: register this host with `modeltorrent hosts add`")
+    if host.revoked:
+        raise TrackerError("this host's passkey was revoked")
+    return host
+
+
+def find_release(session: Session, info_hash: bytes) -> Release | None:
+    h = info_hash.hex()
+    return session.exec(
+        select(Release).where(or_(Release.info_hash_v1 == h, Release.info_hash_v2 == h))
+    ).first()
+
+
+def announce(
+    session: Session,
+    settings: TrackerSettings,
+    req: AnnounceRequest,
+    ip: str,
+    now: float,
+    rng: random.Random,
+) -> tuple[bytes, Release]:
+    """Record the announce and answer it. Raises TrackerError if it is refused."""
+    host = authenticate(session, req.passkey)
+    release = find_release(session, req.info_hash)
+    if release is None:
+        raise TrackerError("unregistered torrent")
+    assert release.id is not None and host.id is not None
+    peer_id = req.peer_id.hex()
+    horizon = now - settings.interval * settings.peer_ttl_factor
+    session.exec(  # type: ignore[call-overload]
+        delete(Peer).where(col(Peer.release_id) == release.id, col(Peer.last_seen) < horizon)
+    )
+    existing = session.get(Peer, (release.id, peer_id))
+    if req.event == "stopped":
+        if existing is not None:
+            session.delete(existing)
+    else:
+        if req.event == "completed" and (existing is None or existing.left > 0):
+            done = session.get(Completion, release.id) or Completion(release_id=release.id)
+            done.count += 1
+            session.add(done)
+        peer = existing or Peer(release_id=release.id, peer_id=peer_id, host_id=host.id, ip=ip,
+                                port=req.port, left=req.left)
+        peer.host_id, peer.ip, peer.port, peer.left = host.id, ip, req.port, req.left
+        peer.uploaded, peer.downloaded, peer.last_seen = req.uploaded, req.downloaded, now
+        session.add(peer)
+    session.commit()
+
+    others = [
+        p for p in session.exec(select(Peer).where(Peer.release_id == release.id)).all()
+        if p.peer_id != peer_id
+    ]
+    complete = sum(1 for p in others if p.left == 0)
+    numwant = min(req.numwant if req.numwant is not None else settings.numwant_default,
+                  settings.numwant_max)
+    # A seed has no use for other seeds.
+    candidates = [p for p in others if p.left > 0] if req.left == 0 else others
+    chosen = select_peers(candidates, 0 if req.event == "stopped" else numwant, rng)
+    interval = int(settings.interval * (1 + rng.uniform(-1, 1) * settings.interval_jitter))
+    body = announce_response(
+        interval=max(interval, settings.min_interval),
+        min_interval=settings.min_interval,
+        complete=complete,
+        incomplete=len(others) - complete,
+        peers=[PeerAddress(p.ip, p.port, bytes.fromhex(p.peer_id)) for p in chosen],
+        compact_form=req.compact,
+    )
+    return body, release
+
+
+def scrape(
+    session: Session, settings: TrackerSettings, passkey: str, hashes: list[bytes], now: float
+) -> list[ScrapeEntry]:
+    """Swarm counts for registered torrents only; strangers are refused by authenticate."""
+    authenticate(session, passkey)
+    horizon = now - settings.interval * settings.peer_ttl_factor
+    wanted = hashes or [bytes.fromhex(r.info_hash_v1) for r in session.exec(select(Release)).all()]
+    entries = []
+    for info_hash in wanted[:100]:
+        release = find_release(session, info_hash)
+        if release is None:
+            continue
+        rows = session.exec(
+            select(Peer.left == 0, func.count())  # type: ignore[call-overload]
+            .where(Peer.release_id == release.id, col(Peer.last_seen) >= horizon)
+            .group_by(Peer.left == 0)
+        ).all()
+        counts = {bool(seed): n for seed, n in rows}
+        done = session.get(Completion, release.id)
+        entries.append(ScrapeEntry(info_hash, counts.get(True, 0), counts.get(False, 0),
+                                   done.count if done else 0))
+    return entries
