@@ -279,7 +279,7 @@ def main() -> None:
         where = f"{exc.ctx.command_path}: " if exc.ctx else ""
         report_error(f"{where}{exc.format_message()} (see --help)")
         sys.exit(2)
-    except click_exc.Abort:
+    except typer.Abort:
         err.print("interrupted")
         sys.exit(130)
     except ModeltorrentError as exc:

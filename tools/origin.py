@@ -1,0 +1,96 @@
+"""A tiny HTTP origin that stands in for external storage in the demo and tests.
+
+Serves a folder with Range support and counts every body byte it sends, so "bytes read from
+external storage" is measured at the source. ``GET /_stats`` returns the counters as JSON;
+``--fail-every N`` answers every Nth request with a 503 (transient-error tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+
+
+class OriginServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, address: tuple[str, int], root: Path, fail_every: int = 0) -> None:
+        super().__init__(address, _Handler)
+        self.root = root.resolve()
+        self.fail_every = fail_every
+        self.bytes_sent = 0
+        self.requests = 0
+        self.lock = threading.Lock()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: OriginServer
+
+    def log_message(self, *args: object) -> None:  # quiet
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        path = unquote(urlparse(self.path).path)
+        if path == "/_stats":
+            body = json.dumps({"bytes_sent": self.server.bytes_sent,
+                               "requests": self.server.requests}).encode()
+            return self._send(200, body, "application/json")
+        with self.server.lock:
+            self.server.requests += 1
+            n = self.server.requests
+        if self.server.fail_every and n % self.server.fail_every == 0:
+            return self._send(503, b"try again", "text/plain")
+        target = (self.server.root / path.lstrip("/")).resolve()
+        if self.server.root not in target.parents or not target.is_file():
+            return self._send(404, b"not found", "text/plain")
+        size = target.stat().st_size
+        start, end, status = 0, size - 1, 200
+        if header := self.headers.get("Range"):
+            m = _RANGE.match(header)
+            if not m or int(m.group(1)) >= size:
+                return self._send(416, b"bad range", "text/plain")
+            start = int(m.group(1))
+            end = min(int(m.group(2)) if m.group(2) else size - 1, size - 1)
+            status = 206
+        with open(target, "rb") as f:
+            body = os.pread(f.fileno(), end - start + 1, start)
+        extra = {"Content-Range": f"bytes {start}-{end}/{size}"} if status == 206 else {}
+        self._send(status, body, "application/octet-stream", extra)
+        with self.server.lock:
+            self.server.bytes_sent += len(body)
+
+    def _send(self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Accept-Ranges", "bytes")
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--port-file", type=Path, help="write the bound port here")
+    parser.add_argument("--fail-every", type=int, default=0)
+    args = parser.parse_args()
+    server = OriginServer((args.host, args.port), args.root, args.fail_every)
+    if args.port_file:
+        args.port_file.write_text(str(server.server_address[1]))
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

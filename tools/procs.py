@@ -1,0 +1,96 @@
+"""Start modeltorrent's services as real processes on this machine (demo, tests, benchmarks)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+CLI = [sys.executable, "-m", "tools.cli"]
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Poll ``url`` until it answers 200. Raises RuntimeError on timeout or if ``proc`` dies."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {timeout:.0f}s")
+
+
+@dataclass
+class Procs:
+    """Processes started for one run, each logging to its own file; stopped together."""
+
+    log_dir: Path
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
+        full_env = os.environ | {"PYTHONUNBUFFERED": "1"} | (env or {})
+        full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
+        proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, env=full_env,
+                                cwd=REPO, start_new_session=True)
+        self.procs[name] = proc
+        return proc
+
+    def log(self, name: str) -> str:
+        path = self.log_dir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self, name: str, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int | None:
+        proc = self.procs.get(name)
+        if proc is None or proc.poll() is not None:
+            return proc.returncode if proc else None
+        proc.send_signal(sig)
+        try:
+            return proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            return proc.wait()
+
+    def stop_all(self) -> None:
+        for name in list(self.procs):
+            self.stop(name)
+
+
+def start_tracker(procs: Procs, db_path: Path, admin_token: str, *, interval: int = 5,
+                  name: str = "tracker") -> str:
+    port = free_port()
+    proc = procs.start(name, [*CLI, "tracker", "serve", "--port", str(port), "--db",
+                              f"sqlite:///{db_path}", "--interval", str(interval)],
+                       env={"MODELTORRENT_ADMIN_TOKEN": admin_token})
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/healthz", proc=proc)
+    return url
+
+
+def start_origin(procs: Procs, root: Path, *, fail_every: int = 0) -> str:
+    port = free_port()
+    proc = procs.start("origin", [sys.executable, "-m", "tools.origin", "--root", str(root),
+                                  "--port", str(port), "--fail-every", str(fail_every)])
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/_stats", proc=proc)
+    return url
