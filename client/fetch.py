@@ -138,7 +138,12 @@ class _Run:
         self.expected = manifest.piece_digests()
         s = fetcher.settings
         self.ses = make_session(s.listen, Caps(s.upload_rate, s.download_rate, s.connections))
-        self.handle = self.ses.add_torrent(add_params(torrent, str(save_path), resume))
+        try:
+            self.handle = self.ses.add_torrent(add_params(torrent, str(save_path), resume))
+        except RuntimeError as exc:  # resume data of another torrent: recheck the disk instead
+            log.warning("ignoring resume data for %s: %s", manifest.ref, exc)
+            verified = set()
+            self.handle = self.ses.add_torrent(add_params(torrent, str(save_path)))
         self.verified = {i for i in verified if 0 <= i < layout.num_pieces}
         self.verified_at_start = len(self.verified)
         self.to_read: deque[int] = deque()
@@ -166,6 +171,7 @@ class _Run:
 
     def _handle_alerts(self) -> None:
         for alert in self.ses.pop_alerts():
+            log.debug("%s: %s", type(alert).__name__, alert.message())
             if isinstance(alert, lt.piece_finished_alert):
                 if alert.piece_index not in self.verified:
                     self.to_read.append(alert.piece_index)
@@ -173,6 +179,10 @@ class _Run:
                 self._verify(alert)
             elif isinstance(alert, lt.hash_failed_alert):
                 self.hash_failures += 1
+                log.warning("piece %d failed its torrent hash; libtorrent fetches it again",
+                            alert.piece_index)
+            elif isinstance(alert, (lt.peer_ban_alert, lt.peer_error_alert)):
+                log.warning("%s", alert.message())
             elif isinstance(alert, lt.save_resume_data_alert):
                 self._persist(alert.params)
             elif isinstance(alert, (lt.file_error_alert, lt.torrent_error_alert)):

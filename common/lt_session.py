@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import libtorrent as lt
@@ -32,6 +33,8 @@ def settings_pack(listen: str, caps: Caps, *, announce_interval_floor: int = 5) 
         | lt.alert_category.storage
         | lt.alert_category.piece_progress
     )
+    if os.environ.get("MODELTORRENT_LT_DEBUG"):  # peers and trackers too, for troubleshooting
+        mask |= lt.alert_category.peer | lt.alert_category.connect | lt.alert_category.tracker
     return {
         "listen_interfaces": listen,
         "user_agent": USER_AGENT,
@@ -50,6 +53,8 @@ def settings_pack(listen: str, caps: Caps, *, announce_interval_floor: int = 5) 
         # libtorrent's default floor (300 s) would override a shorter tracker interval.
         "min_announce_interval": announce_interval_floor,
         "unchoke_slots_limit": 32,
+        # Inside a datacenter a lost connection is worth retrying at once, not after 60 s.
+        "min_reconnect_time": 1,
     }
 
 

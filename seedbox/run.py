@@ -10,11 +10,11 @@ import threading
 from dataclasses import asdict
 
 from common import torrent as torrents
-from common.errors import ApiError
+from common.errors import SourceError
 from seedbox.seeder import IngressStats, Seeder
 from seedbox.settings import SeedboxSettings
 from seedbox.sources import open_source
-from tracker.api_client import TrackerClient
+from tracker.api_client import BackgroundReporter, TrackerClient
 
 log = logging.getLogger("modeltorrent.seedbox")
 
@@ -29,9 +29,10 @@ def run(settings: SeedboxSettings, name: str, version: str, source_uri: str | No
     torrents.check_matches(torrent, manifest)
     uri = source_uri or manifest.source
     if not uri:
-        raise ApiError(f"{manifest.ref} has no source", hint="pass --source URI")
+        raise SourceError(f"{manifest.ref} has no source", hint="pass --source URI")
     source = open_source(uri)
     seeder = Seeder(settings, manifest, layout, torrent, source)
+    reporter = BackgroundReporter(api, settings.status_interval)
     status_file = settings.workdir / "status" / f"{name}@{version}.json"
     status_file.parent.mkdir(parents=True, exist_ok=True)
 
@@ -41,13 +42,9 @@ def run(settings: SeedboxSettings, name: str, version: str, source_uri: str | No
         tmp = status_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(doc))
         os.replace(tmp, status_file)
-        done = sum(layout.pieces[i].length for i in range(stats.pieces_done)) if stats.pieces_done else 0
-        try:
-            api.report(name=name, version=version, state=stats.state, pieces_verified=stats.pieces_done,
-                       bytes_done=min(done, manifest.total_size), bytes_downloaded=source.bytes_read,
-                       error=stats.error)
-        except ApiError as exc:  # reporting is best effort; seeding goes on
-            log.warning("status report failed: %s", exc)
+        reporter.submit(name=name, version=version, state=stats.state,
+                        pieces_verified=stats.pieces_done, bytes_done=stats.bytes_done,
+                        bytes_downloaded=source.bytes_read, error=stats.error)
 
     def _stop(signum: int, _frame: object) -> None:
         log.info("signal %d: stopping", signum)
@@ -60,5 +57,6 @@ def run(settings: SeedboxSettings, name: str, version: str, source_uri: str | No
     try:
         seeder.run(on_tick)
     finally:
+        reporter.close()
         source.close()
         api.close()

@@ -36,7 +36,8 @@ class IngressStats:
     pieces_done: int = 0  # verified and in the swarm (including found on disk)
     pieces_found_on_disk: int = 0
     bad_pieces: int = 0
-    bytes_ingested: int = 0
+    bytes_ingested: int = 0  # read from the source, verified and handed to libtorrent
+    bytes_done: int = 0  # in pieces that are in the swarm
     state: str = "starting"
     error: str = ""
     peers: int = 0
@@ -96,6 +97,8 @@ class Seeder:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         ses = make_session(self.settings.listen, Caps(upload_rate=self.settings.upload_rate,
                                                       connections=self.settings.connections))
+        # A pure source: hosts connect to it, it never dials out (no simultaneous-open races).
+        ses.apply_settings({"num_want": 0})
         handle = ses.add_torrent(add_params(self.torrent, str(self.data_dir)))
         ti = handle.torrent_file()
         try:
@@ -106,10 +109,13 @@ class Seeder:
             have = handle.status().pieces
             missing = [i for i in range(self.layout.num_pieces) if not (have and have[i])]
             self.stats.pieces_found_on_disk = self.stats.pieces_done = self.layout.num_pieces - len(missing)
+            self.stats.bytes_done = self.manifest.total_size - sum(self.layout.pieces[i].length for i in missing)
             self.stats.state = "ingesting" if missing else "seeding"
             self._ingest(ses, handle, ti, missing, on_tick)
             self.stats.state = "seeding"
             while not self.stop.is_set():
+                for alert in ses.pop_alerts():
+                    log.debug("%s: %s", type(alert).__name__, alert.message())
                 self._tick(ses, handle, on_tick)
                 self.stop.wait(self.settings.status_interval)
         except Exception as exc:
@@ -123,52 +129,59 @@ class Seeder:
 
     def _ingest(self, ses: lt.session, handle: lt.torrent_handle, ti: lt.torrent_info,
                 missing: list[int], on_tick: Callable[[IngressStats], None] | None) -> None:
-        if not missing:
-            return
-        in_flight: set[int] = set()
+        order = list(missing)  # injected in this order, so peers can start on piece 0
+        queue = list(missing)  # fetched in this order, a few ahead of injection
+        futures: dict[int, Future[bytes]] = {}
+        in_flight: dict[int, tuple[float, bytes]] = {}  # injected, not yet hashed and written
         next_tick = 0.0
         with ThreadPoolExecutor(self.settings.fetch_concurrency, thread_name_prefix="fetch") as pool:
-            # Fetch ahead by the concurrency, inject in piece order so peers can start at once.
-            futures: dict[int, Future[bytes]] = {}
-            queue = list(missing)
-
-            def top_up() -> None:
+            while (order or in_flight) and not self.stop.is_set():
                 while queue and len(futures) < self.settings.fetch_concurrency * 2:
                     index = queue.pop(0)
                     futures[index] = pool.submit(self.fetch_verified, index)
-
-            top_up()
-            order = list(missing)
-            while order and not self.stop.is_set():
                 for alert in ses.pop_alerts():
-                    if isinstance(alert, lt.piece_finished_alert):
-                        in_flight.discard(alert.piece_index)
+                    log.debug("%s: %s", type(alert).__name__, alert.message())
+                    if isinstance(alert, lt.piece_finished_alert) and alert.piece_index in in_flight:
+                        del in_flight[alert.piece_index]
                         self.stats.pieces_done += 1
-                    elif isinstance(alert, lt.hash_failed_alert):
-                        log.error("libtorrent rejected injected piece %d", alert.piece_index)
-                        in_flight.discard(alert.piece_index)
-                        order.append(alert.piece_index)
-                        futures[alert.piece_index] = pool.submit(self.fetch_verified, alert.piece_index)
-                if len(in_flight) < self.settings.inject_window and order[0] in futures \
-                        and futures[order[0]].done():
+                        self.stats.bytes_done += self.layout.pieces[alert.piece_index].length
+                    elif isinstance(alert, lt.hash_failed_alert) and alert.piece_index in in_flight:
+                        # Cannot happen with bytes that matched the manifest, unless the torrent
+                        # and manifest disagree: stop rather than seed something unverifiable.
+                        raise SourceError(f"libtorrent rejected verified piece {alert.piece_index}",
+                                          hint="the torrent does not match its manifest")
+                now = time.monotonic()
+                for index, (since, data) in list(in_flight.items()):
+                    if now - since > self.settings.inject_timeout and handle.have_piece(index):
+                        log.warning("piece %d is in the swarm but its alert was missed", index)
+                        del in_flight[index]
+                        self.stats.pieces_done += 1
+                        self.stats.bytes_done += self.layout.pieces[index].length
+                    elif now - since > self.settings.inject_timeout:
+                        queue_state = [
+                            (q["piece_index"], [b["state"] for b in q["blocks"]][:4], len(q["blocks"]))
+                            for q in handle.get_download_queue() if q["piece_index"] == index
+                        ]
+                        log.warning("piece %d not written after %.0fs (%s); injecting again", index,
+                                    now - since, queue_state)
+                        handle.add_piece(index, data, lt.add_piece_flags_t.overwrite_existing)
+                        in_flight[index] = (now, data)
+                ready = order and len(in_flight) < self.settings.inject_window \
+                    and futures[order[0]].done()
+                if ready:
                     index = order.pop(0)
                     data = futures.pop(index).result()  # raises if the source failed
                     padding = ti.piece_size(index) - len(data)
-                    handle.add_piece(index, data + bytes(padding) if padding else data, 0)
-                    in_flight.add(index)
-                    self.stats.bytes_ingested += len(data)
-                    top_up()
+                    if padding:
+                        data += bytes(padding)
+                    handle.add_piece(index, data, 0)
+                    in_flight[index] = (time.monotonic(), data)
+                    self.stats.bytes_ingested += len(data) - padding
                 else:
                     ses.wait_for_alert(50)
                 if time.monotonic() >= next_tick:
                     self._tick(ses, handle, on_tick)
                     next_tick = time.monotonic() + self.settings.status_interval
-            while in_flight and not self.stop.is_set():
-                ses.wait_for_alert(100)
-                for alert in ses.pop_alerts():
-                    if isinstance(alert, lt.piece_finished_alert):
-                        in_flight.discard(alert.piece_index)
-                        self.stats.pieces_done += 1
 
     def _tick(self, ses: lt.session, handle: lt.torrent_handle,
               on_tick: Callable[[IngressStats], None] | None) -> None:

@@ -22,4 +22,5 @@ class SeedboxSettings(BaseSettings):
     fetch_retries: int = Field(default=3, ge=0)
     # Pieces handed to libtorrent but not yet hashed and written: add_piece has no backpressure.
     inject_window: int = Field(default=2, ge=1)
+    inject_timeout: float = Field(default=20.0, gt=0, description="re-inject a piece not written by then")
     status_interval: float = 1.0

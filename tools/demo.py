@@ -8,6 +8,7 @@ summary checks every host's active model piece by piece and the bytes the origin
 from __future__ import annotations
 
 import secrets
+import signal
 import shutil
 import tempfile
 import time
@@ -43,6 +44,8 @@ def run_demo(*, hosts: int, size: int, workdir: Path | None, keep: bool, console
         db.unlink()
     procs = Procs(wd / "logs")
     token = secrets.token_hex(16)
+    # SIGTERM (e.g. from `timeout`) must still stop every process the demo started.
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         console.print(f"[bold]modeltorrent demo[/]: {hosts} hosts, {format_size(size)} model, in {wd}")
         external = wd / "external" / NAME
@@ -77,8 +80,13 @@ def run_demo(*, hosts: int, size: int, workdir: Path | None, keep: bool, console
         return _summary(console, wd, admin, origin, list(host_keys), model_size, elapsed, ok)
     finally:
         procs.stop_all()
+        signal.signal(signal.SIGTERM, previous)
         if not keep and workdir is None:
             shutil.rmtree(wd, ignore_errors=True)
+
+
+def _raise_interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _watch(console: Console, procs: Procs, admin: TrackerClient, hosts: list[str],

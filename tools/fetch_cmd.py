@@ -15,8 +15,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from client.fetch import Fetcher
 from client.fetch import Progress as FetchProgress
 from client.settings import ClientSettings
-from common.errors import ApiError
-from tracker.api_client import TrackerClient
+from tracker.api_client import BackgroundReporter, TrackerClient
 
 log = logging.getLogger("modeltorrent.client")
 
@@ -25,6 +24,7 @@ def fetch(name: str, version: str, *, seed_for: float, json_out: bool, console: 
           overrides: dict[str, Any]) -> None:
     settings = ClientSettings(**overrides)
     api = TrackerClient(settings.tracker_url, passkey=settings.passkey.get_secret_value())
+    reporter = BackgroundReporter(api, settings.status_interval)
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                   TransferSpeedColumn(), "{task.fields[state]}", console=console,
                   disable=json_out or not console.is_terminal) as bar:
@@ -32,13 +32,10 @@ def fetch(name: str, version: str, *, seed_for: float, json_out: bool, console: 
 
         def on_progress(p: FetchProgress) -> None:
             bar.update(task, total=p.total_size, completed=p.bytes_done, state=p.state)
-            try:
-                api.report(name=p.name, version=p.version, state=p.state,
-                           pieces_verified=p.pieces_verified, bytes_done=p.bytes_done,
-                           bytes_downloaded=p.bytes_downloaded, download_rate=p.download_rate,
-                           error=p.error)
-            except ApiError as exc:  # reporting is best effort
-                log.warning("status report failed: %s", exc)
+            reporter.submit(name=p.name, version=p.version, state=p.state,
+                            pieces_verified=p.pieces_verified, bytes_done=p.bytes_done,
+                            bytes_downloaded=p.bytes_downloaded, download_rate=p.download_rate,
+                            error=p.error)
 
         fetcher = Fetcher(settings, api, on_progress)
         if threading.current_thread() is threading.main_thread():
@@ -47,12 +44,10 @@ def fetch(name: str, version: str, *, seed_for: float, json_out: bool, console: 
         try:
             result = fetcher.fetch(name, version, seed_for=float("inf") if seed_for < 0 else seed_for)
         except Exception as exc:
-            try:
-                api.report(name=name, version=version, state="failed", error=str(exc)[:4000])
-            except ApiError:
-                pass
+            reporter.submit(name=name, version=version, state="failed", error=str(exc)[:4000])
             raise
         finally:
+            reporter.close()
             api.close()
     if json_out:
         print(json.dumps(dataclasses.asdict(result)))

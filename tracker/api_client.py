@@ -6,12 +6,17 @@ Other components import this module only, never the tracker's server code.
 from __future__ import annotations
 
 import base64
+import logging
+import threading
+import time
 from typing import Any
 
 import httpx
 
 from common.errors import ApiError
 from common.manifest import Manifest
+
+log = logging.getLogger("modeltorrent.api")
 
 
 class TrackerClient:
@@ -82,3 +87,44 @@ class TrackerClient:
 
     def report(self, **fields: Any) -> None:
         self._request("POST", "/api/status", json=fields)
+
+
+class BackgroundReporter:
+    """Posts the latest status snapshot from a thread, so a slow tracker never stalls the
+    libtorrent alert loop. Only the newest snapshot is sent; older unsent ones are dropped."""
+
+    def __init__(self, client: TrackerClient, interval: float = 1.0) -> None:
+        self.client = client
+        self.interval = interval
+        self._latest: dict[str, Any] | None = None
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="status-reporter", daemon=True)
+        self._thread.start()
+
+    def submit(self, **fields: Any) -> None:
+        with self._cond:
+            self._latest = fields
+            self._cond.notify()
+
+    def close(self, flush: bool = True) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join(timeout=10 if flush else 0.1)
+
+    def _loop(self) -> None:
+        while True:
+            with self._cond:
+                while self._latest is None and not self._closed:
+                    self._cond.wait()
+                fields, self._latest = self._latest, None
+                closed = self._closed
+            if fields is not None:
+                try:
+                    self.client.report(**fields)
+                except ApiError as exc:
+                    log.warning("status report failed: %s", exc)
+            if closed:
+                return
+            time.sleep(self.interval)
