@@ -87,6 +87,13 @@ class Manifest(BaseModel):
         data = self.model_dump(exclude={"root", "signature"})
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
+    def content_digest(self) -> str:
+        """SHA-256 over what the bytes are (files, piece size, piece hashes), not when or by whom:
+        two publishes of the same bytes have the same content digest."""
+        data = {"files": [f.model_dump() for f in self.files], "piece_size": self.piece_size,
+                "pieces": self.pieces}
+        return hashlib.sha256(json.dumps(data, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
     def compute_root(self) -> str:
         return hashlib.sha256(self.body()).hexdigest()
 

@@ -35,3 +35,42 @@ def _no_user_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     # Never read or write the developer's own ~/.config during tests.
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     os.makedirs(tmp_path / "home", exist_ok=True)
+
+
+# -- real processes -----------------------------------------------------------------------------
+
+ADMIN = "test-admin-token"
+
+
+@pytest.fixture
+def procs(tmp_path: Path):  # type: ignore[no-untyped-def]
+    from tools.procs import Procs
+
+    running = Procs(tmp_path / "logs")
+    yield running
+    running.stop_all()
+
+
+@pytest.fixture
+def tracker_url(procs, tmp_path: Path) -> str:  # type: ignore[no-untyped-def]
+    from tools.procs import start_tracker
+
+    return start_tracker(procs, tmp_path / "tracker.db", ADMIN, interval=2)
+
+
+@pytest.fixture
+def admin(tracker_url: str):  # type: ignore[no-untyped-def]
+    from tracker.api_client import TrackerClient
+
+    with TrackerClient(tracker_url, admin_token=ADMIN) as client:
+        yield client
+
+
+def publish_model(tmp_path: Path, tracker_url: str, key: Path, files: dict[str, int], *,
+                  name: str = "m", version: str = "1", piece_size: int = 64 * 1024,
+                  source: str | None = None, seed: int = 1) -> dict:
+    from tools.publish import publish
+
+    model = write_model(tmp_path / f"external-{name}-{version}", files, seed=seed)
+    return publish(model, name=name, version=version, key_path=key, source=source,
+                   piece_size=piece_size, tracker=tracker_url, admin_token=ADMIN, out_dir=tmp_path / "out")

@@ -81,10 +81,12 @@ def announce(
     # A seed has no use for other seeds.
     candidates = [p for p in others if p.left > 0] if req.left == 0 else others
     chosen = select_peers(candidates, 0 if req.event == "stopped" else numwant, rng)
-    interval = int(settings.interval * (1 + rng.uniform(-1, 1) * settings.interval_jitter))
+    # Jitter spreads re-announces out, so a fleet started together does not stay in lockstep.
+    min_interval = min(settings.min_interval, settings.interval)
+    interval = round(settings.interval * (1 + rng.uniform(-1, 1) * settings.interval_jitter))
     body = announce_response(
-        interval=max(interval, settings.min_interval),
-        min_interval=settings.min_interval,
+        interval=max(interval, min_interval),
+        min_interval=min_interval,
         complete=complete,
         incomplete=len(others) - complete,
         peers=[PeerAddress(p.ip, p.port, bytes.fromhex(p.peer_id)) for p in chosen],

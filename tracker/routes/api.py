@@ -99,7 +99,8 @@ def add_torrent(body: ReleaseCreate, session: SessionDep, response: Response) ->
         select(Release).where(Release.name == manifest.name, Release.version == manifest.version)
     ).first()
     if existing is not None:
-        if existing.root != manifest.root:
+        known = Manifest.model_validate_json(existing.manifest)
+        if known.content_digest() != manifest.content_digest():
             raise HTTPException(
                 409, f"{manifest.ref} is already published with other contents; publish a new version"
             )

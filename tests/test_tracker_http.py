@@ -1,0 +1,196 @@
+"""Tracker contract over real HTTP: a real uvicorn process, raw percent-encoded bytes."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from urllib.parse import quote_from_bytes
+
+import bencode
+import httpx
+import libtorrent as lt
+import pytest
+
+from common import torrent as torrents
+from tests.conftest import ADMIN, publish_model
+
+PS = 64 * 1024
+FILES = {"a.safetensors": 3 * PS + 11, "b/config.json": 200}
+
+
+@pytest.fixture
+def world(tmp_path: Path, tracker_url: str, admin, publisher_key: Path) -> dict:  # type: ignore[no-untyped-def]
+    release = publish_model(tmp_path, tracker_url, publisher_key, FILES)
+    hosts = {n: admin.add_host(n, f"dc1|pod1|{r}")["passkey"] for n, r in
+             [("h1", "r1"), ("h2", "r1"), ("h3", "r2")]}
+    return {"url": tracker_url, "release": release, "hosts": hosts}
+
+
+_raw = bencode.Bencode(encoding=None)
+
+
+def bdecode(body: bytes) -> dict:
+    """Keys as text, byte strings as bytes; ``failure reason`` as text."""
+
+    def conv(value):  # type: ignore[no-untyped-def]
+        if isinstance(value, dict):
+            return {(k.decode() if isinstance(k, bytes) and len(k) != 20 else k): conv(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [conv(v) for v in value]
+        return value
+
+    out = conv(_raw.decode(body))
+    if "failure reason" in out:
+        out["failure reason"] = out["failure reason"].decode()
+    return out
+
+
+def announce(url: str, passkey: str | None, info_hash: bytes, peer_id: bytes, port: int, **extra: str) -> dict:
+    qs = f"info_hash={quote_from_bytes(info_hash)}&peer_id={quote_from_bytes(peer_id)}&port={port}" \
+         f"&uploaded=0&downloaded=0&left={extra.pop('left', '100')}&compact=1"
+    if passkey:
+        qs = f"passkey={passkey}&" + qs
+    for k, v in extra.items():
+        qs += f"&{k}={v}"
+    response = httpx.get(f"{url}/announce?{qs}")
+    assert response.status_code == 200
+    return bdecode(response.content)
+
+
+def pid(n: int) -> bytes:
+    return b"-MT0100-" + bytes([0xFF, 0x2B, n]) + b"\x00" * 9  # invalid UTF-8 and a '+'
+
+
+def test_should_hand_out_peers_of_one_swarm_for_both_hybrid_hashes(world: dict) -> None:
+    v1 = bytes.fromhex(world["release"]["info_hash_v1"])
+    v2 = bytes.fromhex(world["release"]["info_hash_v2"])
+    keys = world["hosts"]
+    first = announce(world["url"], keys["h1"], v1, pid(1), 7001, event="started")
+    assert first["peers"] == b"" and first["incomplete"] == 0  # never the asker itself
+    second = announce(world["url"], keys["h2"], v2, pid(2), 7002, event="started")
+    assert second["peers"] == bytes([127, 0, 0, 1]) + (7001).to_bytes(2, "big")
+    assert second["incomplete"] == 1
+    # h1 announcing again under the v2 hash is the same peer, not a second one
+    again = announce(world["url"], keys["h1"], v2, pid(1), 7001)
+    assert again["peers"] == bytes([127, 0, 0, 1]) + (7002).to_bytes(2, "big")
+    assert 0.5 * 2 <= again["interval"] <= 1.5 * 2
+
+
+def test_seeds_should_be_counted_and_stopped_peers_removed(world: dict) -> None:
+    v1 = bytes.fromhex(world["release"]["info_hash_v1"])
+    keys = world["hosts"]
+    announce(world["url"], keys["h1"], v1, pid(1), 7001, left="0", event="completed")
+    third = announce(world["url"], keys["h3"], v1, pid(3), 7003)
+    assert third["complete"] == 1 and third["incomplete"] == 0
+    announce(world["url"], keys["h1"], v1, pid(1), 7001, left="0", event="stopped")
+    assert announce(world["url"], keys["h3"], v1, pid(3), 7003)["peers"] == b""
+    scrape = httpx.get(f"{world['url']}/scrape?passkey={keys['h3']}&info_hash={quote_from_bytes(v1)}")
+    files = bdecode(scrape.content)["files"]
+    assert list(files.values()) == [{"complete": 0, "downloaded": 1, "incomplete": 1}]
+
+
+@pytest.mark.parametrize("case,expected", [
+    ("unknown passkey", b"unknown passkey"),
+    ("no passkey", b"missing passkey"),
+    ("unregistered torrent", b"unregistered torrent"),
+    ("19-byte hash", b"invalid info_hash"),
+])
+def test_should_refuse_with_a_bencoded_failure_reason(world: dict, case: str, expected: bytes) -> None:
+    v1 = bytes.fromhex(world["release"]["info_hash_v1"])
+    passkey = {"unknown passkey": "nope", "no passkey": None}.get(case, world["hosts"]["h1"])
+    info_hash = {"unregistered torrent": b"\xee" * 20, "19-byte hash": v1[:19]}.get(case, v1)
+    body = announce(world["url"], passkey, info_hash, pid(1), 7001)
+    assert list(body) == ["failure reason"]
+    assert expected in body["failure reason"].encode()
+
+
+@pytest.mark.parametrize("raw", [
+    "", "passkey=x", "info_hash=%", "info_hash=%ZZ&passkey=%80", "port=-5&passkey=a",
+    "passkey=a&info_hash=" + "%00" * 20 + "&peer_id=" + "%00" * 20 + "&port=99999999999999999999999",
+    "passkey=a&passkey=b", "%80%81=1",
+])
+def test_malformed_announces_never_get_a_500(world: dict, raw: str) -> None:
+    response = httpx.get(f"{world['url']}/announce?{raw}")
+    assert response.status_code == 200
+    assert b"failure reason" in response.content
+
+
+def test_scrape_should_reveal_nothing_to_strangers(world: dict) -> None:
+    v1 = bytes.fromhex(world["release"]["info_hash_v1"])
+    for qs in (f"info_hash={quote_from_bytes(v1)}", f"passkey=stranger&info_hash={quote_from_bytes(v1)}", ""):
+        body = bdecode(httpx.get(f"{world['url']}/scrape?{qs}").content)
+        assert list(body) == ["failure reason"]
+
+
+def test_revoked_host_is_refused_at_its_next_announce(world: dict) -> None:
+    v1 = bytes.fromhex(world["release"]["info_hash_v1"])
+    assert "peers" in announce(world["url"], world["hosts"]["h1"], v1, pid(1), 7001)
+    httpx.delete(f"{world['url']}/api/hosts/h1", headers={"Authorization": f"Bearer {ADMIN}"}).raise_for_status()
+    body = announce(world["url"], world["hosts"]["h1"], v1, pid(1), 7001)
+    assert body == {"failure reason": "this host's passkey was revoked"}
+
+
+def test_torrent_for_a_host_carries_its_passkey_and_the_same_info_hashes(world: dict) -> None:
+    key = world["hosts"]["h2"]
+    response = httpx.get(f"{world['url']}/api/torrents/m/1/torrent", headers={"X-Passkey": key})
+    assert response.status_code == 200
+    meta = lt.bdecode(response.content)
+    assert meta[b"announce"] == f"{world['url']}/announce?passkey={key}".encode()
+    hashes = torrents.info_hashes(response.content)
+    assert hashes.v1 == world["release"]["info_hash_v1"]
+    assert hashes.v2_truncated == world["release"]["info_hash_v2"]
+    assert httpx.get(f"{world['url']}/api/torrents/m/1/torrent").status_code == 401
+
+
+def test_admin_endpoints_require_the_admin_token(world: dict) -> None:
+    url = world["url"]
+    assert httpx.post(f"{url}/api/hosts", json={"name": "x"}).status_code == 401
+    assert httpx.post(f"{url}/api/hosts", json={"name": "x"},
+                      headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert httpx.get(f"{url}/api/hosts", headers={"X-Passkey": world["hosts"]["h1"]}).status_code == 401
+    assert httpx.get(f"{url}/api/torrents/m/1/manifest").status_code == 401
+
+
+def test_host_registration_is_idempotent(world: dict, admin) -> None:  # type: ignore[no-untyped-def]
+    again = admin.add_host("h1", "dc1|pod1|r1")
+    assert again["passkey"] == world["hosts"]["h1"] and again["created"] is False
+
+
+def test_republishing_a_version_with_other_bytes_is_refused(world: dict, tmp_path: Path,
+                                                            publisher_key: Path) -> None:
+    from common.errors import ApiError
+
+    same = publish_model(tmp_path / "again", world["url"], publisher_key, FILES)
+    assert same == world["release"]  # same bytes: idempotent, the first record stands
+    with pytest.raises(ApiError, match="409.*already published with other contents"):
+        publish_model(tmp_path / "other", world["url"], publisher_key, FILES, seed=2)
+
+
+def test_registering_a_torrent_that_disagrees_with_its_manifest_is_refused(world: dict, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    manifest = (out / "m-1.manifest.json").read_text()
+    other = publish_model(tmp_path / "o", world["url"], tmp_path / "keys" / "publisher.key",
+                          {"a.safetensors": 10}, name="other")
+    assert other["name"] == "other"
+    wrong_torrent = (tmp_path / "o" / "out" / "other-1.torrent").read_bytes()
+    response = httpx.post(f"{world['url']}/api/torrents", headers={"Authorization": f"Bearer {ADMIN}"},
+                          json={"manifest": __import__("json").loads(manifest),
+                                "torrent": base64.b64encode(wrong_torrent).decode()})
+    assert response.status_code == 422
+    assert "refused" in response.json()["detail"]
+
+
+def test_metrics_count_announces_by_result_and_swarm_sizes(world: dict) -> None:
+    v1 = bytes.fromhex(world["release"]["info_hash_v1"])
+    announce(world["url"], world["hosts"]["h1"], v1, pid(1), 7001)
+    announce(world["url"], "nope", v1, pid(1), 7001)
+    text = httpx.get(f"{world['url']}/metrics").text
+    assert 'modeltorrent_announces_total{result="ok"} 1.0' in text
+    assert 'modeltorrent_announces_total{result="refused"} 1.0' in text
+    assert 'modeltorrent_swarm_leechers{torrent="m@1"} 1.0' in text
+    assert "modeltorrent_request_seconds_bucket" in text
+
+
+def test_openapi_documents_the_admin_api(world: dict) -> None:
+    spec = httpx.get(f"{world['url']}/openapi.json").json()
+    assert {"/api/hosts", "/api/torrents", "/api/torrents/{name}/{version}/torrent", "/api/status"} <= set(spec["paths"])
