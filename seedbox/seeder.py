@@ -97,8 +97,6 @@ class Seeder:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         ses = make_session(self.settings.listen, Caps(upload_rate=self.settings.upload_rate,
                                                       connections=self.settings.connections))
-        # A pure source: hosts connect to it, it never dials out (no simultaneous-open races).
-        ses.apply_settings({"num_want": 0})
         handle = ses.add_torrent(add_params(self.torrent, str(self.data_dir)))
         ti = handle.torrent_file()
         try:

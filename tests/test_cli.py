@@ -1,0 +1,78 @@
+"""The CLI as users run it: help, one-line usage errors with exit code 2, clear failures."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tools.procs import REPO
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full = os.environ | {"PYTHONPATH": str(REPO), "COLUMNS": "200"} | (env or {})
+    for var in ("MODELTORRENT_TRACKER_URL", "MODELTORRENT_ADMIN_TOKEN", "MODELTORRENT_PASSKEY"):
+        if var not in (env or {}):
+            full.pop(var, None)
+    return subprocess.run([sys.executable, "-m", "tools.cli", *args], capture_output=True, text=True,
+                          env=full, cwd=REPO, timeout=60)
+
+
+@pytest.mark.parametrize("args", [
+    ["--help"], ["publish", "--help"], ["tracker", "serve", "--help"], ["client", "fetch", "--help"],
+    ["seedbox", "run", "--help"], ["hosts", "add", "--help"], ["demo", "--help"], ["keygen", "--help"],
+])
+def test_every_command_has_help(args: list[str]) -> None:
+    result = run(*args)
+    assert result.returncode == 0
+    assert "Usage" in result.stdout
+
+
+USAGE_ERRORS = [
+    (["client", "fetch", "no-version"], "is not NAME@VERSION"),
+    (["publish", "/does/not/exist", "--name", "a", "--version", "1"], "does not exist"),
+    (["publish", ".", "--name", "a", "--version", "1", "--piece-size", "huge"], "not a size"),
+    (["client", "fetch", "a@1", "--connections", "0"], "--connections"),
+    (["no-such-command"], "No such command"),
+    (["tracker", "serve", "--port", "70000"], "--port"),
+    (["client", "fetch", "a@1"], "tracker_url"),
+]
+
+
+@pytest.mark.parametrize("args,message", USAGE_ERRORS, ids=[" ".join(a) for a, _ in USAGE_ERRORS])
+def test_bad_arguments_get_one_line_and_exit_code_2(args: list[str], message: str) -> None:
+    result = run(*args)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert message in lines[0] and lines[0].startswith("error:")
+    assert len(lines) <= 2  # the message, and at most one line of hint
+    assert "Traceback" not in result.stderr
+
+
+def test_keygen_writes_a_private_key_only_its_owner_can_read(tmp_path: Path) -> None:
+    key = tmp_path / "k" / "publisher.key"
+    result = run("keygen", "--out", str(key))
+    assert result.returncode == 0
+    assert oct(key.stat().st_mode & 0o777) == "0o600"
+    public = (tmp_path / "k" / "publisher.key.pub").read_text().strip()
+    assert public in result.stdout and len(public) == 64
+    again = run("keygen", "--out", str(key))
+    assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_unreachable_tracker_is_a_clear_error(tmp_path: Path) -> None:
+    result = run("hosts", "add", "h1", "--tracker", "http://127.0.0.1:9", "--admin-token", "x")
+    assert result.returncode == 1
+    assert "cannot reach the tracker" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_publish_without_a_key_says_how_to_make_one(tmp_path: Path) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "w.bin").write_bytes(b"x")
+    result = run("publish", str(tmp_path / "m"), "--name", "m", "--version", "1", "--tracker",
+                 "http://127.0.0.1:9", "--admin-token", "x", "--key", str(tmp_path / "none.key"))
+    assert result.returncode == 1
+    assert "modeltorrent keygen" in result.stderr

@@ -1,0 +1,207 @@
+"""The whole path with real processes on loopback: tracker, HTTP origin, seedbox, libtorrent clients.
+
+Marked ``integration``; each test starts its own tracker (SQLite) and origin.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from client.store import ModelStore
+from common.manifest import Manifest
+from tests.conftest import ADMIN, publish_model
+from tools.procs import CLI, REPO, Procs, start_origin
+
+pytestmark = pytest.mark.integration
+
+KiB, MiB = 1024, 1 << 20
+FILES = {
+    "model-00001-of-00002.safetensors": 3 * MiB + 123,
+    "model-00002-of-00002.safetensors": 2 * MiB + 7,
+    "tokenizer/tokenizer.json": 40 * KiB,
+    "config.json": 321,
+}
+
+
+def public_key(tmp_path: Path) -> str:
+    return (tmp_path / "keys" / "publisher.key.pub").read_text().strip()
+
+
+def start_seedbox(procs: Procs, tmp_path: Path, tracker: str, passkey: str, ref: str = "m@1") -> None:
+    procs.start("seedbox", [*CLI, "seedbox", "run", ref, "--tracker", tracker, "--passkey", passkey,
+                            "--workdir", str(tmp_path / "seedbox"), "--listen", "127.0.0.1:0",
+                            "--trust-key", public_key(tmp_path)])
+
+
+def client_argv(tmp_path: Path, tracker: str, passkey: str, host: str, ref: str = "m@1", *extra: str) -> list[str]:
+    return [*CLI, "client", "fetch", ref, "--tracker", tracker, "--passkey", passkey,
+            "--root", str(tmp_path / "hosts" / host), "--listen", "127.0.0.1:0",
+            "--trust-key", public_key(tmp_path), "--json", *extra]
+
+
+def run_client(tmp_path: Path, tracker: str, passkey: str, host: str, ref: str = "m@1", *extra: str,
+               timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"PYTHONPATH": str(REPO)}
+    return subprocess.run(client_argv(tmp_path, tracker, passkey, host, ref, *extra), capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO, env=env)
+
+
+def wait_until(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def status_of(tracker: str, host: str) -> dict:
+    rows = [r for r in httpx.get(f"{tracker}/api/status").json() if r["host"] == host]
+    return rows[0] if rows else {}
+
+
+def test_three_hosts_should_receive_verify_and_activate_a_multi_file_model(
+        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
+    origin = start_origin(procs, tmp_path)
+    release = publish_model(tmp_path, tracker_url, publisher_key, FILES, piece_size=256 * KiB,
+                            source=f"{origin}/external-m-1")
+    total = sum(FILES.values())
+    start_seedbox(procs, tmp_path, tracker_url, admin.add_host("seedbox", "dc1|pod1|seed")["passkey"])
+    clients = {}
+    for i in range(3):
+        host = f"h{i}"
+        passkey = admin.add_host(host, f"dc1|pod1|r{i % 2}")["passkey"]
+        clients[host] = subprocess.Popen(
+            client_argv(tmp_path, tracker_url, passkey, host, "m@1", "--seed-for", "5"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
+            env=os.environ | {"PYTHONPATH": str(REPO)})
+    manifest = Manifest.from_json(httpx.get(f"{tracker_url}/api/torrents/m/1/manifest",
+                                            headers={"Authorization": f"Bearer {ADMIN}"}).content)
+    for host, proc in clients.items():
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err
+        result = json.loads(out.strip().splitlines()[-1])
+        assert result["activated"] and not result["already_active"]
+        store = ModelStore(tmp_path / "hosts" / host)
+        assert store.active_version("m") == "1"
+        assert os.readlink(store.current("m")) == "versions/1"
+        manifest.verify_data(store.current("m"))  # every piece, independently of the client
+        assert (store.current("m") / "tokenizer" / "tokenizer.json").stat().st_size == 40 * KiB
+        assert not (tmp_path / "hosts" / host / "m" / "staging" / "1").exists()
+    served = httpx.get(f"{origin}/_stats").json()["bytes_sent"]
+    assert served == total == release["total_size"]  # external storage read exactly once
+    seed_status = json.loads((tmp_path / "seedbox" / "status" / "m@1.json").read_text())
+    assert seed_status["bytes_read_from_source"] == total and seed_status["state"] == "seeding"
+    assert status_of(tracker_url, "h0")["state"] in ("activated", "seeding")
+
+
+def test_a_killed_client_should_resume_without_downloading_verified_pieces_again(
+        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
+    piece = 256 * KiB
+    files = {"weights.safetensors": 12 * MiB}
+    publish_model(tmp_path, tracker_url, publisher_key, files, piece_size=piece,
+                  source=str(tmp_path / "external-m-1"))
+    start_seedbox(procs, tmp_path, tracker_url, admin.add_host("seedbox")["passkey"])
+    passkey = admin.add_host("h1")["passkey"]
+    # A download cap slows the first run so it can be killed half way (the cap applies on
+    # loopback because every address is in libtorrent's global peer class).
+    first = procs.start("client-1", client_argv(tmp_path, tracker_url, passkey, "h1", "m@1",
+                                                "--download-rate", "1MiB"),
+                        env={"MODELTORRENT_CLIENT_RESUME_INTERVAL": "0.5"})
+    sidecar = tmp_path / "hosts" / "h1" / "m" / "state" / "1.verified.json"
+    wait_until(lambda: sidecar.exists() and len(json.loads(sidecar.read_text())) >= 12, 90,
+               "a dozen verified pieces saved")
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    saved = set(json.loads(sidecar.read_text()))
+    assert 12 <= len(saved) < 48
+    assert ModelStore(tmp_path / "hosts" / "h1").active_version("m") is None
+
+    second = run_client(tmp_path, tracker_url, passkey, "h1")
+    assert second.returncode == 0, second.stderr
+    result = json.loads(second.stdout.strip().splitlines()[-1])
+    missing = 48 - len(saved)
+    assert result["pieces_verified_at_start"] >= len(saved)
+    # Only pieces not saved as verified crossed the network again (a block of slack per piece).
+    assert 0 < result["bytes_downloaded"] <= missing * piece + 16 * KiB * missing
+    Manifest.from_json((tmp_path / "out" / "m-1.manifest.json").read_bytes()).verify_data(
+        ModelStore(tmp_path / "hosts" / "h1").current("m"))
+
+
+def test_bytes_flipped_at_the_source_never_reach_the_swarm_and_nothing_is_activated(
+        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
+    publish_model(tmp_path, tracker_url, publisher_key, FILES, piece_size=256 * KiB,
+                  source=str(tmp_path / "external-m-1"))
+    target = tmp_path / "external-m-1" / "model-00002-of-00002.safetensors"
+    data = bytearray(target.read_bytes())
+    data[5 * 256 * KiB + 3] ^= 0x01  # one bit of one piece, after publishing
+    target.write_bytes(bytes(data))
+    start_seedbox(procs, tmp_path, tracker_url, admin.add_host("seedbox")["passkey"])
+    passkey = admin.add_host("h1")["passkey"]
+    client = procs.start("client", client_argv(tmp_path, tracker_url, passkey, "h1"))
+    seedbox = procs.procs["seedbox"]
+    assert seedbox.wait(timeout=60) == 1
+    assert "does not match the manifest" in procs.log("seedbox")
+    time.sleep(3)
+    assert client.poll() is None  # still waiting for a piece nobody can give it
+    procs.stop("client")
+    store = ModelStore(tmp_path / "hosts" / "h1")
+    assert store.active_version("m") is None and not store.version_dir("m", "1").exists()
+    assert status_of(tracker_url, "seedbox")["state"] == "failed"
+
+
+def test_a_tampered_manifest_is_refused_and_the_active_version_stays(
+        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
+    publish_model(tmp_path, tracker_url, publisher_key, {"w.safetensors": 1 * MiB},
+                  piece_size=256 * KiB, source=str(tmp_path / "external-m-1"))
+    publish_model(tmp_path, tracker_url, publisher_key, {"w.safetensors": 1 * MiB}, version="2",
+                  piece_size=256 * KiB, source=str(tmp_path / "external-m-2"), seed=2)
+    start_seedbox(procs, tmp_path, tracker_url, admin.add_host("seedbox")["passkey"])
+    passkey = admin.add_host("h1")["passkey"]
+    assert run_client(tmp_path, tracker_url, passkey, "h1", "m@1").returncode == 0
+    store = ModelStore(tmp_path / "hosts" / "h1")
+    assert store.active_version("m") == "1"
+
+    db = sqlite3.connect(tmp_path / "tracker.db")
+    (raw,) = db.execute("select manifest from release where version='2'").fetchone()
+    doc = json.loads(raw)
+    doc["pieces"][0] = "00" * 32
+    db.execute("update release set manifest=? where version='2'", (json.dumps(doc),))
+    db.commit()
+    db.close()
+    refused = run_client(tmp_path, tracker_url, passkey, "h1", "m@2")
+    assert refused.returncode == 1
+    assert "was changed" in refused.stderr
+    assert store.active_version("m") == "1"
+    assert not store.staging("m", "2").exists()
+
+
+def test_a_publisher_key_the_host_does_not_trust_is_refused(
+        tmp_path: Path, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
+    from common import signing
+
+    publish_model(tmp_path, tracker_url, publisher_key, {"w.bin": 1000})
+    other = tmp_path / "stranger.key"
+    signing.generate_key(other)
+    passkey = admin.add_host("h1")["passkey"]
+    argv = [a if a != public_key(tmp_path) else str(other) + ".pub"
+            for a in client_argv(tmp_path, tracker_url, passkey, "h1")]
+    result = subprocess.run(argv, capture_output=True, text=True, cwd=REPO, timeout=60,
+                            env=os.environ | {"PYTHONPATH": str(REPO)})
+    assert result.returncode == 1
+    assert "unknown publisher" in result.stderr
+    assert ModelStore(tmp_path / "hosts" / "h1").active_version("m") is None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-v"]))

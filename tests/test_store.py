@@ -1,0 +1,65 @@
+"""Staged activation: the ``current`` symlink only ever points at a complete version."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from client.store import ModelStore
+from common.errors import LayoutError
+
+
+def make_version(store: ModelStore, version: str, content: str = "x") -> None:
+    path = store.version_dir("m", version)
+    path.mkdir(parents=True)
+    (path / "w.bin").write_text(content)
+
+
+def test_activation_swaps_current_atomically_to_a_relative_target(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path)
+    make_version(store, "1", "one")
+    make_version(store, "2", "two")
+    store.activate("m", "1")
+    assert (store.current("m") / "w.bin").read_text() == "one"
+    inode_before = os.lstat(store.current("m")).st_ino
+    store.activate("m", "2")
+    assert os.readlink(store.current("m")) == "versions/2"
+    assert (store.current("m") / "w.bin").read_text() == "two"
+    assert os.lstat(store.current("m")).st_ino != inode_before  # replaced, not edited
+    assert not list(store.model_dir("m").glob(".current.*"))
+
+
+def test_activating_a_missing_version_leaves_current_alone(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path)
+    make_version(store, "1")
+    store.activate("m", "1")
+    with pytest.raises(FileNotFoundError):
+        store.activate("m", "9")
+    assert store.active_version("m") == "1"
+
+
+def test_prune_keeps_the_newest_and_never_the_active(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path)
+    for v in ("1", "2", "3", "4"):
+        make_version(store, v)
+        os.utime(store.version_dir("m", v), (time.time() + int(v), time.time() + int(v)))
+    store.activate("m", "1")  # oldest, but active
+    removed = store.prune("m", keep=2)
+    assert sorted(removed) == ["2"]
+    assert sorted(p.name for p in (store.model_dir("m") / "versions").iterdir()) == ["1", "3", "4"]
+
+
+@pytest.mark.parametrize("name,version", [("../x", "1"), ("m", "../../etc"), ("m", "a/b")])
+def test_store_refuses_names_that_escape_its_root(tmp_path: Path, name: str, version: str) -> None:
+    with pytest.raises(LayoutError):
+        ModelStore(tmp_path).version_dir(name, version)
+
+
+def test_resume_state_round_trips(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path)
+    assert store.load_resume("m", "1") == (None, set())
+    store.save_resume("m", "1", b"resume-bytes", {3, 1, 2})
+    assert store.load_resume("m", "1") == (b"resume-bytes", {1, 2, 3})
