@@ -21,13 +21,13 @@ from pathlib import Path
 
 import libtorrent as lt
 
+from client.settings import ClientSettings
+from client.store import ModelStore
 from common import torrent as torrents
 from common.errors import DiskSpaceError, ModeltorrentError, PieceMismatch, SignatureError
 from common.layout import Layout
 from common.lt_session import Caps, add_params, make_session
 from common.manifest import Manifest
-from client.settings import ClientSettings
-from client.store import ModelStore
 from tracker.api_client import TrackerClient
 
 log = logging.getLogger("modeltorrent.client")

@@ -59,7 +59,7 @@ def settings_pack(listen: str, caps: Caps, *, announce_interval_floor: int = 5) 
 
 
 def make_session(listen: str, caps: Caps) -> lt.session:
-    ses = lt.session(settings_pack(listen, caps))
+    ses = lt.session(settings_pack(listen, caps))  # type: ignore[call-overload]
     everyone = lt.ip_filter()
     everyone.add_rule("0.0.0.0", "255.255.255.255", 1 << ses.global_peer_class_id)
     everyone.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 1 << ses.global_peer_class_id)
@@ -79,7 +79,7 @@ def add_params(torrent: bytes, save_path: str, resume: bytes | None = None) -> l
     rechecks whatever is on disk.
     """
     atp = lt.read_resume_data(resume) if resume else lt.add_torrent_params()
-    ti = lt.torrent_info(lt.bdecode(torrent))
+    ti = lt.torrent_info(torrent)
     files = ti.layout()
     prefix = ti.name() + "/"
     for i in range(files.num_files()):

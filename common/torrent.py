@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import libtorrent as lt
 
@@ -77,7 +77,7 @@ def build(layout: Layout, digests: list[PieceDigest], name: str, *, comment: str
 def parse(torrent: bytes) -> lt.torrent_info:
     """Raises TorrentMismatch if ``torrent`` is not a valid torrent file."""
     try:
-        return lt.torrent_info(lt.bdecode(torrent))
+        return lt.torrent_info(torrent)
     except (RuntimeError, TypeError, ValueError) as exc:
         raise TorrentMismatch(f"not a valid torrent file: {exc}") from exc
 
@@ -119,7 +119,7 @@ def check_matches(torrent: bytes, manifest: Manifest) -> InfoHashes:
 
 def with_announce(torrent: bytes, url: str) -> bytes:
     """The same torrent (same info hashes) announcing to ``url`` only."""
-    meta = lt.bdecode(torrent)
+    meta = cast(dict[bytes, Any], lt.bdecode(torrent))
     meta[b"announce"] = url.encode()
     meta.pop(b"announce-list", None)
     return bytes(lt.bencode(meta))

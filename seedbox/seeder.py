@@ -99,6 +99,7 @@ class Seeder:
                                                       connections=self.settings.connections))
         handle = ses.add_torrent(add_params(self.torrent, str(self.data_dir)))
         ti = handle.torrent_file()
+        assert ti is not None
         try:
             self.stats.state = "checking"
             while handle.status().state in (lt.torrent_status.checking_files,

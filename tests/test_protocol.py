@@ -75,7 +75,8 @@ def test_should_refuse_malformed_announces(raw: bytes, match: str) -> None:
 def test_announce_response_is_compact_ipv4_and_ipv6() -> None:
     peers = [PeerAddress("10.0.0.1", 6881, b"a" * 20), PeerAddress("::1", 51413, b"b" * 20),
              PeerAddress("::ffff:10.0.0.2", 1, b"c" * 20)]
-    body = bencode.Bencode(encoding=None).decode(announce_response(interval=60, min_interval=5, complete=1, incomplete=2,
+    raw = bencode.Bencode(encoding=None)
+    body = raw.decode(announce_response(interval=60, min_interval=5, complete=1, incomplete=2,
                                             peers=peers, compact_form=True))
     body = {k.decode(): v for k, v in body.items()}
     assert body["peers"] == bytes([10, 0, 0, 1, 0x1A, 0xE1, 10, 0, 0, 2, 0, 1])

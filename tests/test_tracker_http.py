@@ -47,7 +47,7 @@ def bdecode(body: bytes) -> dict:
 
 def announce(url: str, passkey: str | None, info_hash: bytes, peer_id: bytes, port: int, **extra: str) -> dict:
     qs = f"info_hash={quote_from_bytes(info_hash)}&peer_id={quote_from_bytes(peer_id)}&port={port}" \
-         f"&uploaded=0&downloaded=0&left={extra.pop('left', '100')}&compact=1"
+         f"&uploaded=0&downloaded=0&left={extra.pop('left', '100')}&compact={extra.pop('compact', '1')}"
     if passkey:
         qs = f"passkey={passkey}&" + qs
     for k, v in extra.items():
@@ -193,4 +193,16 @@ def test_metrics_count_announces_by_result_and_swarm_sizes(world: dict) -> None:
 
 def test_openapi_documents_the_admin_api(world: dict) -> None:
     spec = httpx.get(f"{world['url']}/openapi.json").json()
-    assert {"/api/hosts", "/api/torrents", "/api/torrents/{name}/{version}/torrent", "/api/status"} <= set(spec["paths"])
+    documented = {"/api/hosts", "/api/torrents", "/api/torrents/{name}/{version}/torrent", "/api/status"}
+    assert documented <= set(spec["paths"])
+
+
+def test_a_literal_plus_in_the_query_is_a_byte_not_a_space(world: dict) -> None:
+    v1 = bytes.fromhex(world["release"]["info_hash_v1"])
+    keys = world["hosts"]
+    raw_plus_id = "-MT0100-" + "+" * 12  # sent unencoded: '+' must stay 0x2B
+    qs = (f"passkey={keys['h1']}&info_hash={quote_from_bytes(v1)}&peer_id={raw_plus_id}"
+          "&port=7001&uploaded=0&downloaded=0&left=5")
+    assert "peers" in bdecode(httpx.get(f"{world['url']}/announce?{qs}").content)
+    listing = announce(world["url"], keys["h2"], v1, pid(2), 7002, compact="0")
+    assert listing["peers"] == [{"ip": b"127.0.0.1", "peer id": raw_plus_id.encode(), "port": 7001}]

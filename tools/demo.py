@@ -8,8 +8,8 @@ summary checks every host's active model piece by piece and the bytes the origin
 from __future__ import annotations
 
 import secrets
-import signal
 import shutil
+import signal
 import tempfile
 import time
 from pathlib import Path

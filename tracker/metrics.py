@@ -32,15 +32,15 @@ class SwarmCollector(Collector):
             for release in session.exec(select(Release)).all():
                 counts = dict(
                     session.exec(
-                        select(Peer.left == 0, func.count())  # type: ignore[call-overload]
-                        .where(Peer.release_id == release.id, col(Peer.last_seen) >= horizon)
-                        .group_by(Peer.left == 0)
+                        select(col(Peer.left) == 0, func.count())
+                        .where(col(Peer.release_id) == release.id, col(Peer.last_seen) >= horizon)
+                        .group_by(col(Peer.left) == 0)
                     ).all()
                 )
                 ref = f"{release.name}@{release.version}"
                 seeders.add_metric([ref], counts.get(True, 0))
                 leechers.add_metric([ref], counts.get(False, 0))
-            rows = session.exec(select(Host.revoked, func.count()).group_by(Host.revoked)).all()  # type: ignore[call-overload]
+            rows = session.exec(select(col(Host.revoked), func.count()).group_by(col(Host.revoked))).all()
             by_state = {bool(r): n for r, n in rows}
             hosts.add_metric(["active"], by_state.get(False, 0))
             hosts.add_metric(["revoked"], by_state.get(True, 0))

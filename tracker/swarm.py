@@ -32,7 +32,7 @@ def authenticate(session: Session, passkey: str) -> Host:
 def find_release(session: Session, info_hash: bytes) -> Release | None:
     h = info_hash.hex()
     return session.exec(
-        select(Release).where(or_(Release.info_hash_v1 == h, Release.info_hash_v2 == h))
+        select(Release).where(or_(col(Release.info_hash_v1) == h, col(Release.info_hash_v2) == h))
     ).first()
 
 
@@ -108,9 +108,9 @@ def scrape(
         if release is None:
             continue
         rows = session.exec(
-            select(Peer.left == 0, func.count())  # type: ignore[call-overload]
-            .where(Peer.release_id == release.id, col(Peer.last_seen) >= horizon)
-            .group_by(Peer.left == 0)
+            select(col(Peer.left) == 0, func.count())
+            .where(col(Peer.release_id) == release.id, col(Peer.last_seen) >= horizon)
+            .group_by(col(Peer.left) == 0)
         ).all()
         counts = {bool(seed): n for seed, n in rows}
         done = session.get(Completion, release.id)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
+
 from fastapi import APIRouter, HTTPException, Request, Response, status
-from sqlmodel import select
+from sqlmodel import col, select
 
 from common import torrent as torrents
 from common.errors import ModeltorrentError
@@ -123,7 +124,7 @@ def add_torrent(body: ReleaseCreate, session: SessionDep, response: Response) ->
 def list_torrents(session: SessionDep, host: OptionalHostDep, request: Request) -> list[ReleasePublic]:
     if host is None and not is_admin(request.app.state.settings, request.headers.get("authorization")):
         raise HTTPException(401, "host passkey or admin token required")
-    return [_public(r) for r in session.exec(select(Release).order_by(Release.id)).all()]
+    return [_public(r) for r in session.exec(select(Release).order_by(col(Release.id))).all()]
 
 
 @router.get("/torrents/{name}/{version}/manifest", tags=["torrents"],

@@ -1,0 +1,33 @@
+"""The README's main job, as a user runs it: ``modeltorrent demo`` end to end."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tools.procs import REPO
+
+pytestmark = pytest.mark.integration
+
+
+def test_demo_activates_every_host_and_reads_the_source_once(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "tools.cli", "demo", "--hosts", "3", "--size", "24MiB",
+         "--workdir", str(tmp_path / "demo")],
+        capture_output=True, text=True, timeout=300, cwd=REPO,
+        env=os.environ | {"PYTHONPATH": str(REPO), "COLUMNS": "120"},
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "OK: every host verified and activated" in out
+    assert len(re.findall(r"host-\d .*yes, every piece", out)) == 3
+    m = re.search(r"bytes read from the source: (\d+) for a model of (\d+) bytes \(1\.00x\)", out)
+    assert m and m.group(1) == m.group(2)
+    # every process the demo started is gone
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert str(tmp_path / "demo") not in ps
