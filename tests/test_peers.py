@@ -1,0 +1,101 @@
+"""Rack-aware peer selection, table-driven with a seeded RNG."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from tracker.peers import Asker, Candidate, Location, Policy, seedbox_offered, select_peers
+
+R1 = Location("dc1", "pod1", "r1")
+R2 = Location("dc1", "pod1", "r2")
+P2 = Location("dc1", "pod2", "r9")
+DC2 = Location("dc2", "pod1", "r1")
+
+
+def cand(key: str, loc: Location, pieces: bool = False, *, seed: bool = False, seedbox: bool = False,
+         t: float = 0.0) -> Candidate[str]:
+    return Candidate(key, loc, pieces or seed, seed, seedbox, t)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("dc1|pod1|r1", R1), ("r7", Location("", "", "r7")), ("pod|r", Location("", "pod", "r")), ("", Location()),
+    (" dc1 | pod1 | r1 ", R1),
+])
+def test_location_parse(text: str, expected: Location) -> None:
+    assert Location.parse(text) == expected
+
+
+@pytest.mark.parametrize("a,b,d", [(R1, R1, 0), (R1, R2, 1), (R1, P2, 2), (R1, DC2, 3)])
+def test_location_distance(a: Location, b: Location, d: int) -> None:
+    assert a.distance(b) == d == b.distance(a)
+
+
+SWARM = [
+    cand("seedbox", Location("dc1", "pod0", "seed"), seed=True, seedbox=True),
+    cand("r1-early-a", R1, True, t=1), cand("r1-early-b", R1, True, t=2), cand("r1-late", R1, t=5),
+    cand("r1-empty", R1, t=6), cand("r2-a", R2, True, t=1), cand("r2-b", R2, t=3), cand("p2-a", P2, True, t=2),
+    cand("dc2-a", DC2, True, t=1),
+]
+
+CASES = [
+    # (id, asker, numwant, must include, may fill the rest from)
+    ("late r1 host: own rack with pieces first, one remote, no seedbox",
+     Asker(R1, first_seen=9), 4, {"r1-early-a", "r1-early-b", "r2-a"}, {"r1-late", "r1-empty"}),
+    ("second r1 host gets the seedbox", Asker(R1, first_seen=1.5), 3, {"seedbox", "r2-a"},
+     {"r1-early-a", "r1-early-b"}),
+    ("first host of a new rack gets the seedbox and same-pod peers with pieces",
+     Asker(Location("dc1", "pod1", "r3"), first_seen=9), 3, {"seedbox"}, {"r1-early-a", "r1-early-b", "r2-a"}),
+    ("everyone, when numwant allows", Asker(Location("dc1", "pod1", "r3"), first_seen=0), 30,
+     {c.key for c in SWARM}, set()),
+    ("numwant 0", Asker(R1, first_seen=9), 0, set(), set()),
+]
+
+
+@pytest.mark.parametrize("asker,numwant,must,may", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_select_peers(asker: Asker, numwant: int, must: set[str], may: set[str]) -> None:
+    got = select_peers(asker, SWARM, numwant, random.Random(7))
+    assert len(got) == len(set(got)) == min(numwant, len(SWARM))
+    assert must <= set(got) <= must | may
+    # apart from the seedbox, the list runs from near to far, and within a distance pieces first
+    rank = [(by_key[k].location.distance(asker.location), not by_key[k].has_pieces) for k in got if k != "seedbox"]
+    assert rank == sorted(rank)
+
+
+by_key = {c.key: c for c in SWARM}
+
+
+def test_the_seedbox_is_told_about_the_first_downloaders_of_each_rack() -> None:
+    got = select_peers(Asker(Location("dc1", "pod0", "seed"), 0, seed=True, seedbox=True),
+                       SWARM, 50, random.Random(1), Policy(seedbox_per_rack=2))
+    assert set(got) == {"r1-early-a", "r1-early-b", "r2-a", "r2-b", "p2-a", "dc2-a"}
+
+
+def test_a_seed_is_not_told_about_other_seeds_or_offered_the_seedbox() -> None:
+    swarm = [*SWARM, cand("r1-seed", R1, seed=True, t=0.5)]
+    got = select_peers(Asker(R1, first_seen=0.1, seed=True), swarm, 50, random.Random(3))
+    assert "seedbox" not in got and "r1-seed" not in got
+
+
+def test_seedbox_is_offered_to_the_first_k_of_each_rack_only() -> None:
+    offered = [seedbox_offered(Asker(R1, first_seen=t), SWARM, Policy(seedbox_per_rack=2)) for t in (0, 1.5, 3)]
+    assert offered == [True, True, False]
+
+
+@pytest.mark.parametrize("share,numwant,remote", [(0.0, 5, 0), (0.2, 5, 1), (0.5, 4, 2), (1.0, 4, 4)])
+def test_remote_share_bounds_the_peers_from_other_racks(share: float, numwant: int, remote: int) -> None:
+    swarm = [cand(f"l{i}", R1, True, t=i) for i in range(10)] + [cand(f"r{i}", R2, True, t=i) for i in range(10)]
+    got = select_peers(Asker(R1, first_seen=99), swarm, numwant, random.Random(5), Policy(remote_share=share))
+    assert len(got) == numwant
+    assert sum(k.startswith("r") for k in got) == remote
+
+
+def test_sampling_is_spread_over_equal_peers() -> None:
+    swarm = [cand(f"l{i}", R1, True, t=i) for i in range(20)]
+    counts: dict[str, int] = {}
+    rng = random.Random(11)
+    for _ in range(400):
+        for k in select_peers(Asker(R1, first_seen=99), swarm, 5, rng):
+            counts[k] = counts.get(k, 0) + 1
+    assert len(counts) == 20 and max(counts.values()) < 3 * min(counts.values())
