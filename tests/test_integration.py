@@ -76,7 +76,7 @@ def test_three_hosts_should_receive_verify_and_activate_a_multi_file_model(
     release = publish_model(tmp_path, tracker_url, publisher_key, FILES, piece_size=256 * KiB,
                             source=f"{origin}/external-m-1")
     total = sum(FILES.values())
-    start_seedbox(procs, tmp_path, tracker_url, admin.add_host("seedbox", "dc1|pod1|seed")["passkey"])
+    start_seedbox(procs, tmp_path, tracker_url, admin.add_host("seedbox", "dc1|pod1|seed", "seedbox")["passkey"])
     clients = {}
     for i in range(3):
         host = f"h{i}"
@@ -111,7 +111,7 @@ def test_a_killed_client_should_resume_without_downloading_verified_pieces_again
     files = {"weights.safetensors": 12 * MiB}
     publish_model(tmp_path, tracker_url, publisher_key, files, piece_size=piece,
                   source=str(tmp_path / "external-m-1"))
-    start_seedbox(procs, tmp_path, tracker_url, admin.add_host("seedbox")["passkey"])
+    start_seedbox(procs, tmp_path, tracker_url, admin.add_host("seedbox", role="seedbox")["passkey"])
     passkey = admin.add_host("h1")["passkey"]
     # A download cap slows the first run so it can be killed half way (the cap applies on
     # loopback because every address is in libtorrent's global peer class).
@@ -146,7 +146,7 @@ def test_bytes_flipped_at_the_source_never_reach_the_swarm_and_nothing_is_activa
     data = bytearray(target.read_bytes())
     data[5 * 256 * KiB + 3] ^= 0x01  # one bit of one piece, after publishing
     target.write_bytes(bytes(data))
-    start_seedbox(procs, tmp_path, tracker_url, admin.add_host("seedbox")["passkey"])
+    start_seedbox(procs, tmp_path, tracker_url, admin.add_host("seedbox", role="seedbox")["passkey"])
     passkey = admin.add_host("h1")["passkey"]
     client = procs.start("client", client_argv(tmp_path, tracker_url, passkey, "h1"))
     seedbox = procs.procs["seedbox"]
@@ -166,7 +166,7 @@ def test_a_tampered_manifest_is_refused_and_the_active_version_stays(
                   piece_size=256 * KiB, source=str(tmp_path / "external-m-1"))
     publish_model(tmp_path, tracker_url, publisher_key, {"w.safetensors": 1 * MiB}, version="2",
                   piece_size=256 * KiB, source=str(tmp_path / "external-m-2"), seed=2)
-    start_seedbox(procs, tmp_path, tracker_url, admin.add_host("seedbox")["passkey"])
+    start_seedbox(procs, tmp_path, tracker_url, admin.add_host("seedbox", role="seedbox")["passkey"])
     passkey = admin.add_host("h1")["passkey"]
     assert run_client(tmp_path, tracker_url, passkey, "h1", "m@1").returncode == 0
     store = ModelStore(tmp_path / "hosts" / "h1")

@@ -33,7 +33,7 @@ def sha256(path: Path) -> str:
 def swarm(tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> dict:  # type: ignore[no-untyped-def]
     publish_model(tmp_path, tracker_url, publisher_key, FILES, piece_size=256 * KiB,
                   source=str(tmp_path / "external-m-1"))
-    start_seedbox(procs, tmp_path, tracker_url, admin.add_host("seedbox")["passkey"])
+    start_seedbox(procs, tmp_path, tracker_url, admin.add_host("seedbox", role="seedbox")["passkey"])
     # A stock client re-announces only every 300 s (libtorrent's floor), so it joins a swarm
     # whose seedbox is already there, as a latecomer would.
     status = tmp_path / "seedbox" / "status" / "m@1.json"

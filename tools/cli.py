@@ -151,7 +151,9 @@ def tracker_serve(
 @hosts_app.command("add")
 def hosts_add(
     name: Annotated[str, typer.Argument(help="host name")],
-    rack: Annotated[str, typer.Option(help="location, e.g. dc1|pod2|rack7")] = "",
+    location: Annotated[str, typer.Option("--location", "--rack", help="where it sits: dc|pod|rack, "
+                                          "e.g. 'dc1|pod2|rack7'")] = "",
+    seedbox: Annotated[bool, typer.Option("--seedbox", help="this host is a seedbox")] = False,
     tracker: TrackerOpt = None,
     admin_token: AdminOpt = None,
 ) -> None:
@@ -160,7 +162,7 @@ def hosts_add(
 
     with TrackerClient(need(tracker, "--tracker", "or MODELTORRENT_TRACKER_URL"),
                        admin_token=need(admin_token, "--admin-token", "or MODELTORRENT_ADMIN_TOKEN")) as api:
-        host = api.add_host(name, rack)
+        host = api.add_host(name, location, "seedbox" if seedbox else "client")
     out.print(host["passkey"])
 
 
@@ -174,9 +176,9 @@ def hosts_list(tracker: TrackerOpt = None, admin_token: AdminOpt = None) -> None
     with TrackerClient(need(tracker, "--tracker", "or MODELTORRENT_TRACKER_URL"),
                        admin_token=need(admin_token, "--admin-token", "or MODELTORRENT_ADMIN_TOKEN")) as api:
         hosts = api.list_hosts()
-    table = Table("name", "rack", "revoked")
+    table = Table("name", "location", "role", "revoked")
     for h in hosts:
-        table.add_row(h["name"], h["rack"], "yes" if h["revoked"] else "")
+        table.add_row(h["name"], h["location"], h["role"], "yes" if h["revoked"] else "")
     out.print(table)
 
 

@@ -57,7 +57,7 @@ def run_demo(*, hosts: int, size: int, workdir: Path | None, keep: bool, console
         tracker = start_tracker(procs, wd / "tracker.db", token, interval=5)
         console.print(f"tracker {tracker}  origin {origin}  (logs in {procs.log_dir})")
         admin = TrackerClient(tracker, admin_token=token)
-        seed_key = admin.add_host("seedbox", "dc1|pod1|rack-seed")["passkey"]
+        seed_key = admin.add_host("seedbox", "dc1|pod1|rack-seed", "seedbox")["passkey"]
         host_keys = {f"host-{i + 1}": admin.add_host(f"host-{i + 1}", f"dc1|pod1|rack-{'ab'[i % 2]}")["passkey"]
                      for i in range(hosts)}
         piece_size = auto_piece_size(model_size)
@@ -110,7 +110,7 @@ def _watch(console: Console, procs: Procs, admin: TrackerClient, hosts: list[str
 
 
 def _table(rows: dict[str, dict], hosts: list[str], elapsed: float) -> Group:
-    table = Table("host", "rack", "state", "progress", "", "rate", title=f"{NAME}@{VERSION}  {elapsed:.1f}s")
+    table = Table("host", "location", "state", "progress", "", "rate", title=f"{NAME}@{VERSION}  {elapsed:.1f}s")
     for name in ["seedbox", *hosts]:
         r = rows.get(name, {})
         total = r.get("total_size") or 1
@@ -118,7 +118,7 @@ def _table(rows: dict[str, dict], hosts: list[str], elapsed: float) -> Group:
         state = r.get("state", "waiting")
         rate = f"{format_size(r.get('download_rate', 0))}/s" if name != "seedbox" else \
             f"src {format_size(r.get('bytes_downloaded', 0))}"
-        table.add_row(name, r.get("rack", ""), state, ProgressBar(total=total, completed=done, width=30),
+        table.add_row(name, r.get("location", ""), state, ProgressBar(total=total, completed=done, width=30),
                       f"{100 * done / total:5.1f}%", rate)
     return Group(table)
 

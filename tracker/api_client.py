@@ -59,8 +59,9 @@ class TrackerClient:
 
     # -- admin --------------------------------------------------------------------------------
 
-    def add_host(self, name: str, rack: str = "") -> dict[str, Any]:
-        return self._request("POST", "/api/hosts", json={"name": name, "rack": rack}).json()  # type: ignore[no-any-return]
+    def add_host(self, name: str, location: str = "", role: str = "client") -> dict[str, Any]:
+        body = {"name": name, "location": location, "role": role}
+        return self._request("POST", "/api/hosts", json=body).json()  # type: ignore[no-any-return]
 
     def list_hosts(self) -> list[dict[str, Any]]:
         return self._request("GET", "/api/hosts").json()  # type: ignore[no-any-return]

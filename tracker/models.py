@@ -19,7 +19,8 @@ def now() -> float:
 class Host(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(index=True, unique=True)
-    rack: str = ""
+    location: str = ""  # dc|pod|rack
+    role: str = "client"  # client | seedbox
     passkey: str = Field(index=True, unique=True)
     revoked: bool = False
     created_at: float = Field(default_factory=now)
@@ -47,6 +48,7 @@ class Peer(SQLModel, table=True):
     release_id: int = Field(foreign_key="release.id", primary_key=True)
     peer_id: str = Field(primary_key=True)  # 40 hex
     host_id: int = Field(foreign_key="host.id", index=True)
+    first_seen: float = Field(default_factory=now)
     ip: str
     port: int
     left: int
@@ -81,12 +83,14 @@ class Completion(SQLModel, table=True):
 
 class HostCreate(SQLModel):
     name: str = Field(min_length=1, max_length=128, regex=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    rack: str = Field(default="", max_length=256)
+    location: str = Field(default="", max_length=256, description="dc|pod|rack")
+    role: str = Field(default="client", regex=r"^(client|seedbox)$")
 
 
 class HostPublic(SQLModel):
     name: str
-    rack: str
+    location: str
+    role: str
     revoked: bool
 
 
@@ -124,7 +128,7 @@ class StatusReport(SQLModel):
 
 class StatusPublic(StatusReport):
     host: str
-    rack: str
+    location: str
     total_size: int
     num_pieces: int
     updated_at: float

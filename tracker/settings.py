@@ -22,5 +22,8 @@ class TrackerSettings(BaseSettings):
     min_interval: int = Field(default=5, ge=1)
     # A peer not heard from in peer_ttl_factor * interval seconds leaves the swarm.
     peer_ttl_factor: float = Field(default=2.5, gt=1)
+    # Rack-aware peer lists (see tracker/peers.py).
+    remote_share: float = Field(default=0.2, ge=0, le=1, description="share of peers from other racks")
+    seedbox_per_rack: int = Field(default=2, ge=1, description="first downloaders per rack given the seedbox")
     numwant_default: int = 50
     numwant_max: int = 200

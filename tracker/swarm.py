@@ -8,7 +8,7 @@ from sqlalchemy import delete, func, or_
 from sqlmodel import Session, col, select
 
 from tracker.models import Completion, Host, Peer, Release
-from tracker.peers import select_peers
+from tracker.peers import Asker, Candidate, Location, Policy, select_peers
 from tracker.protocol import (
     AnnounceRequest,
     PeerAddress,
@@ -70,17 +70,24 @@ def announce(
         peer.uploaded, peer.downloaded, peer.last_seen = req.uploaded, req.downloaded, now
         session.add(peer)
     session.commit()
+    first_seen = existing.first_seen if existing is not None else now
 
-    others = [
-        p for p in session.exec(select(Peer).where(Peer.release_id == release.id)).all()
-        if p.peer_id != peer_id
-    ]
-    complete = sum(1 for p in others if p.left == 0)
+    rows = session.exec(
+        select(Peer, Host).where(col(Peer.release_id) == release.id, col(Peer.host_id) == col(Host.id))
+    ).all()
+    others = [(p, h) for p, h in rows if p.peer_id != peer_id]
+    complete = sum(1 for p, _ in others if p.left == 0)
     numwant = min(req.numwant if req.numwant is not None else settings.numwant_default,
                   settings.numwant_max)
-    # A seed has no use for other seeds.
-    candidates = [p for p in others if p.left > 0] if req.left == 0 else others
-    chosen = select_peers(candidates, 0 if req.event == "stopped" else numwant, rng)
+    candidates = [
+        Candidate(p, Location.parse(h.location), has_pieces=p.left < release.total_size,
+                  seed=p.left == 0, seedbox=h.role == "seedbox", first_seen=p.first_seen)
+        for p, h in others
+    ]
+    asker = Asker(Location.parse(host.location), first_seen, seed=req.left == 0,
+                  seedbox=host.role == "seedbox")
+    policy = Policy(remote_share=settings.remote_share, seedbox_per_rack=settings.seedbox_per_rack)
+    chosen = select_peers(asker, candidates, 0 if req.event == "stopped" else numwant, rng, policy)
     # Jitter spreads re-announces out, so a fleet started together does not stay in lockstep.
     min_interval = min(settings.min_interval, settings.interval)
     interval = round(settings.interval * (1 + rng.uniform(-1, 1) * settings.interval_jitter))

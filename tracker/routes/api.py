@@ -39,14 +39,14 @@ def add_host(body: HostCreate, session: SessionDep, response: Response) -> HostC
     host = session.exec(select(Host).where(Host.name == body.name)).first()
     created = host is None
     if host is None:
-        host = Host(name=body.name, rack=body.rack, passkey=secrets.token_hex(16))
-    elif host.rack != body.rack or host.revoked:
-        host.rack, host.revoked = body.rack, False
+        host = Host(name=body.name, location=body.location, role=body.role, passkey=secrets.token_hex(16))
+    else:
+        host.location, host.role, host.revoked = body.location, body.role, False
     session.add(host)
     session.commit()
     session.refresh(host)
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
-    return HostCreated(name=host.name, rack=host.rack, revoked=host.revoked,
+    return HostCreated(name=host.name, location=host.location, role=host.role, revoked=host.revoked,
                        passkey=host.passkey, created=created)
 
 
@@ -182,7 +182,7 @@ def list_status(session: SessionDep, name: str | None = None) -> list[StatusPubl
             name=release.name, version=release.version, state=st.state,
             pieces_verified=st.pieces_verified, bytes_done=st.bytes_done,
             bytes_downloaded=st.bytes_downloaded, download_rate=st.download_rate, error=st.error,
-            host=host.name, rack=host.rack, total_size=release.total_size,
+            host=host.name, location=host.location, total_size=release.total_size,
             num_pieces=release.num_pieces, updated_at=st.updated_at,
         ))
     return out
