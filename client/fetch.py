@@ -71,9 +71,10 @@ class Fetcher:
         self.on_progress = on_progress
         self.stop = threading.Event()
 
-    def fetch(self, name: str, version: str, *, seed_for: float = 0.0) -> FetchResult:
+    def fetch(self, name: str, version: str, *, seed_for: float = 0.0,
+              keep_seeding: Callable[[], bool] | None = None) -> FetchResult:
         """Download, verify and activate ``name@version``; then seed for ``seed_for`` seconds
-        (``float('inf')``: until stopped).
+        (``float('inf')``: until stopped), or while ``keep_seeding()`` is true if it is given.
 
         Raises SignatureError, TorrentMismatch, PieceMismatch, DiskSpaceError, ApiError, or
         ModeltorrentError for a storage or stop condition. The active model is never touched
@@ -103,7 +104,7 @@ class Fetcher:
             removed = self.store.prune(name, self.settings.keep_versions)
             if removed:
                 log.info("pruned old versions: %s", ", ".join(removed))
-            run.seed(seed_for)
+            run.seed(seed_for, keep_seeding)
         finally:
             run.close()
         return FetchResult(
@@ -286,11 +287,12 @@ class _Run:
         self._periodic(force=True)
         log.info("activated %s", self.manifest.ref)
 
-    def seed(self, seconds: float) -> None:
+    def seed(self, seconds: float, keep_seeding: Callable[[], bool] | None = None) -> None:
         deadline = time.monotonic() + seconds
-        if seconds > 0:
+        more = keep_seeding or (lambda: time.monotonic() < deadline)
+        if more():
             self.progress.state = "seeding"
-        while time.monotonic() < deadline and not self.f.stop.is_set():
+        while more() and not self.f.stop.is_set():
             self.ses.wait_for_alert(500)
             for alert in self.ses.pop_alerts():
                 if isinstance(alert, lt.save_resume_data_alert):

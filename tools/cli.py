@@ -240,6 +240,89 @@ def client_fetch(
     ))
 
 
+@client_app.command("run")
+def client_run(
+    tracker: TrackerOpt = None,
+    passkey: PasskeyOpt = None,
+    root: Annotated[Path | None, typer.Option(help="model store [default /var/lib/modeltorrent]")] = None,
+    listen: Annotated[str | None, typer.Option(help="libtorrent listen address")] = None,
+    trust_key: TrustOpt = None,
+    upload_rate: Annotated[str | None, typer.Option(help="upload cap per second, e.g. 200MiB")] = None,
+    download_rate: Annotated[str | None, typer.Option(help="download cap per second")] = None,
+    connections: Annotated[int | None, typer.Option(help="connection limit", min=1)] = None,
+    location: Annotated[str | None, typer.Option(help="this host's dc|pod|rack (else as registered)")] = None,
+    poll_interval: Annotated[float, typer.Option(help="seconds between polls of the tracker", min=0.2)] = 5.0,
+) -> None:
+    """The host agent: fetch and activate whatever the tracker's deployments want on this host."""
+    from tools.agent_cmd import run_agent
+
+    run_agent(given(
+        tracker_url=tracker, passkey=passkey, root=root, listen=listen, trusted_keys=trusted(trust_key),
+        upload_rate=size_option(upload_rate), download_rate=size_option(download_rate), connections=connections,
+    ), poll_interval=poll_interval, location=location)
+
+
+# -- deployments ---------------------------------------------------------------------------------
+
+
+def split_list(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+@app.command()
+def deploy(
+    ref: Annotated[str, typer.Argument(help="NAME@VERSION")],
+    hosts: Annotated[str | None, typer.Option(help="comma-separated host names")] = None,
+    racks: Annotated[str | None, typer.Option(help="comma-separated racks (or full dc|pod|rack)")] = None,
+    all_hosts: Annotated[bool, typer.Option("--all", help="every registered client host")] = False,
+    key: Annotated[str | None, typer.Option(help="idempotency key: the same key returns the same job")] = None,
+    wait: Annotated[bool, typer.Option(help="watch until the job ends; exit 1 unless all activated")] = False,
+    timeout: Annotated[float | None, typer.Option(help="with --wait: give up after this many seconds")] = None,
+    tracker: TrackerOpt = None,
+    admin_token: AdminOpt = None,
+) -> None:
+    """Deploy a model version to hosts, racks or all hosts."""
+    from tools.deploy_cmd import outcome, watch_job
+    from tracker.api_client import TrackerClient
+
+    name, version = split_ref(ref)
+    if sum([bool(hosts), bool(racks), all_hosts]) != 1:
+        raise typer.BadParameter("give exactly one of --hosts, --racks or --all")
+    with TrackerClient(need(tracker, "--tracker", "or MODELTORRENT_TRACKER_URL"),
+                       admin_token=need(admin_token, "--admin-token", "or MODELTORRENT_ADMIN_TOKEN")) as api:
+        job = api.deploy(name, version, hosts=split_list(hosts), racks=split_list(racks), all_hosts=all_hosts,
+                         key=key)
+        out.print(f"job {job['id']}: {name}@{version} to {len(job['hosts'])} hosts ({job['state']})")
+        if wait:
+            job = watch_job(api, job["id"], out, timeout=timeout)
+            ok, message = outcome(job)
+            out.print(message)
+            raise typer.Exit(0 if ok else 1)
+
+
+@app.command()
+def status(
+    job: Annotated[int | None, typer.Argument(help="a deployment id; without it, the list of jobs")] = None,
+    watch: Annotated[bool, typer.Option(help="keep updating until the job ends (Ctrl-C to leave)")] = False,
+    cancel: Annotated[bool, typer.Option(help="cancel the job (needs the admin token)")] = False,
+    tracker: TrackerOpt = None,
+    admin_token: AdminOpt = None,
+) -> None:
+    """Show deployments, one job's per-host progress, or cancel a job."""
+    from tools.deploy_cmd import job_view, jobs_table, watch_job
+    from tracker.api_client import TrackerClient
+
+    with TrackerClient(need(tracker, "--tracker", "or MODELTORRENT_TRACKER_URL"), admin_token=admin_token) as api:
+        if job is None:
+            out.print(jobs_table(api.deployments()))
+        elif cancel:
+            out.print(job_view(api.cancel(job)))
+        elif watch:
+            watch_job(api, job, out, timeout=None)
+        else:
+            out.print(job_view(api.deployment(job)))
+
+
 # -- demo ----------------------------------------------------------------------------------------
 
 

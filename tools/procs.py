@@ -77,11 +77,11 @@ class Procs:
 
 
 def start_tracker(procs: Procs, db_path: Path, admin_token: str, *, interval: int = 5,
-                  name: str = "tracker") -> str:
+                  name: str = "tracker", env: dict[str, str] | None = None) -> str:
     port = free_port()
     proc = procs.start(name, [*CLI, "tracker", "serve", "--port", str(port), "--db",
                               f"sqlite:///{db_path}", "--interval", str(interval)],
-                       env={"MODELTORRENT_ADMIN_TOKEN": admin_token})
+                       env={"MODELTORRENT_ADMIN_TOKEN": admin_token} | (env or {}))
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/healthz", proc=proc)
     return url

@@ -89,6 +89,28 @@ class TrackerClient:
     def report(self, **fields: Any) -> None:
         self._request("POST", "/api/status", json=fields)
 
+    def desired(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/api/agent/desired").json()  # type: ignore[no-any-return]
+
+    def hello(self, location: str | None = None) -> None:
+        self._request("POST", "/api/agent/hello", json={"location": location})
+
+    # -- deployments ----------------------------------------------------------------------------
+
+    def deploy(self, name: str, version: str, *, hosts: list[str] | None = None,
+               racks: list[str] | None = None, all_hosts: bool = False, key: str | None = None) -> dict[str, Any]:
+        body = {"name": name, "version": version, "hosts": hosts, "racks": racks, "all": all_hosts, "key": key}
+        return self._request("POST", "/api/deployments", json=body).json()  # type: ignore[no-any-return]
+
+    def deployments(self) -> list[dict[str, Any]]:
+        return self._request("GET", "/api/deployments").json()  # type: ignore[no-any-return]
+
+    def deployment(self, job_id: int) -> dict[str, Any]:
+        return self._request("GET", f"/api/deployments/{job_id}").json()  # type: ignore[no-any-return]
+
+    def cancel(self, job_id: int) -> dict[str, Any]:
+        return self._request("POST", f"/api/deployments/{job_id}/cancel").json()  # type: ignore[no-any-return]
+
 
 class BackgroundReporter:
     """Posts the latest status snapshot from a thread, so a slow tracker never stalls the

@@ -2,17 +2,51 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlmodel import Session
 
+from tracker import deployments
 from tracker.db import make_engine
 from tracker.metrics import TrackerMetrics
 from tracker.routes import announce, api
+from tracker.routes import deployments as deployments_routes
 from tracker.settings import TrackerSettings
+
+log = logging.getLogger("modeltorrent.tracker")
+
+
+def _reconcile_loop(app: FastAPI, stop: threading.Event) -> None:
+    """Marks silent hosts stalled and moves jobs on. Every worker runs one; the updates are
+    idempotent, so several at once only repeat each other."""
+    settings: TrackerSettings = app.state.settings
+    while not stop.wait(settings.reconcile_interval):
+        try:
+            with Session(app.state.engine) as session:
+                deployments.reconcile(session, time.time(), settings.stall_timeout)
+        except Exception:  # keep reconciling; the next pass may well succeed
+            log.exception("reconcile failed")
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    stop = threading.Event()
+    thread = threading.Thread(target=_reconcile_loop, args=(app, stop), name="reconcile", daemon=True)
+    thread.start()
+    yield
+    stop.set()
+    thread.join(timeout=5)
 
 
 def create_app(settings: TrackerSettings) -> FastAPI:
     app = FastAPI(
+        lifespan=_lifespan,
         title="modeltorrent tracker",
         summary="Private BitTorrent tracker and control plane for model distribution",
         version="0.1.0",
@@ -22,6 +56,7 @@ def create_app(settings: TrackerSettings) -> FastAPI:
     app.state.metrics = TrackerMetrics(app.state.engine, settings)
     app.include_router(announce.router)
     app.include_router(api.router)
+    app.include_router(deployments_routes.router)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics(request: Request) -> Response:

@@ -78,6 +78,32 @@ class Completion(SQLModel, table=True):
     count: int = 0
 
 
+class Deployment(SQLModel, table=True):
+    """A model version to a set of hosts (resolved when the job is created)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str | None = Field(default=None, index=True, unique=True)  # client-supplied idempotency key
+    release_id: int = Field(foreign_key="release.id", index=True)
+    targets: str  # what was asked for, as JSON: {"hosts": [...]}, {"racks": [...]} or {"all": true}
+    state: str = "pending"
+    cancelled: bool = False
+    created_at: float = Field(default_factory=now)
+    updated_at: float = Field(default_factory=now)
+    finished_at: float | None = None
+
+
+class DeploymentHost(SQLModel, table=True):
+    deployment_id: int = Field(foreign_key="deployment.id", primary_key=True)
+    host_id: int = Field(foreign_key="host.id", primary_key=True, index=True)
+    state: str = "pending"
+    since: float = Field(default_factory=now)
+    last_report: float | None = None
+    pieces_verified: int = 0
+    bytes_done: int = 0
+    download_rate: float = 0.0
+    error: str = ""
+
+
 # -- API shapes -----------------------------------------------------------------------------
 
 
@@ -132,3 +158,50 @@ class StatusPublic(StatusReport):
     total_size: int
     num_pieces: int
     updated_at: float
+
+
+class DeploymentCreate(SQLModel):
+    name: str
+    version: str
+    hosts: list[str] | None = None
+    racks: list[str] | None = None
+    all: bool = False
+    key: str | None = Field(default=None, max_length=200, description="idempotency key: same key, same job")
+
+
+class DeploymentHostPublic(SQLModel):
+    host: str
+    location: str
+    state: str
+    pieces_verified: int
+    bytes_done: int
+    download_rate: float
+    error: str
+    last_report: float | None
+
+
+class DeploymentPublic(SQLModel):
+    id: int
+    key: str | None
+    name: str
+    version: str
+    state: str
+    targets: dict[str, Any]
+    total_size: int
+    num_pieces: int
+    hosts_by_state: dict[str, int]
+    created_at: float
+    updated_at: float
+    finished_at: float | None
+    hosts: list[DeploymentHostPublic] | None = None
+
+
+class DesiredModel(SQLModel):
+    deployment_id: int
+    name: str
+    version: str
+    state: str
+
+
+class AgentHello(SQLModel):
+    location: str | None = Field(default=None, max_length=256)

@@ -25,5 +25,8 @@ class TrackerSettings(BaseSettings):
     # Rack-aware peer lists (see tracker/peers.py).
     remote_share: float = Field(default=0.2, ge=0, le=1, description="share of peers from other racks")
     seedbox_per_rack: int = Field(default=2, ge=1, description="first downloaders per rack given the seedbox")
+    # Deployment jobs: a host silent this long is stalled; the reconcile loop runs this often.
+    stall_timeout: float = Field(default=120.0, gt=0)
+    reconcile_interval: float = Field(default=5.0, gt=0)
     numwant_default: int = 50
     numwant_max: int = 200

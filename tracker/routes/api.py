@@ -12,6 +12,7 @@ from sqlmodel import col, select
 from common import torrent as torrents
 from common.errors import ModeltorrentError
 from common.manifest import Manifest
+from tracker import deployments
 from tracker.deps import AdminDep, HostDep, OptionalHostDep, SessionDep, SettingsDep, is_admin
 from tracker.models import (
     Host,
@@ -165,6 +166,8 @@ def post_status(body: StatusReport, host: HostDep, session: SessionDep) -> Respo
     row.updated_at = now()
     session.add(row)
     session.commit()
+    deployments.record_report(session, host, release, body.state,
+                              body.model_dump(exclude={"name", "version", "state"}), row.updated_at)
     return Response(status_code=204)
 
 

@@ -1,0 +1,122 @@
+"""Deployment jobs over the real HTTP API: creation, idempotency, targets, reports, stall, cancel."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from common.errors import ApiError
+from tests.conftest import ADMIN, publish_model
+from tools.procs import Procs, start_tracker
+from tracker.api_client import TrackerClient
+
+
+@pytest.fixture
+def fleet(tmp_path: Path, procs: Procs, publisher_key: Path):  # type: ignore[no-untyped-def]
+    url = start_tracker(procs, tmp_path / "t.db", ADMIN, interval=2,
+                        env={"MODELTORRENT_TRACKER_STALL_TIMEOUT":
+                             "2", "MODELTORRENT_TRACKER_RECONCILE_INTERVAL": "0.5"})
+    publish_model(tmp_path, url, publisher_key, {"w.bin": 1000})
+    admin = TrackerClient(url, admin_token=ADMIN)
+    keys = {h: admin.add_host(h, loc)["passkey"] for h, loc in
+            [("a1", "dc1|pod1|ra"), ("a2", "dc1|pod1|ra"), ("b1", "dc1|pod1|rb")]}
+    admin.add_host("seedbox", "dc1|pod1|rs", "seedbox")
+    clients = {h: TrackerClient(url, passkey=k) for h, k in keys.items()}
+    yield {"url": url, "admin": admin, "keys": keys, "clients": clients}
+    for client in [admin, *clients.values()]:
+        client.close()
+
+
+def host(fleet: dict, name: str) -> TrackerClient:
+    return fleet["clients"][name]
+
+
+def report(fleet: dict, name: str, state: str, done: int = 0) -> None:
+    host(fleet, name).report(name="m", version="1", state=state, bytes_done=done)
+
+
+def test_targets_resolve_to_hosts_racks_or_everyone_but_the_seedbox(fleet: dict) -> None:
+    admin = fleet["admin"]
+    assert [h["host"] for h in admin.deploy("m", "1", racks=["ra"])["hosts"]] == ["a1", "a2"]
+    assert [h["host"] for h in admin.deploy("m", "1", racks=["dc1|pod1|rb"])["hosts"]] == ["b1"]
+    assert sorted(h["host"] for h in admin.deploy("m", "1", all_hosts=True)["hosts"]) == ["a1", "a2", "b1"]
+    assert [h["host"] for h in admin.deploy("m", "1", hosts=["b1", "a1"])["hosts"]] == ["a1", "b1"]
+
+
+@pytest.mark.parametrize("kwargs,status,message", [
+    ({"hosts": ["nope"]}, 422, "unknown or revoked hosts: nope"),
+    ({"racks": ["rz"]}, 422, "no registered hosts in racks rz"),
+    ({}, 422, "exactly one of"),
+    ({"hosts": ["a1"], "all_hosts": True}, 422, "exactly one of"),
+])
+def test_bad_targets_are_refused_clearly(fleet: dict, kwargs: dict, status: int, message: str) -> None:
+    with pytest.raises(ApiError, match=message) as info:
+        fleet["admin"].deploy("m", "1", **kwargs)
+    assert info.value.status == status
+
+
+def test_unknown_model_is_404_and_admin_token_is_required(fleet: dict) -> None:
+    with pytest.raises(ApiError, match="no model m@9") as info:
+        fleet["admin"].deploy("m", "9", all_hosts=True)
+    assert info.value.status == 404
+    r = httpx.post(f"{fleet['url']}/api/deployments", json={"name": "m", "version": "1", "all": True})
+    assert r.status_code == 401
+
+
+def test_the_same_key_returns_the_same_job(fleet: dict) -> None:
+    first = fleet["admin"].deploy("m", "1", all_hosts=True, key="rollout-42")
+    again = fleet["admin"].deploy("m", "1", hosts=["a1"], key="rollout-42")
+    assert again["id"] == first["id"] and len(again["hosts"]) == 3
+    assert fleet["admin"].deploy("m", "1", all_hosts=True, key="other")["id"] != first["id"]
+
+
+def test_reports_move_the_job_and_a_silent_host_is_stalled_and_named(fleet: dict) -> None:
+    admin = fleet["admin"]
+    job = admin.deploy("m", "1", all_hosts=True)
+    assert job["state"] == "pending"
+    assert [d["name"] for d in host(fleet, "a1").desired()] == ["m"]
+    report(fleet, "a1", "downloading", 500)
+    assert admin.deployment(job["id"])["state"] == "distributing"
+    report(fleet, "a1", "activated", 1000)
+    report(fleet, "a2", "verified", 1000)
+    deadline = time.monotonic() + 20
+    while admin.deployment(job["id"])["state"] != "verifying" and time.monotonic() < deadline:
+        report(fleet, "a2", "verified", 1000)  # a2 keeps reporting; b1 never does and stalls
+        time.sleep(0.3)
+    shown = admin.deployment(job["id"])
+    assert shown["state"] == "verifying"
+    assert {h["host"]: h["state"] for h in shown["hosts"]} == {"a1": "activated", "a2": "verifying", "b1": "stalled"}
+    report(fleet, "a2", "activated", 1000)
+    done = admin.deployment(job["id"])
+    assert done["state"] == "partially_failed" and done["finished_at"] is not None
+    assert [h["error"] for h in done["hosts"] if h["host"] == "b1"] == ["no report for 2s"]
+    report(fleet, "b1", "seeding", 1000)  # the dead host comes back: the job completes
+    assert admin.deployment(job["id"])["state"] == "activated"
+
+
+def test_cancel_ends_the_job_and_takes_it_off_the_hosts_desired_list(fleet: dict) -> None:
+    admin = fleet["admin"]
+    job = admin.deploy("m", "1", hosts=["a1"])
+    assert host(fleet, "a1").desired()[0]["deployment_id"] == job["id"]
+    assert admin.cancel(job["id"])["state"] == "cancelled"
+    assert host(fleet, "a1").desired() == []
+    report(fleet, "a1", "activated", 1000)
+    assert admin.deployment(job["id"])["state"] == "cancelled"
+
+
+def test_the_newest_deployment_of_a_model_is_the_desired_one(fleet: dict, tmp_path: Path, publisher_key: Path) -> None:
+    publish_model(tmp_path / "v2", fleet["url"], publisher_key, {"w.bin": 2000}, version="2", seed=3)
+    fleet["admin"].deploy("m", "1", hosts=["a1"])
+    newer = fleet["admin"].deploy("m", "2", hosts=["a1"])
+    assert [(d["version"], d["deployment_id"]) for d in host(fleet, "a1").desired()] == [("2", newer["id"])]
+
+
+def test_hello_sets_the_location_from_the_agent_config(fleet: dict) -> None:
+    host(fleet, "a1").hello("dc9|pod9|r9")
+    hosts = {h["name"]: h for h in fleet["admin"].list_hosts()}
+    assert hosts["a1"]["location"] == "dc9|pod9|r9"
+    host(fleet, "a2").hello(None)
+    assert {h["name"]: h for h in fleet["admin"].list_hosts()}["a2"]["location"] == "dc1|pod1|ra"
