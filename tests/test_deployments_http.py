@@ -120,3 +120,29 @@ def test_hello_sets_the_location_from_the_agent_config(fleet: dict) -> None:
     assert hosts["a1"]["location"] == "dc9|pod9|r9"
     host(fleet, "a2").hello(None)
     assert {h["name"]: h for h in fleet["admin"].list_hosts()}["a2"]["location"] == "dc1|pod1|ra"
+
+
+def test_metrics_show_hosts_by_state_per_deployment(fleet: dict) -> None:
+    job = fleet["admin"].deploy("m", "1", all_hosts=True)
+    report(fleet, "a1", "activated", 1000)
+    text = httpx.get(f"{fleet['url']}/metrics").text
+    assert f'modeltorrent_deployment_hosts{{deployment="{job["id"]}",model="m@1",state="activated"}} 1.0' in text
+    assert f'modeltorrent_deployment_hosts{{deployment="{job["id"]}",model="m@1",state="pending"}} 2.0' in text
+    assert f'modeltorrent_deployment_bytes_done{{deployment="{job["id"]}",model="m@1"}} 1000.0' in text
+    assert 'modeltorrent_reported_bytes{kind="verified",torrent="m@1"} 1000.0' in text
+
+
+def test_the_grafana_dashboard_only_uses_metrics_the_tracker_exports(fleet: dict) -> None:
+    import json
+    import re
+
+    dashboard = json.loads((Path(__file__).parent.parent / "tracker" / "grafana-dashboard.json").read_text())
+    job = fleet["admin"].deploy("m", "1", all_hosts=True)
+    report(fleet, "a1", "downloading", 10)
+    httpx.get(f"{fleet['url']}/announce?passkey=x")  # so the request histogram has a sample
+    exported = set(re.findall(r"^(modeltorrent_\w+?)(?:_total|_bucket|_count|_sum|_created)?[{ ]",
+                              httpx.get(f"{fleet['url']}/metrics").text, re.M))
+    used = {m for p in dashboard["panels"] for t in p["targets"] for m in re.findall(r"modeltorrent_\w+", t["expr"])}
+    used = {re.sub(r"_(total|bucket)$", "", m) for m in used}
+    assert used and used <= exported, used - exported
+    assert job["id"]

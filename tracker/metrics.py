@@ -12,7 +12,8 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from tracker.models import Host, Peer, Release
+from tracker.jobs import HostState
+from tracker.models import Deployment, DeploymentHost, Host, HostStatus, Peer, Release
 from tracker.settings import TrackerSettings
 
 
@@ -28,6 +29,12 @@ class SwarmCollector(Collector):
         seeders = GaugeMetricFamily("modeltorrent_swarm_seeders", "Seeders per torrent", labels=["torrent"])
         leechers = GaugeMetricFamily("modeltorrent_swarm_leechers", "Leechers per torrent", labels=["torrent"])
         hosts = GaugeMetricFamily("modeltorrent_hosts", "Registered hosts", labels=["state"])
+        job_hosts = GaugeMetricFamily("modeltorrent_deployment_hosts", "Hosts of a deployment by state",
+                                      labels=["deployment", "model", "state"])
+        job_bytes = GaugeMetricFamily("modeltorrent_deployment_bytes_done", "Verified bytes on a deployment's hosts",
+                                      labels=["deployment", "model"])
+        reported = GaugeMetricFamily("modeltorrent_reported_bytes", "Bytes hosts last reported, per torrent",
+                                     labels=["torrent", "kind"])
         with Session(self.engine) as session:
             for release in session.exec(select(Release)).all():
                 counts = dict(
@@ -40,6 +47,26 @@ class SwarmCollector(Collector):
                 ref = f"{release.name}@{release.version}"
                 seeders.add_metric([ref], counts.get(True, 0))
                 leechers.add_metric([ref], counts.get(False, 0))
+            recent = session.exec(select(Deployment).order_by(col(Deployment.id).desc()).limit(50)).all()
+            for job in recent:
+                job_release = session.get(Release, job.release_id)
+                ref = f"{job_release.name}@{job_release.version}" if job_release else "?"
+                job_states: dict[str, int] = {}
+                done = 0
+                for row in session.exec(select(DeploymentHost).where(DeploymentHost.deployment_id == job.id)).all():
+                    job_states[row.state] = job_states.get(row.state, 0) + 1
+                    done += row.bytes_done
+                for state in HostState:
+                    job_hosts.add_metric([str(job.id), ref, state.value], job_states.get(state.value, 0))
+                job_bytes.add_metric([str(job.id), ref], done)
+            sums = session.exec(
+                select(Release.name, Release.version, func.sum(HostStatus.bytes_done),
+                       func.sum(HostStatus.bytes_downloaded))
+                .where(col(HostStatus.release_id) == col(Release.id)).group_by(Release.name, Release.version)
+            ).all()
+            for name, version, done_sum, downloaded_sum in sums:
+                reported.add_metric([f"{name}@{version}", "verified"], done_sum or 0)
+                reported.add_metric([f"{name}@{version}", "downloaded"], downloaded_sum or 0)
             rows = session.exec(select(col(Host.revoked), func.count()).group_by(col(Host.revoked))).all()
             by_state = {bool(r): n for r, n in rows}
             hosts.add_metric(["active"], by_state.get(False, 0))
@@ -47,6 +74,9 @@ class SwarmCollector(Collector):
         yield seeders
         yield leechers
         yield hosts
+        yield job_hosts
+        yield job_bytes
+        yield reported
 
 
 class TrackerMetrics:
