@@ -15,7 +15,7 @@ from sqlmodel import Session
 from tracker import deployments
 from tracker.db import make_engine
 from tracker.metrics import TrackerMetrics
-from tracker.routes import announce, api
+from tracker.routes import announce, api, page
 from tracker.routes import deployments as deployments_routes
 from tracker.settings import TrackerSettings
 
@@ -57,6 +57,7 @@ def create_app(settings: TrackerSettings) -> FastAPI:
     app.include_router(announce.router)
     app.include_router(api.router)
     app.include_router(deployments_routes.router)
+    app.include_router(page.router)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics(request: Request) -> Response:

@@ -205,3 +205,29 @@ class DesiredModel(SQLModel):
 
 class AgentHello(SQLModel):
     location: str | None = Field(default=None, max_length=256)
+
+
+class SwarmPublic(SQLModel):
+    torrent: str
+    seeders: int
+    leechers: int
+
+
+class SeedboxPublic(SQLModel):
+    host: str
+    torrent: str
+    state: str
+    bytes_done: int
+    bytes_read: int
+    total_size: int
+    error: str
+
+
+class OverviewPublic(SQLModel):
+    """What the swarm-health page shows besides jobs: swarms, seedbox ingress, throughput."""
+
+    time: float
+    swarms: list[SwarmPublic]
+    seedboxes: list[SeedboxPublic]
+    download_rate: float  # sum of the rates hosts reported in the last few seconds
+    hosts_reporting: int

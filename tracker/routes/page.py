@@ -1,0 +1,56 @@
+"""The swarm-health page at ``/`` and the read-only overview it polls."""
+
+from __future__ import annotations
+
+import time
+from importlib import resources
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+from sqlalchemy import func
+from sqlmodel import col, select
+
+from tracker.deps import SessionDep, SettingsDep
+from tracker.models import Host, HostStatus, OverviewPublic, Peer, Release, SeedboxPublic, SwarmPublic
+
+router = APIRouter()
+RECENT = 10.0  # seconds: a report this fresh counts toward the current throughput
+
+
+@router.get("/", response_class=HTMLResponse, include_in_schema=False)
+def page() -> HTMLResponse:
+    html = resources.files("tracker").joinpath("static/index.html").read_text()
+    return HTMLResponse(html, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/api/overview", response_model=OverviewPublic, tags=["page"],
+            summary="Swarms, seedbox ingress and throughput (read-only, no token needed)")
+def overview(session: SessionDep, settings: SettingsDep) -> OverviewPublic:
+    now = time.time()
+    horizon = now - settings.interval * settings.peer_ttl_factor
+    swarms = []
+    for release in session.exec(select(Release).order_by(col(Release.id))).all():
+        counts = dict(session.exec(
+            select(col(Peer.left) == 0, func.count())
+            .where(col(Peer.release_id) == release.id, col(Peer.last_seen) >= horizon)
+            .group_by(col(Peer.left) == 0)
+        ).all())
+        swarms.append(SwarmPublic(torrent=f"{release.name}@{release.version}",
+                                  seeders=counts.get(True, 0), leechers=counts.get(False, 0)))
+    seedboxes = []
+    rate, reporting = 0.0, 0
+    rows = session.exec(
+        select(HostStatus, Host, Release)
+        .where(col(HostStatus.host_id) == col(Host.id), col(HostStatus.release_id) == col(Release.id))
+    ).all()
+    for st, host, release in rows:
+        if host.role == "seedbox":
+            seedboxes.append(SeedboxPublic(host=host.name, torrent=f"{release.name}@{release.version}",
+                                           state=st.state, bytes_done=st.bytes_done,
+                                           bytes_read=st.bytes_downloaded, total_size=release.total_size,
+                                           error=st.error))
+        elif now - st.updated_at <= RECENT and st.state in ("downloading", "checking", "starting"):
+            rate += st.download_rate
+            reporting += 1
+    return OverviewPublic(time=now, swarms=swarms, seedboxes=seedboxes, download_rate=rate,
+                          hosts_reporting=reporting)
