@@ -51,11 +51,32 @@ def procs(tmp_path: Path):  # type: ignore[no-untyped-def]
     running.stop_all()
 
 
+@pytest.fixture(scope="session")
+def postgres():  # type: ignore[no-untyped-def]
+    from tests.postgres import PostgresServer
+
+    server = PostgresServer()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def tracker_url(procs, tmp_path: Path) -> str:  # type: ignore[no-untyped-def]
+def db_url(tmp_path: Path) -> str:
+    """The tracker's database: SQLite here; modules that claim PostgreSQL too override this."""
+    return f"sqlite:///{tmp_path / 'tracker.db'}"
+
+
+def both_databases(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("postgres").new_database())
+    return f"sqlite:///{tmp_path / 'tracker.db'}"
+
+
+@pytest.fixture
+def tracker_url(procs, db_url: str) -> str:  # type: ignore[no-untyped-def]
     from tools.procs import start_tracker
 
-    return start_tracker(procs, tmp_path / "tracker.db", ADMIN, interval=2)
+    return start_tracker(procs, db_url, ADMIN, interval=2)
 
 
 @pytest.fixture

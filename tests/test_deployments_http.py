@@ -9,14 +9,19 @@ import httpx
 import pytest
 
 from common.errors import ApiError
-from tests.conftest import ADMIN, publish_model
+from tests.conftest import ADMIN, both_databases, publish_model
 from tools.procs import Procs, start_tracker
 from tracker.api_client import TrackerClient
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every test here runs against SQLite and against a real PostgreSQL server."""
+    return both_databases(request, tmp_path)
+
 @pytest.fixture
-def fleet(tmp_path: Path, procs: Procs, publisher_key: Path):  # type: ignore[no-untyped-def]
-    url = start_tracker(procs, tmp_path / "t.db", ADMIN, interval=2,
+def fleet(tmp_path: Path, procs: Procs, publisher_key: Path, db_url: str):  # type: ignore[no-untyped-def]
+    url = start_tracker(procs, db_url, ADMIN, interval=2,
                         env={"MODELTORRENT_TRACKER_STALL_TIMEOUT":
                              "2", "MODELTORRENT_TRACKER_RECONCILE_INTERVAL": "0.5"})
     publish_model(tmp_path, url, publisher_key, {"w.bin": 1000})

@@ -12,11 +12,17 @@ import libtorrent as lt
 import pytest
 
 from common import torrent as torrents
-from tests.conftest import ADMIN, publish_model
+from tests.conftest import ADMIN, both_databases, publish_model
 
 PS = 64 * 1024
 FILES = {"a.safetensors": 3 * PS + 11, "b/config.json": 200}
 
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every test here runs against SQLite and against a real PostgreSQL server."""
+    return both_databases(request, tmp_path)
 
 @pytest.fixture
 def world(tmp_path: Path, tracker_url: str, admin, publisher_key: Path) -> dict:  # type: ignore[no-untyped-def]
@@ -206,3 +212,11 @@ def test_a_literal_plus_in_the_query_is_a_byte_not_a_space(world: dict) -> None:
     assert "peers" in bdecode(httpx.get(f"{world['url']}/announce?{qs}").content)
     listing = announce(world["url"], keys["h2"], v1, pid(2), 7002, compact="0")
     assert listing["peers"] == [{"ip": b"127.0.0.1", "peer id": raw_plus_id.encode(), "port": 7001}]
+
+
+def test_counters_of_a_500_gb_model_fit(world: dict) -> None:
+    v1 = bytes.fromhex(world["release"]["info_hash_v1"])
+    big = str(500 * 10**9)
+    announce(world["url"], world["hosts"]["h1"], v1, pid(1), 7001, left=big)
+    body = announce(world["url"], world["hosts"]["h2"], v1, pid(2), 7002, left="0")
+    assert body["incomplete"] == 1

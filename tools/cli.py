@@ -129,23 +129,34 @@ def publish(
 def tracker_serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on", min=0, max=65535)] = 8000,
-    database_url: Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL "
+    database_url: Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL, e.g. sqlite:///tracker.db or "
+                                                     "postgresql+psycopg://user@host/db "
                                                      "[env MODELTORRENT_TRACKER_DATABASE_URL]")] = None,
     admin_token: AdminOpt = None,
     public_url: Annotated[str | None, typer.Option(help="base URL written into torrents")] = None,
     interval: Annotated[int | None, typer.Option(help="announce interval, seconds", min=1)] = None,
+    workers: Annotated[int, typer.Option(help="worker processes (state is shared in the database)",
+                                         min=1, max=64)] = 1,
 ) -> None:
-    """Serve the tracker: /announce, /scrape, the JSON API (/docs), /metrics."""
-    import uvicorn
+    """Serve the tracker: /announce, /scrape, the page at /, the JSON API (/docs), /metrics."""
+    import tempfile
 
-    from tracker.app import create_app
-    from tracker.settings import TrackerSettings
+    import uvicorn
 
     if not (admin_token or os.environ.get("MODELTORRENT_TRACKER_ADMIN_TOKEN")):
         raise typer.BadParameter("an admin token is required (--admin-token or MODELTORRENT_ADMIN_TOKEN)")
-    settings = TrackerSettings(**given(admin_token=admin_token, database_url=database_url,
-                                       public_url=public_url, interval=interval))
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    # Options become the environment, so that every worker builds the same settings from it.
+    for key, value in given(admin_token=admin_token, database_url=database_url, public_url=public_url,
+                            interval=interval).items():
+        os.environ[f"MODELTORRENT_TRACKER_{key.upper()}"] = str(value)
+    if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="modeltorrent-metrics-")
+    from tracker.db import make_engine
+    from tracker.settings import TrackerSettings
+
+    make_engine(TrackerSettings().database_url).dispose()  # type: ignore[call-arg]  # migrate before workers start
+    uvicorn.run("tracker.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                log_level="warning")
 
 
 @hosts_app.command("add")

@@ -76,11 +76,13 @@ class Procs:
             self.stop(name)
 
 
-def start_tracker(procs: Procs, db_path: Path, admin_token: str, *, interval: int = 5,
-                  name: str = "tracker", env: dict[str, str] | None = None) -> str:
+def start_tracker(procs: Procs, db: Path | str, admin_token: str, *, interval: int = 5,
+                  name: str = "tracker", env: dict[str, str] | None = None, workers: int = 1) -> str:
+    """Start ``modeltorrent tracker serve`` on a free port; ``db`` is a SQLite file or a URL."""
     port = free_port()
-    proc = procs.start(name, [*CLI, "tracker", "serve", "--port", str(port), "--db",
-                              f"sqlite:///{db_path}", "--interval", str(interval)],
+    url = f"sqlite:///{db}" if isinstance(db, Path) else db
+    proc = procs.start(name, [*CLI, "tracker", "serve", "--port", str(port), "--db", url,
+                              "--interval", str(interval), "--workers", str(workers)],
                        env={"MODELTORRENT_ADMIN_TOKEN": admin_token} | (env or {}))
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/healthz", proc=proc)

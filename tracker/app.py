@@ -61,7 +61,7 @@ def create_app(settings: TrackerSettings) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False)
     def metrics(request: Request) -> Response:
-        return Response(generate_latest(request.app.state.metrics.registry),
+        return Response(generate_latest(request.app.state.metrics.exposition()),
                         media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", tags=["ops"])
@@ -69,3 +69,8 @@ def create_app(settings: TrackerSettings) -> FastAPI:
         return {"status": "ok"}
 
     return app
+
+
+def app_from_env() -> FastAPI:
+    """For ``uvicorn --factory`` and worker processes: settings from the environment."""
+    return create_app(TrackerSettings())  # type: ignore[call-arg]  # from the environment

@@ -1,15 +1,19 @@
-"""Engine and sessions. SQLite by default (WAL, so readers do not block the announce path)."""
+"""Engine and schema. SQLite by default (WAL, so readers do not block the announce path);
+PostgreSQL in production through the same URL setting. The schema is Alembic's: ``migrate``
+brings any database to the newest revision and is a no-op when it is there already."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, migrate_schema: bool = True) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -21,9 +25,23 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
     else:
-        engine = create_engine(url, pool_pre_ping=True)
-    SQLModel.metadata.create_all(engine)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    if migrate_schema:
+        migrate(engine)
     return engine
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", "tracker:migrations")
+    return config
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    config = alembic_config()
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
 
 
 def sessions(engine: Engine) -> Iterator[Session]:

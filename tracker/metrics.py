@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy import func
@@ -13,8 +14,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from tracker.jobs import HostState
-from tracker.models import Deployment, DeploymentHost, Host, HostStatus, Peer, Release
+from tracker.models import Deployment, DeploymentHost, Host, HostStatus, Release
 from tracker.settings import TrackerSettings
+from tracker.swarm import swarm_counts
 
 
 class SwarmCollector(Collector):
@@ -37,16 +39,10 @@ class SwarmCollector(Collector):
                                      labels=["torrent", "kind"])
         with Session(self.engine) as session:
             for release in session.exec(select(Release)).all():
-                counts = dict(
-                    session.exec(
-                        select(col(Peer.left) == 0, func.count())
-                        .where(col(Peer.release_id) == release.id, col(Peer.last_seen) >= horizon)
-                        .group_by(col(Peer.left) == 0)
-                    ).all()
-                )
+                n_seeders, n_leechers = swarm_counts(session, release.id, horizon)
                 ref = f"{release.name}@{release.version}"
-                seeders.add_metric([ref], counts.get(True, 0))
-                leechers.add_metric([ref], counts.get(False, 0))
+                seeders.add_metric([ref], n_seeders)
+                leechers.add_metric([ref], n_leechers)
             recent = session.exec(select(Deployment).order_by(col(Deployment.id).desc()).limit(50)).all()
             for job in recent:
                 job_release = session.get(Release, job.release_id)
@@ -89,4 +85,15 @@ class TrackerMetrics:
             "modeltorrent_request_seconds", "Request latency", ["route"], registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
-        self.registry.register(SwarmCollector(engine, settings))
+        self.swarms = SwarmCollector(engine, settings)
+        self.registry.register(self.swarms)
+
+    def exposition(self) -> CollectorRegistry:
+        """What /metrics shows. With several workers (PROMETHEUS_MULTIPROC_DIR set), the counters
+        of every worker are summed from their files; swarm gauges come from the shared database."""
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            return self.registry
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        registry.register(self.swarms)
+        return registry

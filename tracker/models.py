@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import Column, LargeBinary, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -34,7 +34,7 @@ class Release(SQLModel, table=True):
     name: str = Field(index=True)
     version: str
     root: str
-    total_size: int
+    total_size: int = Field(sa_type=BigInteger)
     num_pieces: int
     # Peers of a hybrid torrent announce under both hashes; both lead to this one swarm.
     info_hash_v1: str = Field(index=True, unique=True)  # 40 hex
@@ -51,9 +51,9 @@ class Peer(SQLModel, table=True):
     first_seen: float = Field(default_factory=now)
     ip: str
     port: int
-    left: int
-    uploaded: int = 0
-    downloaded: int = 0
+    left: int = Field(sa_type=BigInteger)
+    uploaded: int = Field(default=0, sa_type=BigInteger)
+    downloaded: int = Field(default=0, sa_type=BigInteger)
     last_seen: float = Field(default_factory=now, index=True)
 
 
@@ -64,8 +64,8 @@ class HostStatus(SQLModel, table=True):
     release_id: int = Field(foreign_key="release.id", primary_key=True)
     state: str
     pieces_verified: int = 0
-    bytes_done: int = 0
-    bytes_downloaded: int = 0
+    bytes_done: int = Field(default=0, sa_type=BigInteger)
+    bytes_downloaded: int = Field(default=0, sa_type=BigInteger)
     download_rate: float = 0.0
     error: str = ""
     updated_at: float = Field(default_factory=now)
@@ -99,7 +99,7 @@ class DeploymentHost(SQLModel, table=True):
     since: float = Field(default_factory=now)
     last_report: float | None = None
     pieces_verified: int = 0
-    bytes_done: int = 0
+    bytes_done: int = Field(default=0, sa_type=BigInteger)
     download_rate: float = 0.0
     error: str = ""
 

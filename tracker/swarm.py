@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from sqlalchemy import delete, func, or_
+from sqlalchemy import case, delete, func, or_
 from sqlmodel import Session, col, select
 
 from tracker.models import Completion, Host, Peer, Release
@@ -17,6 +17,15 @@ from tracker.protocol import (
     announce_response,
 )
 from tracker.settings import TrackerSettings
+
+
+def swarm_counts(session: Session, release_id: int | None, horizon: float) -> tuple[int, int]:
+    """(seeders, leechers) among the peers of a release heard from since ``horizon``."""
+    seeders, total = session.exec(
+        select(func.coalesce(func.sum(case((col(Peer.left) == 0, 1), else_=0)), 0), func.count())
+        .where(col(Peer.release_id) == release_id, col(Peer.last_seen) >= horizon)
+    ).one()
+    return int(seeders), int(total) - int(seeders)
 
 
 def authenticate(session: Session, passkey: str) -> Host:
@@ -114,13 +123,7 @@ def scrape(
         release = find_release(session, info_hash)
         if release is None:
             continue
-        rows = session.exec(
-            select(col(Peer.left) == 0, func.count())
-            .where(col(Peer.release_id) == release.id, col(Peer.last_seen) >= horizon)
-            .group_by(col(Peer.left) == 0)
-        ).all()
-        counts = {bool(seed): n for seed, n in rows}
+        seeders, leechers = swarm_counts(session, release.id, horizon)
         done = session.get(Completion, release.id)
-        entries.append(ScrapeEntry(info_hash, counts.get(True, 0), counts.get(False, 0),
-                                   done.count if done else 0))
+        entries.append(ScrapeEntry(info_hash, seeders, leechers, done.count if done else 0))
     return entries

@@ -7,11 +7,11 @@ from importlib import resources
 
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
-from sqlalchemy import func
 from sqlmodel import col, select
 
 from tracker.deps import SessionDep, SettingsDep
-from tracker.models import Host, HostStatus, OverviewPublic, Peer, Release, SeedboxPublic, SwarmPublic
+from tracker.models import Host, HostStatus, OverviewPublic, Release, SeedboxPublic, SwarmPublic
+from tracker.swarm import swarm_counts
 
 router = APIRouter()
 RECENT = 10.0  # seconds: a report this fresh counts toward the current throughput
@@ -30,13 +30,8 @@ def overview(session: SessionDep, settings: SettingsDep) -> OverviewPublic:
     horizon = now - settings.interval * settings.peer_ttl_factor
     swarms = []
     for release in session.exec(select(Release).order_by(col(Release.id))).all():
-        counts = dict(session.exec(
-            select(col(Peer.left) == 0, func.count())
-            .where(col(Peer.release_id) == release.id, col(Peer.last_seen) >= horizon)
-            .group_by(col(Peer.left) == 0)
-        ).all())
-        swarms.append(SwarmPublic(torrent=f"{release.name}@{release.version}",
-                                  seeders=counts.get(True, 0), leechers=counts.get(False, 0)))
+        seeders, leechers = swarm_counts(session, release.id, horizon)
+        swarms.append(SwarmPublic(torrent=f"{release.name}@{release.version}", seeders=seeders, leechers=leechers))
     seedboxes = []
     rate, reporting = 0.0, 0
     rows = session.exec(
