@@ -220,3 +220,27 @@ def test_counters_of_a_500_gb_model_fit(world: dict) -> None:
     announce(world["url"], world["hosts"]["h1"], v1, pid(1), 7001, left=big)
     body = announce(world["url"], world["hosts"]["h2"], v1, pid(2), 7002, left="0")
     assert body["incomplete"] == 1
+
+
+@pytest.fixture
+def workers_world(tmp_path: Path, procs, db_url: str, publisher_key: Path) -> dict:  # type: ignore[no-untyped-def]
+    from tools.procs import start_tracker
+    from tracker.api_client import TrackerClient
+
+    url = start_tracker(procs, db_url, ADMIN, interval=2, name="tracker-workers", workers=3)
+    release = publish_model(tmp_path, url, publisher_key, FILES)
+    with TrackerClient(url, admin_token=ADMIN) as admin:
+        hosts = {f"w{i}": admin.add_host(f"w{i}", "dc1|pod1|r1")["passkey"] for i in range(12)}
+    return {"url": url, "release": release, "hosts": hosts}
+
+
+def test_several_workers_share_one_swarm(workers_world: dict) -> None:
+    url, keys = workers_world["url"], workers_world["hosts"]
+    v1 = bytes.fromhex(workers_world["release"]["info_hash_v1"])
+    for i, name in enumerate(keys):  # new connections: the requests spread over the workers
+        announce(url, keys[name], v1, pid(i), 8000 + i)
+    last = announce(url, keys["w0"], v1, pid(0), 8000, numwant="50")
+    assert last["incomplete"] == 11 and len(last["peers"]) == 11 * 6
+    text = httpx.get(f"{url}/metrics").text
+    assert 'modeltorrent_announces_total{result="ok"} 13.0' in text  # summed over every worker
+    assert 'modeltorrent_swarm_leechers{torrent="m@1"} 12.0' in text
