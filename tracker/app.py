@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlmodel import Session
 
-from tracker import deployments
+from tracker import deployments, swarm
 from tracker.db import make_engine
 from tracker.metrics import TrackerMetrics
 from tracker.routes import announce, api, page
@@ -30,6 +30,7 @@ def _reconcile_loop(app: FastAPI, stop: threading.Event) -> None:
         try:
             with Session(app.state.engine) as session:
                 deployments.reconcile(session, time.time(), settings.stall_timeout)
+                swarm.expire_peers(session, settings, time.time())
         except Exception:  # keep reconciling; the next pass may well succeed
             log.exception("reconcile failed")
 
@@ -54,6 +55,7 @@ def create_app(settings: TrackerSettings) -> FastAPI:
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
     app.state.metrics = TrackerMetrics(app.state.engine, settings)
+    app.state.directory = swarm.Directory()
     app.include_router(announce.router)
     app.include_router(api.router)
     app.include_router(deployments_routes.router)

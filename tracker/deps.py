@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Iterator
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Header, HTTPException, Query, Request
 from sqlmodel import Session, select
@@ -22,7 +22,13 @@ def get_settings(request: Request) -> TrackerSettings:
     return request.app.state.settings  # type: ignore[no-any-return]
 
 
+def get_directory(request: Request) -> Any:
+    return request.app.state.directory
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
+# The announce path's in-process cache of hosts and releases: writes through this worker drop it.
+DirectoryDep = Annotated[Any, Depends(get_directory)]
 SettingsDep = Annotated[TrackerSettings, Depends(get_settings)]
 
 

@@ -105,11 +105,14 @@ def select_peers(asker: Asker, candidates: Sequence[Candidate[K]], numwant: int,
     picked: list[K] = []
     if seedbox_offered(asker, candidates, policy):
         picked += [c.key for c in candidates if c.seedbox][:numwant]
-    others = [c for c in candidates if not c.seedbox and not (asker.seed and c.seed)]
     # Within a distance, peers with pieces first, then at random.
-    ranked = sorted(others, key=lambda c: (asker.location.distance(c.location), not c.has_pieces, rng.random()))
-    local = [c for c in ranked if asker.location.distance(c.location) == 0]
-    remote = [c for c in ranked if asker.location.distance(c.location) > 0]
+    ranked = sorted(
+        ((asker.location.distance(c.location), not c.has_pieces, rng.random(), c) for c in candidates
+         if not c.seedbox and not (asker.seed and c.seed)),
+        key=lambda t: t[:3],
+    )
+    local = [t[3] for t in ranked if t[0] == 0]
+    remote = [t[3] for t in ranked if t[0] > 0]
     room = numwant - len(picked)
     want_remote = min(len(remote), math.ceil(policy.remote_share * room)) if room > 0 else 0
     take_local = local[: max(room - want_remote, 0)]

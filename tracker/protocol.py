@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from urllib.parse import unquote_to_bytes
 
 import bencode
@@ -135,15 +136,21 @@ def failure(message: str) -> bytes:
     return bencode.encode({"failure reason": message})
 
 
+@lru_cache(maxsize=65536)
+def _packed(ip: str) -> bytes:
+    addr = ipaddress.ip_address(ip)
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+        addr = addr.ipv4_mapped
+    return addr.packed
+
+
 def compact(peers: Iterable[PeerAddress]) -> tuple[bytes, bytes]:
     """BEP 23 / BEP 7 compact forms: (6-byte IPv4 entries, 18-byte IPv6 entries)."""
     v4, v6 = bytearray(), bytearray()
     for peer in peers:
-        addr = ipaddress.ip_address(peer.ip)
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
-            addr = addr.ipv4_mapped
-        target = v4 if addr.version == 4 else v6
-        target += addr.packed + peer.port.to_bytes(2, "big")
+        packed = _packed(peer.ip)
+        target = v4 if len(packed) == 4 else v6
+        target += packed + peer.port.to_bytes(2, "big")
     return bytes(v4), bytes(v6)
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
+import threading
+from dataclasses import dataclass
 
-from sqlalchemy import case, delete, func, or_
+from sqlalchemy import case, delete, func, or_, text
 from sqlmodel import Session, col, select
 
 from tracker.models import Completion, Host, Peer, Release
@@ -28,14 +30,89 @@ def swarm_counts(session: Session, release_id: int | None, horizon: float) -> tu
     return int(seeders), int(total) - int(seeders)
 
 
+class Directory:
+    """In-process caches of what an announce needs and what rarely changes: hosts and releases.
+
+    Hosts are reloaded every ``ttl`` seconds (and on an unknown passkey, at most once a second),
+    so a registration or a revocation made through another worker is seen within ``ttl``; one
+    made through this worker is seen at once (``invalidate``). Releases never change once
+    registered; an unknown info hash reloads them, at most once a second.
+    """
+
+    def __init__(self, ttl: float = 5.0) -> None:
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._hosts_at = -1e9
+        self._releases_at = -1e9
+        self.by_passkey: dict[str, HostInfo] = {}
+        self.by_id: dict[int, HostInfo] = {}
+        self.releases: dict[str, ReleaseInfo] = {}
+
+    def invalidate(self) -> None:
+        with self._lock:
+            self._hosts_at = self._releases_at = -1e9
+
+    def host(self, session: Session, passkey: str, now: float) -> HostInfo | None:
+        if now - self._hosts_at > self.ttl or (passkey not in self.by_passkey and now - self._hosts_at > 1.0):
+            self._load_hosts(session, now)
+        return self.by_passkey.get(passkey)
+
+    def hosts_by_id(self, session: Session, now: float) -> dict[int, HostInfo]:
+        if now - self._hosts_at > self.ttl:
+            self._load_hosts(session, now)
+        return self.by_id
+
+    def release(self, session: Session, info_hash: bytes, now: float) -> ReleaseInfo | None:
+        key = info_hash.hex()
+        if key not in self.releases and now - self._releases_at > 1.0:
+            rows = session.connection().execute(
+                text("SELECT id, info_hash_v1, info_hash_v2, total_size FROM release")
+            ).all()
+            releases = {}
+            for rid, v1, v2, total in rows:
+                info = ReleaseInfo(rid, total)
+                releases[v1] = releases[v2] = info
+            with self._lock:
+                self.releases, self._releases_at = releases, now
+        return self.releases.get(key)
+
+    def _load_hosts(self, session: Session, now: float) -> None:
+        rows = session.connection().execute(text("SELECT id, passkey, location, role, revoked FROM host")).all()
+        by_passkey, by_id = {}, {}
+        for hid, passkey, location, role, revoked in rows:
+            info = HostInfo(hid, Location.parse(location), role == "seedbox", bool(revoked))
+            by_passkey[passkey] = info
+            by_id[hid] = info
+        with self._lock:
+            self.by_passkey, self.by_id, self._hosts_at = by_passkey, by_id, now
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    id: int
+    location: Location
+    seedbox: bool
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class ReleaseInfo:
+    id: int
+    total_size: int
+
+
 def authenticate(session: Session, passkey: str) -> Host:
     """Raises TrackerError for an unknown or revoked passkey."""
     host = session.exec(select(Host).where(Host.passkey == passkey)).first()
     if host is None:
-        raise TrackerError("unknown passkey: register this host with `modeltorrent hosts add`")
+        raise TrackerError(UNKNOWN_PASSKEY)
     if host.revoked:
-        raise TrackerError("this host's passkey was revoked")
+        raise TrackerError(REVOKED)
     return host
+
+
+UNKNOWN_PASSKEY = "unknown passkey: register this host with `modeltorrent hosts add`"
+REVOKED = "this host's passkey was revoked"
 
 
 def find_release(session: Session, info_hash: bytes) -> Release | None:
@@ -45,70 +122,99 @@ def find_release(session: Session, info_hash: bytes) -> Release | None:
     ).first()
 
 
+# The hot path in plain SQL that SQLite and PostgreSQL both speak: no statement building per request.
+_PREVIOUS = text("SELECT \"left\", first_seen FROM peer WHERE release_id = :release_id AND peer_id = :peer_id")
+_STOP = text("DELETE FROM peer WHERE release_id = :release_id AND peer_id = :peer_id")
+_UPSERT = text(
+    "INSERT INTO peer (release_id, peer_id, host_id, first_seen, ip, port, \"left\", uploaded, downloaded, last_seen)"
+    " VALUES (:release_id, :peer_id, :host_id, :first_seen, :ip, :port, :left, :uploaded, :downloaded, :now)"
+    " ON CONFLICT (release_id, peer_id) DO UPDATE SET host_id = excluded.host_id, ip = excluded.ip,"
+    " port = excluded.port, \"left\" = excluded.\"left\", uploaded = excluded.uploaded,"
+    " downloaded = excluded.downloaded, last_seen = excluded.last_seen"
+)
+_LIVE = text(
+    "SELECT peer_id, ip, port, \"left\", first_seen, host_id FROM peer"
+    " WHERE release_id = :release_id AND last_seen >= :horizon AND peer_id != :peer_id"
+)
+
+
 def announce(
     session: Session,
     settings: TrackerSettings,
+    directory: Directory,
     req: AnnounceRequest,
     ip: str,
     now: float,
     rng: random.Random,
-) -> tuple[bytes, Release]:
-    """Record the announce and answer it. Raises TrackerError if it is refused."""
-    host = authenticate(session, req.passkey)
-    release = find_release(session, req.info_hash)
+) -> bytes:
+    """Record the announce and answer it. Raises TrackerError if it is refused.
+
+    The hot path: two cached lookups, one upsert and one select of the swarm's live peers as
+    plain rows (no ORM objects), in one transaction.
+    """
+    host = directory.host(session, req.passkey, now)
+    if host is None:
+        raise TrackerError(UNKNOWN_PASSKEY)
+    if host.revoked:
+        raise TrackerError(REVOKED)
+    release = directory.release(session, req.info_hash, now)
     if release is None:
         raise TrackerError("unregistered torrent")
-    assert release.id is not None and host.id is not None
-    peer_id = req.peer_id.hex()
-    horizon = now - settings.interval * settings.peer_ttl_factor
-    session.exec(  # type: ignore[call-overload]
-        delete(Peer).where(col(Peer.release_id) == release.id, col(Peer.last_seen) < horizon)
-    )
-    existing = session.get(Peer, (release.id, peer_id))
+    conn = session.connection()
+    key = {"release_id": release.id, "peer_id": req.peer_id.hex()}
     if req.event == "stopped":
-        if existing is not None:
-            session.delete(existing)
+        conn.execute(_STOP, key)
+        first_seen = now
     else:
-        if req.event == "completed" and (existing is None or existing.left > 0):
-            done = session.get(Completion, release.id) or Completion(release_id=release.id)
-            done.count += 1
-            session.add(done)
-        peer = existing or Peer(release_id=release.id, peer_id=peer_id, host_id=host.id, ip=ip,
-                                port=req.port, left=req.left)
-        peer.host_id, peer.ip, peer.port, peer.left = host.id, ip, req.port, req.left
-        peer.uploaded, peer.downloaded, peer.last_seen = req.uploaded, req.downloaded, now
-        session.add(peer)
+        previous = conn.execute(_PREVIOUS, key).first()
+        if req.event == "completed" and (previous is None or previous[0] > 0):
+            _count_completion(session, release.id)
+        first_seen = previous[1] if previous is not None else now
+        conn.execute(_UPSERT, key | {"host_id": host.id, "first_seen": first_seen, "ip": ip, "port": req.port,
+                                     "left": req.left, "uploaded": req.uploaded, "downloaded": req.downloaded,
+                                     "now": now})
+    horizon = now - settings.interval * settings.peer_ttl_factor
+    rows = conn.execute(_LIVE, key | {"horizon": horizon}).all()
     session.commit()
-    first_seen = existing.first_seen if existing is not None else now
 
-    rows = session.exec(
-        select(Peer, Host).where(col(Peer.release_id) == release.id, col(Peer.host_id) == col(Host.id))
-    ).all()
-    others = [(p, h) for p, h in rows if p.peer_id != peer_id]
-    complete = sum(1 for p, _ in others if p.left == 0)
-    numwant = min(req.numwant if req.numwant is not None else settings.numwant_default,
-                  settings.numwant_max)
-    candidates = [
-        Candidate(p, Location.parse(h.location), has_pieces=p.left < release.total_size,
-                  seed=p.left == 0, seedbox=h.role == "seedbox", first_seen=p.first_seen)
-        for p, h in others
-    ]
-    asker = Asker(Location.parse(host.location), first_seen, seed=req.left == 0,
-                  seedbox=host.role == "seedbox")
+    hosts = directory.hosts_by_id(session, now)
+    unknown = HostInfo(-1, Location(), False, False)
+    candidates = []
+    for pid, pip, pport, pleft, pfirst, phost in rows:
+        info = hosts.get(phost, unknown)
+        candidates.append(Candidate((pid, pip, pport), info.location, has_pieces=pleft < release.total_size,
+                                    seed=pleft == 0, seedbox=info.seedbox, first_seen=pfirst))
+    complete = sum(1 for c in candidates if c.seed)
+    numwant = min(req.numwant if req.numwant is not None else settings.numwant_default, settings.numwant_max)
+    asker = Asker(host.location, first_seen, seed=req.left == 0, seedbox=host.seedbox)
     policy = Policy(remote_share=settings.remote_share, seedbox_per_rack=settings.seedbox_per_rack)
     chosen = select_peers(asker, candidates, 0 if req.event == "stopped" else numwant, rng, policy)
     # Jitter spreads re-announces out, so a fleet started together does not stay in lockstep.
     min_interval = min(settings.min_interval, settings.interval)
     interval = round(settings.interval * (1 + rng.uniform(-1, 1) * settings.interval_jitter))
-    body = announce_response(
+    return announce_response(
         interval=max(interval, min_interval),
         min_interval=min_interval,
         complete=complete,
-        incomplete=len(others) - complete,
-        peers=[PeerAddress(p.ip, p.port, bytes.fromhex(p.peer_id)) for p in chosen],
+        incomplete=len(candidates) - complete,
+        peers=[PeerAddress(pip, pport, bytes.fromhex(pid)) for pid, pip, pport in chosen],
         compact_form=req.compact,
     )
-    return body, release
+
+
+def _count_completion(session: Session, release_id: int) -> None:
+    done = session.get(Completion, release_id) or Completion(release_id=release_id)
+    done.count += 1
+    session.add(done)
+    session.flush()
+
+
+def expire_peers(session: Session, settings: TrackerSettings, now: float) -> int:
+    """Drop peers not heard from in ``peer_ttl_factor`` intervals (run by the reconcile loop)."""
+    horizon = now - settings.interval * settings.peer_ttl_factor
+    result = session.connection().execute(delete(Peer).where(col(Peer.last_seen) < horizon))
+    session.commit()
+    return int(result.rowcount or 0)
 
 
 def scrape(

@@ -32,7 +32,8 @@ def announce(request: Request) -> Response:
         # The peer's address is the connection's: ip= and X-Forwarded-For are not trusted.
         ip = request.client.host if request.client else "0.0.0.0"
         with Session(request.app.state.engine) as session:
-            body, _ = swarm.announce(session, request.app.state.settings, req, ip, time.time(), _rng)
+            body = swarm.announce(session, request.app.state.settings, request.app.state.directory, req, ip,
+                                  time.time(), _rng)
     except TrackerError as exc:
         result, body = "refused", failure(str(exc))
     except Exception:  # masked: the peer learns nothing of our internals

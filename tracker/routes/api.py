@@ -13,7 +13,7 @@ from common import torrent as torrents
 from common.errors import ModeltorrentError
 from common.manifest import Manifest
 from tracker import deployments
-from tracker.deps import AdminDep, HostDep, OptionalHostDep, SessionDep, SettingsDep, is_admin
+from tracker.deps import AdminDep, DirectoryDep, HostDep, OptionalHostDep, SessionDep, SettingsDep, is_admin
 from tracker.models import (
     Host,
     HostCreate,
@@ -36,7 +36,7 @@ router = APIRouter(prefix="/api")
 
 @router.post("/hosts", response_model=HostCreated, dependencies=[AdminDep], tags=["hosts"],
              summary="Register a host (idempotent: an existing host keeps its passkey)")
-def add_host(body: HostCreate, session: SessionDep, response: Response) -> HostCreated:
+def add_host(body: HostCreate, session: SessionDep, response: Response, directory: DirectoryDep) -> HostCreated:
     host = session.exec(select(Host).where(Host.name == body.name)).first()
     created = host is None
     if host is None:
@@ -46,6 +46,7 @@ def add_host(body: HostCreate, session: SessionDep, response: Response) -> HostC
     session.add(host)
     session.commit()
     session.refresh(host)
+    directory.invalidate()
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return HostCreated(name=host.name, location=host.location, role=host.role, revoked=host.revoked,
                        passkey=host.passkey, created=created)
@@ -58,7 +59,7 @@ def list_hosts(session: SessionDep) -> list[Host]:
 
 @router.delete("/hosts/{name}", response_model=HostPublic, dependencies=[AdminDep], tags=["hosts"],
                summary="Revoke a host: its next announce is refused")
-def revoke_host(name: str, session: SessionDep) -> Host:
+def revoke_host(name: str, session: SessionDep, directory: DirectoryDep) -> Host:
     host = session.exec(select(Host).where(Host.name == name)).first()
     if host is None:
         raise HTTPException(404, f"no host named {name!r}")
@@ -66,6 +67,7 @@ def revoke_host(name: str, session: SessionDep) -> Host:
     session.add(host)
     session.commit()
     session.refresh(host)
+    directory.invalidate()
     return host
 
 

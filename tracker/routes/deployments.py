@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 
 from tracker import deployments
 from tracker.deployments import DeploymentError
-from tracker.deps import AdminDep, HostDep, SessionDep
+from tracker.deps import AdminDep, DirectoryDep, HostDep, SessionDep
 from tracker.models import AgentHello, Deployment, DeploymentCreate, DeploymentPublic, DesiredModel
 
 router = APIRouter(prefix="/api")
@@ -64,9 +64,10 @@ def agent_desired(host: HostDep, session: SessionDep) -> list[DesiredModel]:
 
 @router.post("/agent/hello", status_code=204, tags=["agent"],
              summary="An agent starting up; it may set its host's location from its own config")
-def agent_hello(body: AgentHello, host: HostDep, session: SessionDep) -> Response:
+def agent_hello(body: AgentHello, host: HostDep, session: SessionDep, directory: DirectoryDep) -> Response:
     if body.location is not None and body.location != host.location:
         host.location = body.location
         session.add(host)
         session.commit()
+        directory.invalidate()
     return Response(status_code=204)
