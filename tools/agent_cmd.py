@@ -8,7 +8,6 @@ import threading
 from typing import Any
 
 from client.agent import Agent
-from client.fetch import Progress
 from client.settings import ClientSettings
 from tracker.api_client import BackgroundReporter, TrackerClient
 
@@ -20,15 +19,10 @@ def run_agent(overrides: dict[str, Any], *, poll_interval: float, location: str 
     api = TrackerClient(settings.tracker_url, passkey=settings.passkey.get_secret_value())
     reporter = BackgroundReporter(api, settings.status_interval)
 
-    def on_progress(p: Progress) -> None:
-        reporter.submit(name=p.name, version=p.version, state=p.state, pieces_verified=p.pieces_verified,
-                        bytes_done=p.bytes_done, bytes_downloaded=p.bytes_downloaded,
-                        download_rate=p.download_rate, error=p.error)
-
     def on_failure(name: str, version: str, exc: Exception) -> None:
         reporter.submit(name=name, version=version, state="failed", error=str(exc)[:4000])
 
-    agent = Agent(settings, api, on_progress, on_failure, poll_interval=poll_interval, location=location)
+    agent = Agent(settings, api, reporter.progress, on_failure, poll_interval=poll_interval, location=location)
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: agent.stop.set())

@@ -72,6 +72,21 @@ TrustOpt = Annotated[list[str] | None, typer.Option("--trust-key", help="trusted
                                                     "or a .pub file (repeatable)")]
 
 
+RootOpt = Annotated[Path | None, typer.Option(help="model store [default /var/lib/modeltorrent]")]
+ListenOpt = Annotated[str | None, typer.Option(help="libtorrent listen address, e.g. 0.0.0.0:6881")]
+UploadOpt = Annotated[str | None, typer.Option(help="upload cap per second, e.g. 200MiB")]
+DownloadOpt = Annotated[str | None, typer.Option(help="download cap per second")]
+ConnectionsOpt = Annotated[int | None, typer.Option(help="connection limit", min=1)]
+
+
+def client_overrides(tracker: str | None, passkey: str | None, root: Path | None, listen: str | None,
+                     trust_key: list[str] | None, upload_rate: str | None, download_rate: str | None,
+                     connections: int | None) -> dict[str, Any]:
+    return given(tracker_url=tracker, passkey=passkey, root=root, listen=listen, trusted_keys=trusted(trust_key),
+                 upload_rate=size_option(upload_rate), download_rate=size_option(download_rate),
+                 connections=connections)
+
+
 def need(value: str | None, what: str, hint: str) -> str:
     if not value:
         raise typer.BadParameter(f"{what} is required ({hint})")
@@ -209,9 +224,9 @@ def seedbox_run(
     passkey: PasskeyOpt = None,
     workdir: Annotated[Path | None, typer.Option(help="where pieces are stored")] = None,
     source: Annotated[str | None, typer.Option(help="override the manifest's source URI")] = None,
-    listen: Annotated[str | None, typer.Option(help="libtorrent listen address, e.g. 0.0.0.0:6881")] = None,
+    listen: ListenOpt = None,
     trust_key: TrustOpt = None,
-    upload_rate: Annotated[str | None, typer.Option(help="upload cap per second, e.g. 100MiB")] = None,
+    upload_rate: UploadOpt = None,
 ) -> None:
     """Pull a model from external storage once, verify every piece, and seed it (until stopped)."""
     from seedbox.run import run
@@ -230,12 +245,12 @@ def client_fetch(
     ref: Annotated[str, typer.Argument(help="NAME@VERSION")],
     tracker: TrackerOpt = None,
     passkey: PasskeyOpt = None,
-    root: Annotated[Path | None, typer.Option(help="model store [default /var/lib/modeltorrent]")] = None,
-    listen: Annotated[str | None, typer.Option(help="libtorrent listen address")] = None,
+    root: RootOpt = None,
+    listen: ListenOpt = None,
     trust_key: TrustOpt = None,
-    upload_rate: Annotated[str | None, typer.Option(help="upload cap per second, e.g. 200MiB")] = None,
-    download_rate: Annotated[str | None, typer.Option(help="download cap per second")] = None,
-    connections: Annotated[int | None, typer.Option(help="connection limit", min=1)] = None,
+    upload_rate: UploadOpt = None,
+    download_rate: DownloadOpt = None,
+    connections: ConnectionsOpt = None,
     seed_for: Annotated[float, typer.Option(help="seconds to keep seeding after activation "
                                             "(-1: until stopped)")] = 0.0,
     json_out: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
@@ -244,33 +259,28 @@ def client_fetch(
     from tools.fetch_cmd import fetch
 
     name, version = split_ref(ref)
-    fetch(name, version, seed_for=seed_for, json_out=json_out, console=err, overrides=given(
-        tracker_url=tracker, passkey=passkey, root=root, listen=listen,
-        trusted_keys=trusted(trust_key), upload_rate=size_option(upload_rate),
-        download_rate=size_option(download_rate), connections=connections,
-    ))
+    fetch(name, version, seed_for=seed_for, json_out=json_out, console=err, overrides=client_overrides(
+        tracker, passkey, root, listen, trust_key, upload_rate, download_rate, connections))
 
 
 @client_app.command("run")
 def client_run(
     tracker: TrackerOpt = None,
     passkey: PasskeyOpt = None,
-    root: Annotated[Path | None, typer.Option(help="model store [default /var/lib/modeltorrent]")] = None,
-    listen: Annotated[str | None, typer.Option(help="libtorrent listen address")] = None,
+    root: RootOpt = None,
+    listen: ListenOpt = None,
     trust_key: TrustOpt = None,
-    upload_rate: Annotated[str | None, typer.Option(help="upload cap per second, e.g. 200MiB")] = None,
-    download_rate: Annotated[str | None, typer.Option(help="download cap per second")] = None,
-    connections: Annotated[int | None, typer.Option(help="connection limit", min=1)] = None,
+    upload_rate: UploadOpt = None,
+    download_rate: DownloadOpt = None,
+    connections: ConnectionsOpt = None,
     location: Annotated[str | None, typer.Option(help="this host's dc|pod|rack (else as registered)")] = None,
     poll_interval: Annotated[float, typer.Option(help="seconds between polls of the tracker", min=0.2)] = 5.0,
 ) -> None:
     """The host agent: fetch and activate whatever the tracker's deployments want on this host."""
     from tools.agent_cmd import run_agent
 
-    run_agent(given(
-        tracker_url=tracker, passkey=passkey, root=root, listen=listen, trusted_keys=trusted(trust_key),
-        upload_rate=size_option(upload_rate), download_rate=size_option(download_rate), connections=connections,
-    ), poll_interval=poll_interval, location=location)
+    overrides = client_overrides(tracker, passkey, root, listen, trust_key, upload_rate, download_rate, connections)
+    run_agent(overrides, poll_interval=poll_interval, location=location)
 
 
 # -- deployments ---------------------------------------------------------------------------------

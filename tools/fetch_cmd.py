@@ -32,10 +32,7 @@ def fetch(name: str, version: str, *, seed_for: float, json_out: bool, console: 
 
         def on_progress(p: FetchProgress) -> None:
             bar.update(task, total=p.total_size, completed=p.bytes_done, state=p.state)
-            reporter.submit(name=p.name, version=p.version, state=p.state,
-                            pieces_verified=p.pieces_verified, bytes_done=p.bytes_done,
-                            bytes_downloaded=p.bytes_downloaded, download_rate=p.download_rate,
-                            error=p.error)
+            reporter.progress(p)
 
         fetcher = Fetcher(settings, api, on_progress)
         if threading.current_thread() is threading.main_thread():

@@ -125,6 +125,12 @@ class BackgroundReporter:
         self._thread = threading.Thread(target=self._loop, name="status-reporter", daemon=True)
         self._thread.start()
 
+    def progress(self, p: Any) -> None:
+        """Submit a client ``Progress`` snapshot (anything with its fields)."""
+        self.submit(name=p.name, version=p.version, state=p.state, pieces_verified=p.pieces_verified,
+                    bytes_done=p.bytes_done, bytes_downloaded=p.bytes_downloaded,
+                    download_rate=p.download_rate, error=p.error)
+
     def submit(self, **fields: Any) -> None:
         with self._cond:
             self._latest = fields
