@@ -15,6 +15,7 @@ from sqlmodel import Session
 from tracker import deployments, swarm
 from tracker.db import make_engine
 from tracker.metrics import TrackerMetrics
+from tracker.peerstore import PeerStore
 from tracker.routes import announce, api, page
 from tracker.routes import deployments as deployments_routes
 from tracker.settings import TrackerSettings
@@ -40,9 +41,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     stop = threading.Event()
     thread = threading.Thread(target=_reconcile_loop, args=(app, stop), name="reconcile", daemon=True)
     thread.start()
+    app.state.peers.start()
     yield
     stop.set()
     thread.join(timeout=5)
+    app.state.peers.close()
 
 
 def create_app(settings: TrackerSettings) -> FastAPI:
@@ -56,6 +59,7 @@ def create_app(settings: TrackerSettings) -> FastAPI:
     app.state.engine = make_engine(settings.database_url)
     app.state.metrics = TrackerMetrics(app.state.engine, settings)
     app.state.directory = swarm.Directory()
+    app.state.peers = PeerStore(app.state.engine)
     app.include_router(announce.router)
     app.include_router(api.router)
     app.include_router(deployments_routes.router)
@@ -63,6 +67,7 @@ def create_app(settings: TrackerSettings) -> FastAPI:
 
     @app.get("/metrics", include_in_schema=False)
     def metrics(request: Request) -> Response:
+        request.app.state.peers.flush()
         return Response(generate_latest(request.app.state.metrics.exposition()),
                         media_type=CONTENT_TYPE_LATEST)
 

@@ -11,6 +11,7 @@ from sqlmodel import Session, col, select
 
 from tracker.models import Completion, Host, Peer, Release
 from tracker.peers import Asker, Candidate, Location, Policy, select_peers
+from tracker.peerstore import PeerRow, PeerStore
 from tracker.protocol import (
     AnnounceRequest,
     PeerAddress,
@@ -122,26 +123,11 @@ def find_release(session: Session, info_hash: bytes) -> Release | None:
     ).first()
 
 
-# The hot path in plain SQL that SQLite and PostgreSQL both speak: no statement building per request.
-_PREVIOUS = text("SELECT \"left\", first_seen FROM peer WHERE release_id = :release_id AND peer_id = :peer_id")
-_STOP = text("DELETE FROM peer WHERE release_id = :release_id AND peer_id = :peer_id")
-_UPSERT = text(
-    "INSERT INTO peer (release_id, peer_id, host_id, first_seen, ip, port, \"left\", uploaded, downloaded, last_seen)"
-    " VALUES (:release_id, :peer_id, :host_id, :first_seen, :ip, :port, :left, :uploaded, :downloaded, :now)"
-    " ON CONFLICT (release_id, peer_id) DO UPDATE SET host_id = excluded.host_id, ip = excluded.ip,"
-    " port = excluded.port, \"left\" = excluded.\"left\", uploaded = excluded.uploaded,"
-    " downloaded = excluded.downloaded, last_seen = excluded.last_seen"
-)
-_LIVE = text(
-    "SELECT peer_id, ip, port, \"left\", first_seen, host_id FROM peer"
-    " WHERE release_id = :release_id AND last_seen >= :horizon AND peer_id != :peer_id"
-)
-
-
 def announce(
     session: Session,
     settings: TrackerSettings,
     directory: Directory,
+    store: PeerStore,
     req: AnnounceRequest,
     ip: str,
     now: float,
@@ -149,8 +135,8 @@ def announce(
 ) -> bytes:
     """Record the announce and answer it. Raises TrackerError if it is refused.
 
-    The hot path: two cached lookups, one upsert and one select of the swarm's live peers as
-    plain rows (no ORM objects), in one transaction.
+    The hot path touches no database in the common case: hosts and releases come from the
+    directory's cache, the swarm from this worker's peer store, which writes behind.
     """
     host = directory.host(session, req.passkey, now)
     if host is None:
@@ -160,30 +146,21 @@ def announce(
     release = directory.release(session, req.info_hash, now)
     if release is None:
         raise TrackerError("unregistered torrent")
-    conn = session.connection()
-    key = {"release_id": release.id, "peer_id": req.peer_id.hex()}
-    if req.event == "stopped":
-        conn.execute(_STOP, key)
-        first_seen = now
-    else:
-        previous = conn.execute(_PREVIOUS, key).first()
-        if req.event == "completed" and (previous is None or previous[0] > 0):
-            _count_completion(session, release.id)
-        first_seen = previous[1] if previous is not None else now
-        conn.execute(_UPSERT, key | {"host_id": host.id, "first_seen": first_seen, "ip": ip, "port": req.port,
-                                     "left": req.left, "uploaded": req.uploaded, "downloaded": req.downloaded,
-                                     "now": now})
+    peer_id = req.peer_id.hex()
+    row = None if req.event == "stopped" else PeerRow(peer_id, ip, req.port, req.left, now, host.id, now,
+                                                       req.uploaded, req.downloaded)
+    first_seen = store.record(release.id, row, peer_id, completed=req.event == "completed", now=now)
     horizon = now - settings.interval * settings.peer_ttl_factor
-    rows = conn.execute(_LIVE, key | {"horizon": horizon}).all()
-    session.commit()
-
     hosts = directory.hosts_by_id(session, now)
     unknown = HostInfo(-1, Location(), False, False)
     candidates = []
-    for pid, pip, pport, pleft, pfirst, phost in rows:
-        info = hosts.get(phost, unknown)
-        candidates.append(Candidate((pid, pip, pport), info.location, has_pieces=pleft < release.total_size,
-                                    seed=pleft == 0, seedbox=info.seedbox, first_seen=pfirst))
+    for peer in store.live(release.id, now, horizon):
+        if peer.peer_id == peer_id:
+            continue
+        info = hosts.get(peer.host_id, unknown)
+        candidates.append(Candidate((peer.peer_id, peer.ip, peer.port), info.location,
+                                    has_pieces=peer.left < release.total_size, seed=peer.left == 0,
+                                    seedbox=info.seedbox, first_seen=peer.first_seen))
     complete = sum(1 for c in candidates if c.seed)
     numwant = min(req.numwant if req.numwant is not None else settings.numwant_default, settings.numwant_max)
     asker = Asker(host.location, first_seen, seed=req.left == 0, seedbox=host.seedbox)
@@ -200,13 +177,6 @@ def announce(
         peers=[PeerAddress(pip, pport, bytes.fromhex(pid)) for pid, pip, pport in chosen],
         compact_form=req.compact,
     )
-
-
-def _count_completion(session: Session, release_id: int) -> None:
-    done = session.get(Completion, release_id) or Completion(release_id=release_id)
-    done.count += 1
-    session.add(done)
-    session.flush()
 
 
 def expire_peers(session: Session, settings: TrackerSettings, now: float) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from importlib import resources
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlmodel import col, select
 
@@ -25,7 +25,8 @@ def page() -> HTMLResponse:
 
 @router.get("/api/overview", response_model=OverviewPublic, tags=["page"],
             summary="Swarms, seedbox ingress and throughput (read-only, no token needed)")
-def overview(session: SessionDep, settings: SettingsDep) -> OverviewPublic:
+def overview(session: SessionDep, settings: SettingsDep, request: Request) -> OverviewPublic:
+    request.app.state.peers.flush()
     now = time.time()
     horizon = now - settings.interval * settings.peer_ttl_factor
     swarms = []
