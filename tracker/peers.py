@@ -18,14 +18,17 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 K = TypeVar("K")
 
 
-@dataclass(frozen=True, order=True)
-class Location:
-    """Where a host sits: ``dc|pod|rack``. Missing leading parts are empty (one flat network)."""
+class Location(NamedTuple):
+    """Where a host sits: ``dc|pod|rack``. Missing leading parts are empty (one flat network).
+
+    Tuples, not dataclasses, for these per-peer records: the announce path builds and compares
+    thousands of them a second.
+    """
 
     dc: str = ""
     pod: str = ""
@@ -34,8 +37,8 @@ class Location:
     @classmethod
     def parse(cls, text: str) -> Location:
         parts = [p.strip() for p in text.split("|")] if text else []
-        parts = ([""] * 3 + parts)[-3:]
-        return cls(*parts)
+        dc, pod, rack = ([""] * 3 + parts)[-3:]
+        return cls(dc, pod, rack)
 
     def distance(self, other: Location) -> int:
         """0 same rack, 1 same pod, 2 same datacenter, 3 elsewhere."""
@@ -49,8 +52,7 @@ class Location:
         return "|".join((self.dc, self.pod, self.rack))
 
 
-@dataclass(frozen=True)
-class Candidate(Generic[K]):
+class Candidate(NamedTuple, Generic[K]):
     key: K
     location: Location
     has_pieces: bool
@@ -59,8 +61,7 @@ class Candidate(Generic[K]):
     first_seen: float = 0.0
 
 
-@dataclass(frozen=True)
-class Asker:
+class Asker(NamedTuple):
     location: Location
     first_seen: float
     seed: bool = False

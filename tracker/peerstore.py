@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections import Counter
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -37,8 +37,7 @@ _COMPLETED = text(
 )
 
 
-@dataclass(frozen=True)
-class PeerRow:
+class PeerRow(NamedTuple):
     peer_id: str
     ip: str
     port: int
