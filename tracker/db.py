@@ -4,13 +4,11 @@ brings any database to the newest revision and is a no-op when it is there alrea
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, create_engine
+from sqlmodel import create_engine
 
 
 def make_engine(url: str, *, migrate_schema: bool = True) -> Engine:
@@ -42,8 +40,3 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     with engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
-
-
-def sessions(engine: Engine) -> Iterator[Session]:
-    with Session(engine) as session:
-        yield session
