@@ -4,23 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from common.settings import PeerSettings
 
 
-class SeedboxSettings(BaseSettings):
+class SeedboxSettings(PeerSettings):
     model_config = SettingsConfigDict(env_prefix="MODELTORRENT_SEEDBOX_", extra="ignore")
 
-    tracker_url: str
-    passkey: SecretStr
     workdir: Path = Path("/var/lib/modeltorrent-seedbox")
-    listen: str = "0.0.0.0:6881"
-    trusted_keys: list[str] = Field(default_factory=list)
-    upload_rate: int = Field(default=0, ge=0, description="bytes/s to the swarm, 0 = unlimited")
     connections: int = Field(default=500, ge=0)
     fetch_concurrency: int = Field(default=4, ge=1, description="parallel reads from the source")
     fetch_retries: int = Field(default=3, ge=0)
     # Pieces handed to libtorrent but not yet hashed and written: add_piece has no backpressure.
     inject_window: int = Field(default=2, ge=1)
     inject_timeout: float = Field(default=20.0, gt=0, description="re-inject a piece not written by then")
-    status_interval: float = 1.0

@@ -1,0 +1,16 @@
+"""Settings every libtorrent peer of ours has (seedbox and client); each service adds its own."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings
+
+
+class PeerSettings(BaseSettings):
+    tracker_url: str
+    passkey: SecretStr
+    listen: str = "0.0.0.0:6881"
+    trusted_keys: list[str] = Field(default_factory=list, description="publisher keys (hex)")
+    upload_rate: int = Field(default=0, ge=0, description="bytes/s to the swarm, 0 = unlimited")
+    connections: int = Field(default=200, ge=0)
+    status_interval: float = 1.0
