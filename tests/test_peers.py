@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from tracker.peers import Asker, Candidate, Location, Policy, seedbox_offered, select_peers
+from tracker.peers import Asker, Candidate, Location, Policy, SwarmIndex, seedbox_offered, select_peers
 
 R1 = Location("dc1", "pod1", "r1")
 R2 = Location("dc1", "pod1", "r2")
@@ -99,3 +102,38 @@ def test_sampling_is_spread_over_equal_peers() -> None:
         for k in select_peers(Asker(R1, first_seen=99), swarm, 5, rng):
             counts[k] = counts.get(k, 0) + 1
     assert len(counts) == 20 and max(counts.values()) < 3 * min(counts.values())
+
+
+locations = st.sampled_from([R1, R2, P2, DC2, Location("dc1", "pod1", "r3")])
+candidates = st.lists(
+    st.builds(lambda i, loc, pieces, seed, box, t: Candidate(f"p{i}", loc, pieces or seed, seed, box, t),
+              st.integers(), locations, st.booleans(), st.booleans(), st.booleans(),
+              st.floats(0, 100, allow_nan=False)),
+    max_size=40, unique_by=lambda c: c.key)
+
+
+@settings(max_examples=300, deadline=None)
+@given(candidates, locations, st.floats(0, 100, allow_nan=False), st.booleans(), st.integers(0, 60),
+       st.floats(0, 1), st.integers(0, 2**32))
+def test_index_answers_like_the_asker_was_not_there(swarm: list[Candidate[str]], loc: Location, first: float,
+                                                    seed: bool, numwant: int, share: float, seed_rng: int) -> None:
+    # The tracker keeps the asker in the swarm's index and excludes it by key: the answer must
+    # keep every invariant of a selection from the swarm without the asker.
+    policy = Policy(remote_share=share)
+    asker = Asker(loc, first, seed=seed)
+    me = Candidate("me", loc, seed, seed, False, first)
+    got = SwarmIndex([*swarm, me], policy).select(asker, numwant, random.Random(seed_rng), exclude="me")
+    eligible = [c for c in swarm if not (c.seedbox or (seed and c.seed))]
+    boxes = [c for c in swarm if c.seedbox] if seedbox_offered(asker, swarm, policy) else []
+    keys = {c.key: c for c in swarm}
+    assert "me" not in got and len(got) == len(set(got))
+    assert len(got) == min(numwant, len(eligible) + len(boxes))
+    assert {k for k in got if keys[k].seedbox} <= {c.key for c in boxes}
+    rest = [keys[k] for k in got if not keys[k].seedbox]
+    assert [(loc.distance(c.location) > 0) for c in rest] == sorted(loc.distance(c.location) > 0 for c in rest)
+    local = [c for c in rest if loc.distance(c.location) == 0]
+    assert [not c.has_pieces for c in local] == sorted(not c.has_pieces for c in local)
+    # a local peer is left out only to make room for the remote share
+    n_remote = len(rest) - len(local)
+    if len(local) < sum(1 for c in eligible if loc.distance(c.location) == 0):
+        assert n_remote <= max(math.ceil(share * (numwant - len([k for k in got if keys[k].seedbox]))), 0)

@@ -248,7 +248,7 @@ def test_several_workers_share_one_swarm(workers_world: dict) -> None:
         if last["incomplete"] == 11 or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    assert last["incomplete"] == 11 and len(last["peers"]) == 11 * 6
+    assert last["incomplete"] == 11 and len(last["peers"]) == 11 * 6, last
     text = httpx.get(f"{url}/metrics").text
     assert f'modeltorrent_announces_total{{result="ok"}} {sent}.0' in text  # summed over every worker
     assert 'modeltorrent_swarm_leechers{torrent="m@1"} 12.0' in text

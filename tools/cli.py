@@ -170,7 +170,9 @@ def tracker_serve(
     from tracker.settings import TrackerSettings
 
     make_engine(TrackerSettings().database_url).dispose()  # type: ignore[call-arg]  # migrate before workers start
-    uvicorn.run("tracker.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+    uvicorn.run("tracker.app:app_from_env", factory=True, host=host, port=port, workers=workers, access_log=False,
+                # Peers are told apart by the connection's address; no proxy may rewrite it.
+                proxy_headers=False,
                 log_level="warning")
 
 

@@ -11,10 +11,12 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlmodel import Session
+from starlette.types import ASGIApp
 
 from tracker import deployments, swarm
 from tracker.db import make_engine
 from tracker.metrics import TrackerMetrics
+from tracker.peers import Policy
 from tracker.peerstore import PeerStore
 from tracker.routes import announce, api, page
 from tracker.routes import deployments as deployments_routes
@@ -58,8 +60,10 @@ def create_app(settings: TrackerSettings) -> FastAPI:
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
     app.state.metrics = TrackerMetrics(app.state.engine, settings)
-    app.state.directory = swarm.Directory()
-    app.state.peers = PeerStore(app.state.engine)
+    app.state.directory = swarm.Directory(app.state.engine)
+    app.state.peers = PeerStore(app.state.engine, refresh=app.state.directory.refresh)
+    app.state.indexes = swarm.Indexes(Policy(remote_share=settings.remote_share,
+                                             seedbox_per_rack=settings.seedbox_per_rack))
     app.include_router(announce.router)
     app.include_router(api.router)
     app.include_router(deployments_routes.router)
@@ -78,6 +82,8 @@ def create_app(settings: TrackerSettings) -> FastAPI:
     return app
 
 
-def app_from_env() -> FastAPI:
-    """For ``uvicorn --factory`` and worker processes: settings from the environment."""
-    return create_app(TrackerSettings())  # type: ignore[call-arg]  # from the environment
+def app_from_env() -> ASGIApp:
+    """For ``uvicorn --factory`` and worker processes: settings from the environment, and
+    announces answered ahead of FastAPI (``AnnounceFastPath``)."""
+    app = create_app(TrackerSettings())  # type: ignore[call-arg]  # from the environment
+    return announce.AnnounceFastPath(app, app.state)

@@ -85,6 +85,11 @@ class TrackerMetrics:
             "modeltorrent_request_seconds", "Request latency", ["route"], registry=self.registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
         )
+        # Bound once: looking up a labelled child costs more than the increment, on every announce.
+        self.announce_ok = self.announces.labels("ok")
+        self.announce_refused = self.announces.labels("refused")
+        self.announce_error = self.announces.labels("error")
+        self.announce_latency = self.latency.labels("announce")
         self.swarms = SwarmCollector(engine, settings)
         self.registry.register(self.swarms)
 

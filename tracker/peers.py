@@ -14,6 +14,7 @@ about it, so connections from either side agree.
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from collections.abc import Sequence
@@ -83,39 +84,117 @@ def _early_downloaders(candidates: Sequence[Candidate[K]], per_rack: int) -> lis
     return [c for rack in by_rack.values() for c in rack[:per_rack]]
 
 
+class _Tier(NamedTuple, Generic[K]):
+    """The candidates at one distance from an asker, by what they hold."""
+
+    holders: list[K]  # seeds and partial
+    partial: list[K]
+    empty: list[K]
+
+
+class SwarmIndex(Generic[K]):
+    """One swarm's candidates arranged once so that each announce is answered by sampling, not sorting.
+
+    A tracker builds one per swarm when the swarm's membership changes and asks it many times:
+    the per-announce cost is about ``numwant`` draws, not a sort of the whole swarm.
+    """
+
+    def __init__(self, candidates: Sequence[Candidate[K]], policy: Policy = Policy()) -> None:
+        self.policy = policy
+        self.candidates = list(candidates)
+        self.by_key = {c.key: c for c in self.candidates}
+        self.seeds = sum(1 for c in self.candidates if c.seed)
+        self._seedboxes = [c.key for c in self.candidates if c.seedbox]
+        self._early = _early_downloaders(self.candidates, policy.seedbox_per_rack)
+        self._joined: dict[Location, list[float]] = {}  # downloaders' first-seen times, per rack
+        for c in self.candidates:
+            if not c.seed and not c.seedbox:
+                self._joined.setdefault(c.location, []).append(c.first_seen)
+        for times in self._joined.values():
+            times.sort()
+        self._tiers: dict[Location, list[_Tier[K]]] = {}
+
+    def tiers(self, location: Location) -> list[_Tier[K]]:
+        """Candidates (seedboxes aside) by distance from ``location``: rack, pod, datacenter, elsewhere."""
+        tiers = self._tiers.get(location)
+        if tiers is None:
+            tiers = [_Tier([], [], []) for _ in range(4)]
+            for c in self.candidates:
+                if c.seedbox:
+                    continue
+                tier = tiers[location.distance(c.location)]
+                if c.has_pieces or c.seed:
+                    tier.holders.append(c.key)
+                    if not c.seed:
+                        tier.partial.append(c.key)
+                else:
+                    tier.empty.append(c.key)
+            self._tiers[location] = tiers
+        return tiers
+
+    def seedbox_offered(self, asker: Asker) -> bool:
+        """Whether ``asker`` is one of its rack's first downloaders (who get the seedbox)."""
+        if asker.seed:
+            return False
+        ahead = bisect.bisect_left(self._joined.get(asker.location, ()), asker.first_seen)
+        return ahead < self.policy.seedbox_per_rack
+
+    def select(self, asker: Asker, numwant: int, rng: random.Random, exclude: K | None = None) -> list[K]:
+        """The keys of at most ``numwant`` peers for ``asker``, never ``exclude`` (the asker's own key)."""
+        if numwant <= 0:
+            return []
+        if asker.seedbox:
+            early = [c.key for c in self._early if c.key != exclude]
+            rng.shuffle(early)
+            return early[:numwant]
+        picked = [k for k in self._seedboxes if k != exclude][:numwant] if self.seedbox_offered(asker) else []
+        # Within a distance: peers with pieces first, then empty ones; at random among equals.
+        groups = [[t.partial, t.empty] if asker.seed else [t.holders, t.empty]
+                  for t in self.tiers(asker.location)]
+        sizes = [sum(len(g) for g in tier) for tier in groups]
+        own = self.by_key.get(exclude) if exclude is not None else None
+        if own is not None:
+            exclude = own.key  # the index's own object: _draw compares by identity
+            if not own.seedbox and not (asker.seed and own.seed):
+                sizes[asker.location.distance(own.location)] -= 1
+        room = numwant - len(picked)
+        remote = sum(sizes[1:])
+        want_remote = min(remote, math.ceil(self.policy.remote_share * room)) if room > 0 else 0
+        take_local = min(sizes[0], max(room - want_remote, 0))
+        picked += _draw(groups[0], take_local, rng, exclude)
+        need = room - take_local
+        for tier in groups[1:]:
+            if need <= 0:
+                break
+            got = _draw(tier, need, rng, exclude)
+            picked += got
+            need -= len(got)
+        return picked
+
+
+def _draw(groups: list[list[K]], n: int, rng: random.Random, exclude: K | None) -> list[K]:
+    """Up to ``n`` keys, from the first group first, at random within a group, never ``exclude``
+    (compared by identity: it is the index's own key object)."""
+    out: list[K] = []
+    for group in groups:
+        want = n - len(out)
+        if want <= 0:
+            break
+        if len(group) <= want + 1:
+            keys = [k for k in group if k is not exclude]
+            rng.shuffle(keys)
+        else:  # one spare draw, in case it is the asker itself
+            keys = [k for k in rng.sample(group, want + 1) if k is not exclude]
+        out += keys[:want]
+    return out
+
+
 def seedbox_offered(asker: Asker, candidates: Sequence[Candidate[K]], policy: Policy) -> bool:
     """Whether ``asker`` is one of its rack's first downloaders (who get the seedbox)."""
-    if asker.seed:
-        return False
-    ahead = sum(
-        1 for c in candidates
-        if c.location == asker.location and not c.seed and not c.seedbox and c.first_seen < asker.first_seen
-    )
-    return ahead < policy.seedbox_per_rack
+    return SwarmIndex(candidates, policy).seedbox_offered(asker)
 
 
 def select_peers(asker: Asker, candidates: Sequence[Candidate[K]], numwant: int, rng: random.Random,
                  policy: Policy = Policy()) -> list[K]:
     """The keys of at most ``numwant`` peers for ``asker`` (which must not be in ``candidates``)."""
-    if numwant <= 0:
-        return []
-    if asker.seedbox:
-        chosen = _early_downloaders(candidates, policy.seedbox_per_rack)
-        rng.shuffle(chosen)
-        return [c.key for c in chosen[:numwant]]
-    picked: list[K] = []
-    if seedbox_offered(asker, candidates, policy):
-        picked += [c.key for c in candidates if c.seedbox][:numwant]
-    # Within a distance, peers with pieces first, then at random.
-    ranked = sorted(
-        ((asker.location.distance(c.location), not c.has_pieces, rng.random(), c) for c in candidates
-         if not c.seedbox and not (asker.seed and c.seed)),
-        key=lambda t: t[:3],
-    )
-    local = [t[3] for t in ranked if t[0] == 0]
-    remote = [t[3] for t in ranked if t[0] > 0]
-    room = numwant - len(picked)
-    want_remote = min(len(remote), math.ceil(policy.remote_share * room)) if room > 0 else 0
-    take_local = local[: max(room - want_remote, 0)]
-    take_remote = remote[: room - len(take_local)]
-    return picked + [c.key for c in take_local + take_remote]
+    return SwarmIndex(candidates, policy).select(asker, numwant, rng)

@@ -13,6 +13,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 from urllib.parse import unquote_to_bytes
 
 import bencode
@@ -39,11 +40,16 @@ class AnnounceRequest:
     passkey: str
 
 
-@dataclass(frozen=True)
-class PeerAddress:
+class PeerAddress(NamedTuple):
     ip: str
     port: int
     peer_id: bytes
+    entry: bytes = b""  # the compact form (BEP 23/7), when made ahead by ``peer_address``
+
+
+def peer_address(ip: str, port: int, peer_id: bytes) -> PeerAddress:
+    """A peer with its compact form made once, for a peer listed in many answers."""
+    return PeerAddress(ip, port, peer_id, _entry(ip, port))
 
 
 def parse_query(raw: bytes) -> dict[str, list[bytes]]:
@@ -144,14 +150,17 @@ def _packed(ip: str) -> bytes:
     return addr.packed
 
 
+@lru_cache(maxsize=65536)
+def _entry(ip: str, port: int) -> bytes:
+    return _packed(ip) + port.to_bytes(2, "big")
+
+
 def compact(peers: Iterable[PeerAddress]) -> tuple[bytes, bytes]:
     """BEP 23 / BEP 7 compact forms: (6-byte IPv4 entries, 18-byte IPv6 entries)."""
-    v4, v6 = bytearray(), bytearray()
-    for peer in peers:
-        packed = _packed(peer.ip)
-        target = v4 if len(packed) == 4 else v6
-        target += packed + peer.port.to_bytes(2, "big")
-    return bytes(v4), bytes(v6)
+    entries = [p.entry or _entry(p.ip, p.port) for p in peers]
+    v4 = b"".join(e for e in entries if len(e) == 6)
+    v6 = b"".join(e for e in entries if len(e) == 18)
+    return v4, v6
 
 
 def announce_response(

@@ -7,17 +7,19 @@ import threading
 from dataclasses import dataclass
 
 from sqlalchemy import case, delete, func, or_, text
+from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from tracker.models import Completion, Host, Peer, Release
-from tracker.peers import Asker, Candidate, Location, Policy, select_peers
-from tracker.peerstore import PeerRow, PeerStore
+from tracker.peers import Asker, Candidate, Location, Policy, SwarmIndex
+from tracker.peerstore import PeerRow, PeerStore, View
 from tracker.protocol import (
     AnnounceRequest,
     PeerAddress,
     ScrapeEntry,
     TrackerError,
     announce_response,
+    peer_address,
 )
 from tracker.settings import TrackerSettings
 
@@ -34,58 +36,144 @@ def swarm_counts(session: Session, release_id: int | None, horizon: float) -> tu
 class Directory:
     """In-process caches of what an announce needs and what rarely changes: hosts and releases.
 
-    Hosts are reloaded every ``ttl`` seconds (and on an unknown passkey, at most once a second),
-    so a registration or a revocation made through another worker is seen within ``ttl``; one
-    made through this worker is seen at once (``invalidate``). Releases never change once
-    registered; an unknown info hash reloads them, at most once a second.
+    All hosts are reloaded in the background every ``ttl`` seconds (``refresh``), so a revocation
+    made through another worker is seen within ``ttl``; one made through this worker at once
+    (``invalidate``). An unknown passkey or info hash is looked up on its own row at once (a
+    registration through another worker works immediately), at most ``lookups_per_second`` (bursts of as many), so a
+    peer spraying made-up passkeys cannot turn announces into database queries.
+    ``generation`` changes with every change of hosts, so data derived from locations knows to rebuild.
     """
 
-    def __init__(self, ttl: float = 5.0) -> None:
+    def __init__(self, engine: Engine, ttl: float = 5.0, lookups_per_second: float = 50.0) -> None:
+        self.engine = engine
         self.ttl = ttl
         self._lock = threading.Lock()
         self._hosts_at = -1e9
-        self._releases_at = -1e9
+        self._rate = lookups_per_second
+        self._tokens = lookups_per_second  # a token bucket: bursts up to one second's worth
+        self._tokens_at = 0.0
+        self.generation = 0
         self.by_passkey: dict[str, HostInfo] = {}
         self.by_id: dict[int, HostInfo] = {}
         self.releases: dict[str, ReleaseInfo] = {}
+        self._releases_loaded = False
 
     def invalidate(self) -> None:
         with self._lock:
-            self._hosts_at = self._releases_at = -1e9
+            self._hosts_at = -1e9
 
-    def host(self, session: Session, passkey: str, now: float) -> HostInfo | None:
-        if now - self._hosts_at > self.ttl or (passkey not in self.by_passkey and now - self._hosts_at > 1.0):
-            self._load_hosts(session, now)
-        return self.by_passkey.get(passkey)
+    def host(self, passkey: str, now: float) -> HostInfo | None:
+        if self._hosts_at < 0:  # first use; from then on the background thread reloads
+            self._load_hosts(now)
+        info = self.by_passkey.get(passkey)
+        if info is None and self._may_look_up(now):
+            with self.engine.connect() as conn:
+                row = conn.execute(_HOST_BY_PASSKEY, {"passkey": passkey}).first()
+            if row is not None:
+                info = self._add_host(*row)
+        return info
 
-    def hosts_by_id(self, session: Session, now: float) -> dict[int, HostInfo]:
+    def refresh(self, now: float) -> None:
+        """Reload hosts when they are older than ``ttl`` (background thread, off the announce path)."""
         if now - self._hosts_at > self.ttl:
-            self._load_hosts(session, now)
-        return self.by_id
+            self._load_hosts(now)
 
-    def release(self, session: Session, info_hash: bytes, now: float) -> ReleaseInfo | None:
+    def release(self, info_hash: bytes, now: float) -> ReleaseInfo | None:
         key = info_hash.hex()
-        if key not in self.releases and now - self._releases_at > 1.0:
-            rows = session.connection().execute(
-                text("SELECT id, info_hash_v1, info_hash_v2, total_size FROM release")
-            ).all()
-            releases = {}
-            for rid, v1, v2, total in rows:
+        if not self._releases_loaded:
+            self._load_releases()
+        info = self.releases.get(key)
+        if info is None and self._may_look_up(now):
+            with self.engine.connect() as conn:
+                row = conn.execute(_RELEASE_BY_HASH, {"h": key}).first()
+            if row is not None:  # releases never change once registered: cached for good
+                rid, v1, v2, total = row
                 info = ReleaseInfo(rid, total)
-                releases[v1] = releases[v2] = info
-            with self._lock:
-                self.releases, self._releases_at = releases, now
-        return self.releases.get(key)
+                with self._lock:
+                    self.releases = self.releases | {v1: info, v2: info}
+        return info
 
-    def _load_hosts(self, session: Session, now: float) -> None:
-        rows = session.connection().execute(text("SELECT id, passkey, location, role, revoked FROM host")).all()
+    def _load_releases(self) -> None:
+        with self.engine.connect() as conn:
+            rows = conn.execute(_RELEASES).all()
+        releases = {}
+        for rid, v1, v2, total in rows:
+            releases[v1] = releases[v2] = ReleaseInfo(rid, total)
+        with self._lock:
+            self.releases, self._releases_loaded = releases, True
+
+    def _may_look_up(self, now: float) -> bool:
+        with self._lock:
+            self._tokens = min(self._rate, self._tokens + (now - self._tokens_at) * self._rate)
+            self._tokens_at = now
+            if self._tokens < 1:
+                return False
+            self._tokens -= 1
+            return True
+
+    def _add_host(self, hid: int, passkey: str, location: str, role: str, revoked: bool) -> HostInfo:
+        info = HostInfo(hid, Location.parse(location), role == "seedbox", bool(revoked))
+        with self._lock:
+            self.by_passkey = self.by_passkey | {passkey: info}
+            self.by_id = self.by_id | {hid: info}
+            self.generation += 1
+        return info
+
+    def _load_hosts(self, now: float) -> None:
+        with self.engine.connect() as conn:
+            rows = conn.execute(_HOSTS).all()
         by_passkey, by_id = {}, {}
         for hid, passkey, location, role, revoked in rows:
             info = HostInfo(hid, Location.parse(location), role == "seedbox", bool(revoked))
             by_passkey[passkey] = info
             by_id[hid] = info
         with self._lock:
-            self.by_passkey, self.by_id, self._hosts_at = by_passkey, by_id, now
+            if (by_passkey, by_id) != (self.by_passkey, self.by_id):
+                self.by_passkey, self.by_id = by_passkey, by_id
+                self.generation += 1
+            self._hosts_at = now
+
+
+_HOSTS = text("SELECT id, passkey, location, role, revoked FROM host")
+_HOST_BY_PASSKEY = text("SELECT id, passkey, location, role, revoked FROM host WHERE passkey = :passkey")
+_RELEASES = text("SELECT id, info_hash_v1, info_hash_v2, total_size FROM release")
+_RELEASE_BY_HASH = text(
+    "SELECT id, info_hash_v1, info_hash_v2, total_size FROM release WHERE info_hash_v1 = :h OR info_hash_v2 = :h"
+)
+
+
+class Indexes:
+    """Each swarm's peer index (``SwarmIndex``), rebuilt only when the swarm's view or the host
+    directory has changed, or the oldest peer in it may have expired: steady re-announces of a
+    settled swarm cost a few draws each, not a pass over the swarm."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self._cache: dict[int, tuple[int, int, float, SwarmIndex[PeerKey]]] = {}
+
+    def get(self, release: ReleaseInfo, view: View, directory: Directory, horizon: float) -> SwarmIndex[PeerKey]:
+        cached = self._cache.get(release.id)
+        if cached is not None and cached[0] == view.version and cached[1] == directory.generation \
+                and cached[2] >= horizon:
+            return cached[3]
+        hosts = directory.by_id
+        unknown = HostInfo(-1, Location(), False, False)
+        candidates = []
+        oldest = float("inf")
+        for peer in view.rows.values():
+            if peer.last_seen < horizon:
+                continue
+            oldest = min(oldest, peer.last_seen)
+            info = hosts.get(peer.host_id, unknown)
+            candidates.append(Candidate(peer_address(peer.ip, peer.port, bytes.fromhex(peer.peer_id)), info.location,
+                                        has_pieces=peer.left < release.total_size, seed=peer.left == 0,
+                                        seedbox=info.seedbox, first_seen=peer.first_seen))
+        index = SwarmIndex(candidates, self.policy)
+        self._cache[release.id] = (view.version, directory.generation, oldest, index)
+        return index
+
+
+PeerKey = PeerAddress  # how a candidate is named in an index: what the answer lists
 
 
 @dataclass(frozen=True)
@@ -124,10 +212,10 @@ def find_release(session: Session, info_hash: bytes) -> Release | None:
 
 
 def announce(
-    session: Session,
     settings: TrackerSettings,
     directory: Directory,
     store: PeerStore,
+    indexes: Indexes,
     req: AnnounceRequest,
     ip: str,
     now: float,
@@ -136,45 +224,39 @@ def announce(
     """Record the announce and answer it. Raises TrackerError if it is refused.
 
     The hot path touches no database in the common case: hosts and releases come from the
-    directory's cache, the swarm from this worker's peer store, which writes behind.
+    directory's cache, the swarm from this worker's peer store (which writes behind and is
+    refreshed in the background), the answer from the swarm's prebuilt index.
     """
-    host = directory.host(session, req.passkey, now)
+    host = directory.host(req.passkey, now)
     if host is None:
         raise TrackerError(UNKNOWN_PASSKEY)
     if host.revoked:
         raise TrackerError(REVOKED)
-    release = directory.release(session, req.info_hash, now)
+    release = directory.release(req.info_hash, now)
     if release is None:
         raise TrackerError("unregistered torrent")
     peer_id = req.peer_id.hex()
-    row = None if req.event == "stopped" else PeerRow(peer_id, ip, req.port, req.left, now, host.id, now,
-                                                       req.uploaded, req.downloaded)
+    stopped = req.event == "stopped"
+    row = None if stopped else PeerRow(peer_id, ip, req.port, req.left, now, host.id, now, req.uploaded,
+                                       req.downloaded)
     first_seen = store.record(release.id, row, peer_id, completed=req.event == "completed", now=now)
-    horizon = now - settings.interval * settings.peer_ttl_factor
-    hosts = directory.hosts_by_id(session, now)
-    unknown = HostInfo(-1, Location(), False, False)
-    candidates = []
-    for peer in store.live(release.id, now, horizon):
-        if peer.peer_id == peer_id:
-            continue
-        info = hosts.get(peer.host_id, unknown)
-        candidates.append(Candidate((peer.peer_id, peer.ip, peer.port), info.location,
-                                    has_pieces=peer.left < release.total_size, seed=peer.left == 0,
-                                    seedbox=info.seedbox, first_seen=peer.first_seen))
-    complete = sum(1 for c in candidates if c.seed)
+    index = indexes.get(release, store.view(release.id), directory, now - settings.interval * settings.peer_ttl_factor)
     numwant = min(req.numwant if req.numwant is not None else settings.numwant_default, settings.numwant_max)
     asker = Asker(host.location, first_seen, seed=req.left == 0, seedbox=host.seedbox)
-    policy = Policy(remote_share=settings.remote_share, seedbox_per_rack=settings.seedbox_per_rack)
-    chosen = select_peers(asker, candidates, 0 if req.event == "stopped" else numwant, rng, policy)
+    me = None if stopped else peer_address(ip, req.port, req.peer_id)
+    chosen = index.select(asker, 0 if stopped else numwant, rng, exclude=me)
+    # The counts leave the asker out, as its peer list does.
+    seeds = index.seeds - (1 if not stopped and req.left == 0 else 0)
+    others = len(index.candidates) - (0 if stopped else 1)
     # Jitter spreads re-announces out, so a fleet started together does not stay in lockstep.
     min_interval = min(settings.min_interval, settings.interval)
     interval = round(settings.interval * (1 + rng.uniform(-1, 1) * settings.interval_jitter))
     return announce_response(
         interval=max(interval, min_interval),
         min_interval=min_interval,
-        complete=complete,
-        incomplete=len(candidates) - complete,
-        peers=[PeerAddress(pip, pport, bytes.fromhex(pid)) for pid, pip, pport in chosen],
+        complete=seeds,
+        incomplete=others - seeds,
+        peers=chosen,
         compact_form=req.compact,
     )
 
