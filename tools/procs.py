@@ -96,3 +96,13 @@ def start_origin(procs: Procs, root: Path, *, fail_every: int = 0) -> str:
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/_stats", proc=proc)
     return url
+
+
+def start_s3(procs: Procs) -> str:
+    """A real S3-compatible HTTP server (moto's server mode, from the test extras); returns its
+    endpoint URL, for ``AWS_ENDPOINT_URL``. Any access key is accepted."""
+    port = free_port()
+    proc = procs.start("s3", [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)])
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/moto-api/", proc=proc)
+    return url
