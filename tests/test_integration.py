@@ -37,10 +37,11 @@ def public_key(tmp_path: Path) -> str:
     return (tmp_path / "keys" / "publisher.key.pub").read_text().strip()
 
 
-def start_seedbox(procs: Procs, tmp_path: Path, tracker: str, passkey: str, ref: str = "m@1") -> None:
+def start_seedbox(procs: Procs, tmp_path: Path, tracker: str, passkey: str, ref: str = "m@1",
+                  env: dict[str, str] | None = None) -> None:
     procs.start("seedbox", [*CLI, "seedbox", "run", ref, "--tracker", tracker, "--passkey", passkey,
                             "--workdir", str(tmp_path / "seedbox"), "--listen", "127.0.0.1:0",
-                            "--trust-key", public_key(tmp_path)])
+                            "--trust-key", public_key(tmp_path)], env=env)
 
 
 def client_argv(tmp_path: Path, tracker: str, passkey: str, host: str, ref: str = "m@1", *extra: str) -> list[str]:
@@ -103,6 +104,31 @@ def test_three_hosts_should_receive_verify_and_activate_a_multi_file_model(
     seed_status = json.loads((tmp_path / "seedbox" / "status" / "m@1.json").read_text())
     assert seed_status["bytes_read_from_source"] == total and seed_status["state"] == "seeding"
     assert status_of(tracker_url, "h0")["state"] in ("activated", "seeding")
+
+
+def test_a_model_in_s3_reaches_a_host_and_is_read_from_s3_once(
+        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
+    import boto3
+
+    from tools.procs import start_s3
+
+    aws = {"AWS_ENDPOINT_URL": start_s3(procs), "AWS_ACCESS_KEY_ID": "mt", "AWS_SECRET_ACCESS_KEY": "mt",
+           "AWS_DEFAULT_REGION": "us-east-1"}
+    release = publish_model(tmp_path, tracker_url, publisher_key, FILES, piece_size=256 * KiB,
+                            source="s3://models/m/1")
+    s3 = boto3.client("s3", endpoint_url=aws["AWS_ENDPOINT_URL"], aws_access_key_id="mt",
+                      aws_secret_access_key="mt", region_name="us-east-1")
+    s3.create_bucket(Bucket="models")
+    for rel in FILES:
+        s3.upload_file(str(tmp_path / "external-m-1" / rel), "models", f"m/1/{rel}")
+    s3.close()
+    start_seedbox(procs, tmp_path, tracker_url, admin.add_host("seedbox", role="seedbox")["passkey"], env=aws)
+    done = run_client(tmp_path, tracker_url, admin.add_host("h1")["passkey"], "h1")
+    assert done.returncode == 0, done.stderr
+    Manifest.from_json((tmp_path / "out" / "m-1.manifest.json").read_bytes()).verify_data(
+        ModelStore(tmp_path / "hosts" / "h1").current("m"))
+    seed_status = json.loads((tmp_path / "seedbox" / "status" / "m@1.json").read_text())
+    assert seed_status["bytes_read_from_source"] == sum(FILES.values()) == release["total_size"]
 
 
 def test_a_killed_client_should_resume_without_downloading_verified_pieces_again(
