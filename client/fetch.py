@@ -21,6 +21,7 @@ from pathlib import Path
 
 import libtorrent as lt
 
+from client.hooks import run_on_activate
 from client.settings import ClientSettings
 from client.store import ModelStore
 from common import torrent as torrents
@@ -60,6 +61,7 @@ class FetchResult:
     hash_failures: int
     elapsed: float
     last_piece_to_active: float
+    hook_error: str | None = None  # the on-activate hook failed (the version is active regardless)
 
 
 class Fetcher:
@@ -101,6 +103,8 @@ class Fetcher:
             last_piece_at = run.download()
             run.activate(version_dir)
             activated_at = time.monotonic()
+            hook_error = run_on_activate(self.settings.on_activate, name, version, self.store.current(name),
+                                         self.settings.on_activate_timeout)
             removed = self.store.prune(name, self.settings.keep_versions)
             if removed:
                 log.info("pruned old versions: %s", ", ".join(removed))
@@ -109,7 +113,7 @@ class Fetcher:
             run.close()
         return FetchResult(
             name, version, True, False, run.downloaded, run.verified_at_start, run.hash_failures,
-            time.monotonic() - started, activated_at - last_piece_at,
+            time.monotonic() - started, activated_at - last_piece_at, hook_error,
         )
 
     def _preflight(self, manifest: Manifest, save_path: Path) -> None:

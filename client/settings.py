@@ -5,17 +5,28 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from common.settings import PeerSettings
 
 
-class ClientSettings(PeerSettings):
+class StoreSettings(BaseSettings):
+    """What works on the host's model store alone, without a tracker (``client rollback``)."""
+
     model_config = SettingsConfigDict(env_prefix="MODELTORRENT_CLIENT_", extra="ignore")
 
     root: Path = Path("/var/lib/modeltorrent")
-    download_rate: int = Field(default=0, ge=0, description="bytes/s, 0 = unlimited")
     keep_versions: int = Field(default=3, ge=1)
+    # A shell command run after a version becomes active (a fetch or a rollback), e.g. to reload
+    # the inference server; it gets MODELTORRENT_MODEL, MODELTORRENT_VERSION, MODELTORRENT_PATH.
+    on_activate: str | None = None
+    on_activate_timeout: float = 300.0
+
+
+class ClientSettings(PeerSettings, StoreSettings):
+    model_config = SettingsConfigDict(env_prefix="MODELTORRENT_CLIENT_", extra="ignore")
+
+    download_rate: int = Field(default=0, ge=0, description="bytes/s, 0 = unlimited")
     resume_interval: float = 5.0
     # Free space kept beyond the model when checking the disk before a download.
     disk_reserve: int = 256 * 1024 * 1024

@@ -16,6 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
+from common.errors import StoreError
 from common.layout import check_name
 
 
@@ -77,6 +78,31 @@ class ModelStore:
         os.symlink(Path("versions") / version, tmp)
         os.replace(tmp, link)
         _fsync_dir(link.parent)
+        os.utime(target)  # versions are ordered by when they were last made active
+
+    def versions(self, name: str) -> list[str]:
+        """The verified versions on disk, the most recently activated first."""
+        versions_dir = self.model_dir(name) / "versions"
+        if not versions_dir.is_dir():
+            return []
+        return [p.name for p in sorted(versions_dir.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
+                if p.is_dir()]
+
+    def rollback(self, name: str, to: str | None = None) -> tuple[str | None, str]:
+        """Make ``to`` (default: the version active before the current one) active again,
+        atomically. Returns (previous, now active). Raises StoreError if there is none."""
+        active = self.active_version(name)
+        if to is None:
+            older = [v for v in self.versions(name) if v != active]
+            if not older:
+                raise StoreError(f"no other version of {name} on this host to roll back to",
+                                      hint=f"versions kept: {', '.join(self.versions(name)) or 'none'}")
+            to = older[0]
+        elif to not in self.versions(name):
+            raise StoreError(f"{name} version {to} is not on this host",
+                                  hint=f"versions kept: {', '.join(self.versions(name)) or 'none'}")
+        self.activate(name, to)
+        return active, to
 
     def prune(self, name: str, keep: int) -> list[str]:
         """Delete the oldest versions beyond ``keep``, never the active one. Returns those removed."""
@@ -84,9 +110,8 @@ class ModelStore:
         if not versions_dir.is_dir():
             return []
         active = self.active_version(name)
-        versions = sorted(versions_dir.iterdir(), key=lambda p: p.stat().st_mtime, reverse=True)
         removed = []
-        for path in versions[keep:]:
+        for path in [versions_dir / v for v in self.versions(name)[keep:]]:
             if path.name != active:
                 shutil.rmtree(path)
                 for state in (self.model_dir(name) / "state").glob(f"{path.name}.*"):

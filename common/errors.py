@@ -8,6 +8,7 @@
     ├── TorrentMismatch          a torrent that does not describe the manifest's files
     ├── SourceError              external storage failed or served the wrong bytes
     ├── DiskSpaceError           not enough free space to stage a model
+    ├── StoreError               a host's model store cannot do what was asked (e.g. no version to roll back to)
     └── ApiError                 the tracker refused a request or could not be reached
 
 Third-party exceptions are translated where they are caught (``raise X(...) from exc``).
@@ -64,6 +65,10 @@ class SourceError(ModeltorrentError):
 
 
 class DiskSpaceError(ModeltorrentError):
+    pass
+
+
+class StoreError(ModeltorrentError):
     pass
 
 

@@ -231,3 +231,41 @@ def test_a_publisher_key_the_host_does_not_trust_is_refused(
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-v"]))
+
+
+def test_activation_runs_the_hook_and_rollback_swaps_back_without_a_download(
+        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
+    for version, seed in (("1", 1), ("2", 2)):
+        publish_model(tmp_path, tracker_url, publisher_key, {"w.safetensors": 1 * MiB}, version=version,
+                      piece_size=256 * KiB, source=str(tmp_path / f"external-m-{version}"), seed=seed)
+    seedbox = admin.add_host("seedbox", role="seedbox")["passkey"]
+    for version in ("1", "2"):
+        procs.start(f"seedbox-{version}", [*CLI, "seedbox", "run", f"m@{version}", "--tracker", tracker_url,
+                                           "--passkey", seedbox, "--workdir", str(tmp_path / f"seedbox-{version}"),
+                                           "--listen", "127.0.0.1:0", "--trust-key", public_key(tmp_path)])
+    passkey = admin.add_host("h1")["passkey"]
+    log = tmp_path / "hook.log"
+    hook = f'echo "$MODELTORRENT_MODEL $MODELTORRENT_VERSION $MODELTORRENT_PATH" >> {log}'
+    for version in ("1", "2"):
+        done = run_client(tmp_path, tracker_url, passkey, "h1", f"m@{version}", "--on-activate", hook)
+        assert done.returncode == 0, done.stderr
+    store = ModelStore(tmp_path / "hosts" / "h1")
+    current = store.current("m")
+    assert log.read_text().splitlines() == [f"m 1 {current}", f"m 2 {current}"]
+
+    env = os.environ | {"PYTHONPATH": str(REPO), "MODELTORRENT_CLIENT_ON_ACTIVATE": hook}
+    back = subprocess.run([*CLI, "client", "rollback", "m", "--root", str(tmp_path / "hosts" / "h1")],
+                          capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
+    assert back.returncode == 0, back.stderr
+    assert "2 -> 1" in back.stdout
+    assert os.readlink(current) == "versions/1"
+    Manifest.from_json((tmp_path / "out" / "m-1.manifest.json").read_bytes()).verify_data(current)
+    assert log.read_text().splitlines()[-1] == f"m 1 {current}"
+
+    failing = run_client(tmp_path, tracker_url, passkey, "h1", "m@2", "--on-activate", "exit 3")
+    assert failing.returncode == 1 and "on-activate hook exited 3" in failing.stderr
+    assert os.readlink(current) == "versions/2"  # the version is active; the hook's failure is reported
+
+    nothing = subprocess.run([*CLI, "client", "rollback", "other", "--root", str(tmp_path / "hosts" / "h1")],
+                             capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
+    assert nothing.returncode == 1 and "no other version of other" in nothing.stderr

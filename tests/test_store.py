@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from client.store import ModelStore
-from common.errors import LayoutError
+from common.errors import LayoutError, StoreError
 
 
 def make_version(store: ModelStore, version: str, content: str = "x") -> None:
@@ -63,3 +63,32 @@ def test_resume_state_round_trips(tmp_path: Path) -> None:
     assert store.load_resume("m", "1") == (None, set())
     store.save_resume("m", "1", b"resume-bytes", {3, 1, 2})
     assert store.load_resume("m", "1") == (b"resume-bytes", {1, 2, 3})
+
+
+def test_rollback_returns_to_the_version_active_before(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path)
+    for v in ("1", "2", "3"):
+        make_version(store, v, v)
+    store.activate("m", "1")
+    time.sleep(0.01)  # mtimes order activations
+    store.activate("m", "3")
+    assert store.rollback("m") == ("3", "1")
+    assert os.readlink(store.current("m")) == "versions/1"
+    assert store.versions("m")[0] == "1"
+    assert store.rollback("m", to="2") == ("1", "2")
+    assert (store.current("m") / "w.bin").read_text() == "2"
+
+
+@pytest.mark.parametrize("versions,to,message", [
+    ((), None, "no other version"), (("1",), None, "no other version"), (("1",), "7", "not on this host"),
+])
+def test_rollback_with_nothing_to_go_back_to_is_a_clear_error(
+        tmp_path: Path, versions: tuple[str, ...], to: str | None, message: str) -> None:
+    store = ModelStore(tmp_path)
+    for v in versions:
+        make_version(store, v)
+        store.activate("m", v)
+    with pytest.raises(StoreError, match=message) as exc:
+        store.rollback("m", to)
+    assert exc.value.hint and "versions kept" in exc.value.hint
+    assert store.active_version("m") == (versions[-1] if versions else None)

@@ -77,14 +77,17 @@ ListenOpt = Annotated[str | None, typer.Option(help="libtorrent listen address, 
 UploadOpt = Annotated[str | None, typer.Option(help="upload cap per second, e.g. 200MiB")]
 DownloadOpt = Annotated[str | None, typer.Option(help="download cap per second")]
 ConnectionsOpt = Annotated[int | None, typer.Option(help="connection limit", min=1)]
+OnActivateOpt = Annotated[str | None, typer.Option(
+    "--on-activate", help="shell command run after a version becomes active (gets MODELTORRENT_MODEL, "
+    "MODELTORRENT_VERSION, MODELTORRENT_PATH) [env MODELTORRENT_CLIENT_ON_ACTIVATE]")]
 
 
 def client_overrides(tracker: str | None, passkey: str | None, root: Path | None, listen: str | None,
                      trust_key: list[str] | None, upload_rate: str | None, download_rate: str | None,
-                     connections: int | None) -> dict[str, Any]:
+                     connections: int | None, on_activate: str | None = None) -> dict[str, Any]:
     return given(tracker_url=tracker, passkey=passkey, root=root, listen=listen, trusted_keys=trusted(trust_key),
                  upload_rate=size_option(upload_rate), download_rate=size_option(download_rate),
-                 connections=connections)
+                 connections=connections, on_activate=on_activate)
 
 
 def need(value: str | None, what: str, hint: str) -> str:
@@ -253,6 +256,7 @@ def client_fetch(
     upload_rate: UploadOpt = None,
     download_rate: DownloadOpt = None,
     connections: ConnectionsOpt = None,
+    on_activate: OnActivateOpt = None,
     seed_for: Annotated[float, typer.Option(help="seconds to keep seeding after activation "
                                             "(-1: until stopped)")] = 0.0,
     json_out: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
@@ -262,7 +266,28 @@ def client_fetch(
 
     name, version = split_ref(ref)
     fetch(name, version, seed_for=seed_for, json_out=json_out, console=err, overrides=client_overrides(
-        tracker, passkey, root, listen, trust_key, upload_rate, download_rate, connections))
+        tracker, passkey, root, listen, trust_key, upload_rate, download_rate, connections, on_activate))
+
+
+@client_app.command("rollback")
+def client_rollback(
+    name: Annotated[str, typer.Argument(help="model name")],
+    to: Annotated[str | None, typer.Option(help="version to activate (default: the one active before)")] = None,
+    root: RootOpt = None,
+    on_activate: OnActivateOpt = None,
+) -> None:
+    """Make an earlier verified version of a model active again, atomically (no download)."""
+    from client.hooks import run_on_activate
+    from client.settings import StoreSettings
+    from client.store import ModelStore
+
+    settings = StoreSettings(**given(root=root, on_activate=on_activate))
+    store = ModelStore(settings.root)
+    previous, now = store.rollback(name, to)
+    out.print(f"{name}: {previous or '(none)'} -> {now} (active: {store.current(name)})")
+    error = run_on_activate(settings.on_activate, name, now, store.current(name), settings.on_activate_timeout)
+    if error:
+        raise ModeltorrentError(error, hint="the rolled-back version is active; fix the hook and run it again")
 
 
 @client_app.command("run")
@@ -275,13 +300,15 @@ def client_run(
     upload_rate: UploadOpt = None,
     download_rate: DownloadOpt = None,
     connections: ConnectionsOpt = None,
+    on_activate: OnActivateOpt = None,
     location: Annotated[str | None, typer.Option(help="this host's dc|pod|rack (else as registered)")] = None,
     poll_interval: Annotated[float, typer.Option(help="seconds between polls of the tracker", min=0.2)] = 5.0,
 ) -> None:
     """The host agent: fetch and activate whatever the tracker's deployments want on this host."""
     from tools.agent_cmd import run_agent
 
-    overrides = client_overrides(tracker, passkey, root, listen, trust_key, upload_rate, download_rate, connections)
+    overrides = client_overrides(tracker, passkey, root, listen, trust_key, upload_rate, download_rate, connections,
+                                 on_activate)
     run_agent(overrides, poll_interval=poll_interval, location=location)
 
 

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 from client.fetch import Fetcher
 from client.fetch import Progress as FetchProgress
 from client.settings import ClientSettings
+from common.errors import ModeltorrentError
 from tracker.api_client import BackgroundReporter, TrackerClient
 
 log = logging.getLogger("modeltorrent.client")
@@ -53,3 +54,6 @@ def fetch(name: str, version: str, *, seed_for: float, json_out: bool, console: 
     else:
         console.print(f"activated {name}@{version} in {result.elapsed:.1f}s "
                       f"({result.bytes_downloaded} bytes downloaded)")
+    if result.hook_error:
+        raise ModeltorrentError(result.hook_error, hint=f"{name}@{version} is active; fix the hook, then run it "
+                                "by hand or with `modeltorrent client rollback --to`")
