@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 from common.errors import StoreError
@@ -78,7 +79,10 @@ class ModelStore:
         os.symlink(Path("versions") / version, tmp)
         os.replace(tmp, link)
         _fsync_dir(link.parent)
-        os.utime(target)  # versions are ordered by when they were last made active
+        # Versions are ordered by when they were last made active. An explicit time: the kernel's
+        # own "now" for utime is only as fine as its clock tick, too coarse for two quick swaps.
+        now = time.time_ns()
+        os.utime(target, ns=(now, now))
 
     def versions(self, name: str) -> list[str]:
         """The verified versions on disk, the most recently activated first."""

@@ -112,7 +112,7 @@ class Directory:
             return True
 
     def _add_host(self, hid: int, passkey: str, location: str, role: str, revoked: bool) -> HostInfo:
-        info = HostInfo(hid, Location.parse(location), role == "seedbox", bool(revoked))
+        info = HostInfo.from_row(hid, location, role, revoked)
         with self._lock:
             self.by_passkey = self.by_passkey | {passkey: info}
             self.by_id = self.by_id | {hid: info}
@@ -124,7 +124,7 @@ class Directory:
             rows = conn.execute(_HOSTS).all()
         by_passkey, by_id = {}, {}
         for hid, passkey, location, role, revoked in rows:
-            info = HostInfo(hid, Location.parse(location), role == "seedbox", bool(revoked))
+            info = HostInfo.from_row(hid, location, role, revoked)
             by_passkey[passkey] = info
             by_id[hid] = info
         with self._lock:
@@ -182,6 +182,10 @@ class HostInfo:
     location: Location
     seedbox: bool
     revoked: bool
+
+    @classmethod
+    def from_row(cls, hid: int, location: str, role: str, revoked: bool) -> HostInfo:
+        return cls(hid, Location.parse(location), role == "seedbox", bool(revoked))
 
 
 @dataclass(frozen=True)
