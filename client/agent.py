@@ -9,6 +9,7 @@ stays, so a later deployment resumes it). A failed fetch is retried with exponen
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -18,10 +19,12 @@ from typing import Any
 from client.fetch import Fetcher, Progress
 from client.settings import ClientSettings
 from client.store import ModelStore
+from common.backoff import backoff_delay
 from common.errors import ApiError, ModeltorrentError
 from tracker.api_client import TrackerClient
 
 log = logging.getLogger("modeltorrent.agent")
+_rng = random.Random()  # retry jitter: spread, not secrecy
 FINAL = {"activated", "partially_failed", "failed", "cancelled"}
 
 
@@ -38,7 +41,7 @@ class _Backoff:
     def failed(self, item: tuple[str, str], now: float) -> float:
         n = self.failures.get(item, 0) + 1
         self.failures[item] = n
-        delay = min(self.cap, self.base * 2 ** (n - 1))
+        delay = backoff_delay(n, self.base, self.cap, _rng)
         self.until[item] = now + delay
         return delay
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 
 import libtorrent as lt
 
+from common.backoff import backoff_delay
 from common.errors import PieceMismatch, SourceError
 from common.layout import Layout
 from common.lt_session import Caps, add_params, make_session
@@ -28,6 +30,7 @@ from seedbox.settings import SeedboxSettings
 from seedbox.sources import Source
 
 log = logging.getLogger("modeltorrent.seedbox")
+_rng = random.Random()  # retry jitter: spread, not secrecy
 
 
 @dataclass
@@ -83,7 +86,7 @@ class Seeder:
                 self.stats.bad_pieces += 1
                 last = PieceMismatch(index, path, self._expected[index].hex(), digest.hex())
                 log.warning("source served wrong bytes for piece %d (attempt %d)", index, attempt + 1)
-            time.sleep(min(0.2 * 2**attempt, 5.0))
+            time.sleep(backoff_delay(attempt + 1, 0.2, 5.0, _rng))
         assert last is not None
         raise last
 
