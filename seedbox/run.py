@@ -11,9 +11,10 @@ from dataclasses import asdict
 
 from common import torrent as torrents
 from common.errors import SourceError
+from seedbox.limits import CappedSource, TokenBucket
 from seedbox.seeder import IngressStats, Seeder
 from seedbox.settings import SeedboxSettings
-from seedbox.sources import open_source
+from seedbox.sources import Source, open_source
 from tracker.api_client import BackgroundReporter, TrackerClient
 
 log = logging.getLogger("modeltorrent.seedbox")
@@ -30,7 +31,9 @@ def run(settings: SeedboxSettings, name: str, version: str, source_uri: str | No
     uri = source_uri or manifest.source
     if not uri:
         raise SourceError(f"{manifest.ref} has no source", hint="pass --source URI")
-    source = open_source(uri)
+    source: Source = open_source(uri)
+    if settings.ingress_rate:
+        source = CappedSource(source, TokenBucket(settings.ingress_rate))
     seeder = Seeder(settings, manifest, layout, torrent, source)
     reporter = BackgroundReporter(api, settings.status_interval)
     status_file = settings.workdir / "status" / f"{name}@{version}.json"

@@ -18,7 +18,9 @@ from common.errors import SourceError
 
 
 class Source(Protocol):
-    bytes_read: int
+    @property
+    def bytes_read(self) -> int:
+        """Bytes read from external storage so far."""
 
     def read(self, path: str, offset: int, length: int) -> bytes:
         """``length`` bytes of ``path`` from ``offset``. Raises SourceError."""

@@ -232,6 +232,8 @@ def seedbox_run(
     listen: ListenOpt = None,
     trust_key: TrustOpt = None,
     upload_rate: UploadOpt = None,
+    ingress_rate: Annotated[str | None, typer.Option(help="cap on reads from external storage per second, "
+                                                     "e.g. 500MiB [default: none]")] = None,
 ) -> None:
     """Pull a model from external storage once, verify every piece, and seed it (until stopped)."""
     from seedbox.run import run
@@ -241,6 +243,7 @@ def seedbox_run(
     settings = SeedboxSettings(**given(
         tracker_url=tracker, passkey=passkey, workdir=workdir, listen=listen,
         trusted_keys=trusted(trust_key), upload_rate=size_option(upload_rate),
+        ingress_rate=size_option(ingress_rate),
     ))
     run(settings, name, version, source)
 
