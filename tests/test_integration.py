@@ -38,10 +38,10 @@ def public_key(tmp_path: Path) -> str:
 
 
 def start_seedbox(procs: Procs, tmp_path: Path, tracker: str, passkey: str, ref: str = "m@1",
-                  env: dict[str, str] | None = None) -> None:
+                  env: dict[str, str] | None = None, extra: tuple[str, ...] = ()) -> None:
     procs.start("seedbox", [*CLI, "seedbox", "run", ref, "--tracker", tracker, "--passkey", passkey,
                             "--workdir", str(tmp_path / "seedbox"), "--listen", "127.0.0.1:0",
-                            "--trust-key", public_key(tmp_path)], env=env)
+                            "--trust-key", public_key(tmp_path), *extra], env=env)
 
 
 def client_argv(tmp_path: Path, tracker: str, passkey: str, host: str, ref: str = "m@1", *extra: str) -> list[str]:
@@ -122,7 +122,9 @@ def test_a_model_in_s3_reaches_a_host_and_is_read_from_s3_once(
     for rel in FILES:
         s3.upload_file(str(tmp_path / "external-m-1" / rel), "models", f"m/1/{rel}")
     s3.close()
-    start_seedbox(procs, tmp_path, tracker_url, admin.add_host("seedbox", role="seedbox")["passkey"], env=aws)
+    # The ingress cap on the way (its pacing is tested in test_limits.py, without clocks).
+    start_seedbox(procs, tmp_path, tracker_url, admin.add_host("seedbox", role="seedbox")["passkey"], env=aws,
+                  extra=("--ingress-rate", "8MiB"))
     done = run_client(tmp_path, tracker_url, admin.add_host("h1")["passkey"], "h1")
     assert done.returncode == 0, done.stderr
     Manifest.from_json((tmp_path / "out" / "m-1.manifest.json").read_bytes()).verify_data(
