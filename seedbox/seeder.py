@@ -11,6 +11,7 @@ the missing pieces are read from the source again.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import logging
 import random
 import threading
@@ -46,6 +47,16 @@ class IngressStats:
     peers: int = 0
     uploaded: int = 0
     started: float = field(default_factory=time.monotonic)
+
+
+def next_pieces(queue: list[int], availability: list[int], n: int) -> list[int]:
+    """The ``n`` pieces to ask of the source next: those the fewest peers hold first (none, in a
+    fresh swarm: then in index order, so hosts can start on piece 0 while the rest arrives; after
+    a seedbox restart, pieces the hosts already pass among themselves wait until the rest is in)."""
+    def held(i: int) -> int:
+        return availability[i] if i < len(availability) else 0
+
+    return heapq.nsmallest(n, queue, key=lambda i: (held(i), i))
 
 
 class Seeder:
@@ -131,16 +142,19 @@ class Seeder:
 
     def _ingest(self, ses: lt.session, handle: lt.torrent_handle, ti: lt.torrent_info,
                 missing: list[int], on_tick: Callable[[IngressStats], None] | None) -> None:
-        order = list(missing)  # injected in this order, so peers can start on piece 0
-        queue = list(missing)  # fetched in this order, a few ahead of injection
+        queue = list(missing)  # not yet asked of the source
+        order: list[int] = []  # asked of the source, injected in the same order
         futures: dict[int, Future[bytes]] = {}
         in_flight: dict[int, tuple[float, bytes]] = {}  # injected, not yet hashed and written
         next_tick = 0.0
         with ThreadPoolExecutor(self.settings.fetch_concurrency, thread_name_prefix="fetch") as pool:
             while (order or in_flight) and not self.stop.is_set():
-                while queue and len(futures) < self.settings.fetch_concurrency * 2:
-                    index = queue.pop(0)
-                    futures[index] = pool.submit(self.fetch_verified, index)
+                room = self.settings.fetch_concurrency * 2 - len(futures)
+                if queue and room > 0:
+                    for index in next_pieces(queue, handle.piece_availability(), room):
+                        queue.remove(index)
+                        order.append(index)
+                        futures[index] = pool.submit(self.fetch_verified, index)
                 for alert in ses.pop_alerts():
                     log.debug("%s: %s", type(alert).__name__, alert.message())
                     if isinstance(alert, lt.piece_finished_alert) and alert.piece_index in in_flight:
