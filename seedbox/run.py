@@ -12,6 +12,7 @@ from dataclasses import asdict
 from common import torrent as torrents
 from common.errors import SourceError
 from seedbox.limits import CappedSource, TokenBucket
+from seedbox.metrics import SeedboxCollector, serve_metrics
 from seedbox.seeder import IngressStats, Seeder
 from seedbox.settings import SeedboxSettings
 from seedbox.sources import Source, open_source
@@ -35,6 +36,9 @@ def run(settings: SeedboxSettings, name: str, version: str, source_uri: str | No
     if settings.ingress_rate:
         source = CappedSource(source, TokenBucket(settings.ingress_rate))
     seeder = Seeder(settings, manifest, layout, torrent, source)
+    if settings.metrics_listen:
+        serve_metrics(settings.metrics_listen,
+                      SeedboxCollector(manifest.ref, seeder.stats, lambda: source.bytes_read, manifest.total_size))
     reporter = BackgroundReporter(api, settings.status_interval)
     status_file = settings.workdir / "status" / f"{name}@{version}.json"
     status_file.parent.mkdir(parents=True, exist_ok=True)

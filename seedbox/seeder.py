@@ -148,7 +148,7 @@ class Seeder:
         in_flight: dict[int, tuple[float, bytes]] = {}  # injected, not yet hashed and written
         next_tick = 0.0
         with ThreadPoolExecutor(self.settings.fetch_concurrency, thread_name_prefix="fetch") as pool:
-            while (order or in_flight) and not self.stop.is_set():
+            while (queue or order or in_flight) and not self.stop.is_set():
                 room = self.settings.fetch_concurrency * 2 - len(futures)
                 if queue and room > 0:
                     for index in next_pieces(queue, handle.piece_availability(), room):

@@ -20,7 +20,7 @@ import pytest
 from client.store import ModelStore
 from common.manifest import Manifest
 from tests.conftest import ADMIN, publish_model
-from tools.procs import CLI, REPO, Procs, start_origin
+from tools.procs import CLI, REPO, Procs, free_port, start_origin
 
 pytestmark = pytest.mark.integration
 
@@ -123,14 +123,25 @@ def test_a_model_in_s3_reaches_a_host_and_is_read_from_s3_once(
         s3.upload_file(str(tmp_path / "external-m-1" / rel), "models", f"m/1/{rel}")
     s3.close()
     # The ingress cap on the way (its pacing is tested in test_limits.py, without clocks).
+    metrics = f"127.0.0.1:{free_port()}"
     start_seedbox(procs, tmp_path, tracker_url, admin.add_host("seedbox", role="seedbox")["passkey"], env=aws,
-                  extra=("--ingress-rate", "8MiB"))
+                  extra=("--ingress-rate", "8MiB", "--metrics-listen", metrics))
     done = run_client(tmp_path, tracker_url, admin.add_host("h1")["passkey"], "h1")
     assert done.returncode == 0, done.stderr
     Manifest.from_json((tmp_path / "out" / "m-1.manifest.json").read_bytes()).verify_data(
         ModelStore(tmp_path / "hosts" / "h1").current("m"))
     seed_status = json.loads((tmp_path / "seedbox" / "status" / "m@1.json").read_text())
     assert seed_status["bytes_read_from_source"] == sum(FILES.values()) == release["total_size"]
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(httpx.get(f"http://{metrics}/metrics").text)
+               for s in family.samples}
+    model = (("model", "m@1"),)
+    assert samples[("modeltorrent_seedbox_ingress_bytes_total", model)] == release["total_size"]
+    assert samples[("modeltorrent_seedbox_pieces_verified_total", model)] == release["num_pieces"]
+    assert samples[("modeltorrent_seedbox_pieces_failed_total", model)] == 0
+    assert samples[("modeltorrent_seedbox_state", (("model", "m@1"), ("state", "seeding")))] == 1
 
 
 def test_a_killed_client_should_resume_without_downloading_verified_pieces_again(

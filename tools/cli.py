@@ -234,6 +234,7 @@ def seedbox_run(
     upload_rate: UploadOpt = None,
     ingress_rate: Annotated[str | None, typer.Option(help="cap on reads from external storage per second, "
                                                      "e.g. 500MiB [default: none]")] = None,
+    metrics_listen: Annotated[str | None, typer.Option(help="serve Prometheus /metrics on host:port")] = None,
 ) -> None:
     """Pull a model from external storage once, verify every piece, and seed it (until stopped)."""
     from seedbox.run import run
@@ -243,7 +244,7 @@ def seedbox_run(
     settings = SeedboxSettings(**given(
         tracker_url=tracker, passkey=passkey, workdir=workdir, listen=listen,
         trusted_keys=trusted(trust_key), upload_rate=size_option(upload_rate),
-        ingress_rate=size_option(ingress_rate),
+        ingress_rate=size_option(ingress_rate), metrics_listen=metrics_listen,
     ))
     run(settings, name, version, source)
 
