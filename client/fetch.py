@@ -47,6 +47,9 @@ class Progress:
     bytes_downloaded: int = 0  # payload downloaded in this run
     download_rate: float = 0.0
     peers: int = 0
+    hash_failures: int = 0
+    uploaded: int = 0  # payload uploaded in this run
+    upload_rate: float = 0.0
     error: str = ""
 
 
@@ -243,6 +246,9 @@ class _Run:
             self.downloaded = p.bytes_downloaded = status.total_payload_download
             p.download_rate = float(status.download_payload_rate)
             p.peers = status.num_peers
+            p.hash_failures = self.hash_failures
+            p.uploaded = status.total_payload_upload
+            p.upload_rate = float(status.upload_payload_rate)
             if self.f.on_progress:
                 self.f.on_progress(p)
             self._next_status = now + self.f.settings.status_interval

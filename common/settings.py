@@ -14,3 +14,4 @@ class PeerSettings(BaseSettings):
     upload_rate: int = Field(default=0, ge=0, description="bytes/s to the swarm, 0 = unlimited")
     connections: int = Field(default=200, ge=0)
     status_interval: float = 1.0
+    metrics_listen: str | None = Field(default=None, description="host:port for Prometheus /metrics")

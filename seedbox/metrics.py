@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -45,10 +44,3 @@ class SeedboxCollector(Collector):
             state.add_metric([self.ref, name], 1.0 if s.state == name else 0.0)
         yield state
 
-
-def serve_metrics(address: str, collector: SeedboxCollector) -> None:
-    """``/metrics`` on ``host:port`` (a daemon thread of prometheus-client's own HTTP server)."""
-    host, _, port = address.rpartition(":")
-    registry = CollectorRegistry()
-    registry.register(collector)
-    start_http_server(int(port), addr=host or "0.0.0.0", registry=registry)

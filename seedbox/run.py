@@ -11,8 +11,9 @@ from dataclasses import asdict
 
 from common import torrent as torrents
 from common.errors import SourceError
+from common.metrics_http import serve_metrics
 from seedbox.limits import CappedSource, TokenBucket
-from seedbox.metrics import SeedboxCollector, serve_metrics
+from seedbox.metrics import SeedboxCollector
 from seedbox.seeder import IngressStats, Seeder
 from seedbox.settings import SeedboxSettings
 from seedbox.sources import Source, open_source

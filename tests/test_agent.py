@@ -7,12 +7,14 @@ import subprocess
 import time
 from pathlib import Path
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from client.store import ModelStore
 from tests.conftest import ADMIN, publish_model
 from tests.test_integration import public_key, start_seedbox, wait_until
-from tools.procs import CLI, REPO, Procs, start_tracker
+from tools.procs import CLI, REPO, Procs, free_port, start_tracker
 from tracker.api_client import TrackerClient
 
 pytestmark = pytest.mark.integration
@@ -42,12 +44,15 @@ def test_agents_roll_out_a_deployment_and_name_the_host_that_never_came(
                         "--trust-key", public_key(tmp_path), "--upload-rate", "1MiB"]
     procs.start("seedbox2", start_seedbox_v2)
     live = {"a1": "dc1|pod1|ra", "a2": "dc1|pod1|ra", "b1": "dc1|pod1|rb"}
+    a1_metrics = f"127.0.0.1:{free_port()}"
     for name, location in live.items():
         passkey = admin.add_host(name)["passkey"]  # no location at registration: the agent sets it
         procs.start(name, [*CLI, "client", "run", "--tracker", url, "--passkey", passkey,
                            "--root", str(tmp_path / "hosts" / name), "--listen", "127.0.0.1:0",
                            "--trust-key", public_key(tmp_path), "--location", location,
-                           "--poll-interval", "0.5"], env={"MODELTORRENT_LOG": "INFO"})
+                           "--poll-interval", "0.5",
+                           *(["--metrics-listen", a1_metrics] if name == "a1" else [])],
+                    env={"MODELTORRENT_LOG": "INFO"})
     admin.add_host("dead", "dc1|pod1|rb")  # registered, but its agent never runs
     wait_until(lambda: {h["name"]: h["location"] for h in admin.list_hosts()}["b1"] == "dc1|pod1|rb", 30,
                "agents to say hello with their location")
@@ -58,6 +63,16 @@ def test_agents_roll_out_a_deployment_and_name_the_host_that_never_came(
     for name in live:
         store = ModelStore(tmp_path / "hosts" / name)
         assert store.active_version("m") == "1"
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(httpx.get(f"http://{a1_metrics}/metrics").text)
+               for s in family.samples}
+    v1 = (("model", "m"), ("version", "1"))
+    assert samples[("modeltorrent_client_bytes_done", v1)] == 3 * MiB + 100
+    assert samples[("modeltorrent_client_pieces_verified_total", v1)] == 13
+    assert samples[("modeltorrent_client_hash_failures_total", v1)] == 0
+    states = {st: samples[("modeltorrent_client_state", tuple(sorted((*v1, ("state", st)))))]
+              for st in ("activated", "seeding", "failed")}
+    assert states["activated"] + states["seeding"] == 1 and states["failed"] == 0
     job_id = admin.deployments()[0]["id"]
     again = cli(url, "deploy", "m@1", "--all", "--key", "rollout-1")
     assert again.returncode == 0 and f"job {job_id}:" in again.stdout  # same key, same job

@@ -8,6 +8,8 @@ import threading
 from typing import Any
 
 from client.agent import Agent
+from client.fetch import Progress
+from client.metrics import client_metrics
 from client.settings import ClientSettings
 from tracker.api_client import BackgroundReporter, TrackerClient
 
@@ -22,7 +24,14 @@ def run_agent(overrides: dict[str, Any], *, poll_interval: float, location: str 
     def on_failure(name: str, version: str, exc: Exception) -> None:
         reporter.submit(name=name, version=version, state="failed", error=str(exc)[:4000])
 
-    agent = Agent(settings, api, reporter.progress, on_failure, poll_interval=poll_interval, location=location)
+    metrics = client_metrics(settings)
+
+    def on_progress(p: Progress) -> None:
+        reporter.progress(p)
+        if metrics:
+            metrics.observe(p)
+
+    agent = Agent(settings, api, on_progress, on_failure, poll_interval=poll_interval, location=location)
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: agent.stop.set())

@@ -77,6 +77,7 @@ ListenOpt = Annotated[str | None, typer.Option(help="libtorrent listen address, 
 UploadOpt = Annotated[str | None, typer.Option(help="upload cap per second, e.g. 200MiB")]
 DownloadOpt = Annotated[str | None, typer.Option(help="download cap per second")]
 ConnectionsOpt = Annotated[int | None, typer.Option(help="connection limit", min=1)]
+MetricsOpt = Annotated[str | None, typer.Option(help="serve Prometheus /metrics on host:port")]
 OnActivateOpt = Annotated[str | None, typer.Option(
     "--on-activate", help="shell command run after a version becomes active (gets MODELTORRENT_MODEL, "
     "MODELTORRENT_VERSION, MODELTORRENT_PATH) [env MODELTORRENT_CLIENT_ON_ACTIVATE]")]
@@ -84,10 +85,11 @@ OnActivateOpt = Annotated[str | None, typer.Option(
 
 def client_overrides(tracker: str | None, passkey: str | None, root: Path | None, listen: str | None,
                      trust_key: list[str] | None, upload_rate: str | None, download_rate: str | None,
-                     connections: int | None, on_activate: str | None = None) -> dict[str, Any]:
+                     connections: int | None, on_activate: str | None = None,
+                     metrics_listen: str | None = None) -> dict[str, Any]:
     return given(tracker_url=tracker, passkey=passkey, root=root, listen=listen, trusted_keys=trusted(trust_key),
                  upload_rate=size_option(upload_rate), download_rate=size_option(download_rate),
-                 connections=connections, on_activate=on_activate)
+                 connections=connections, on_activate=on_activate, metrics_listen=metrics_listen)
 
 
 def need(value: str | None, what: str, hint: str) -> str:
@@ -234,7 +236,7 @@ def seedbox_run(
     upload_rate: UploadOpt = None,
     ingress_rate: Annotated[str | None, typer.Option(help="cap on reads from external storage per second, "
                                                      "e.g. 500MiB [default: none]")] = None,
-    metrics_listen: Annotated[str | None, typer.Option(help="serve Prometheus /metrics on host:port")] = None,
+    metrics_listen: MetricsOpt = None,
 ) -> None:
     """Pull a model from external storage once, verify every piece, and seed it (until stopped)."""
     from seedbox.run import run
@@ -261,6 +263,7 @@ def client_fetch(
     download_rate: DownloadOpt = None,
     connections: ConnectionsOpt = None,
     on_activate: OnActivateOpt = None,
+    metrics_listen: MetricsOpt = None,
     seed_for: Annotated[float, typer.Option(help="seconds to keep seeding after activation "
                                             "(-1: until stopped)")] = 0.0,
     json_out: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
@@ -270,7 +273,8 @@ def client_fetch(
 
     name, version = split_ref(ref)
     fetch(name, version, seed_for=seed_for, json_out=json_out, console=err, overrides=client_overrides(
-        tracker, passkey, root, listen, trust_key, upload_rate, download_rate, connections, on_activate))
+        tracker, passkey, root, listen, trust_key, upload_rate, download_rate, connections, on_activate,
+        metrics_listen))
 
 
 @client_app.command("rollback")
@@ -305,6 +309,7 @@ def client_run(
     download_rate: DownloadOpt = None,
     connections: ConnectionsOpt = None,
     on_activate: OnActivateOpt = None,
+    metrics_listen: MetricsOpt = None,
     location: Annotated[str | None, typer.Option(help="this host's dc|pod|rack (else as registered)")] = None,
     poll_interval: Annotated[float, typer.Option(help="seconds between polls of the tracker", min=0.2)] = 5.0,
 ) -> None:
@@ -312,7 +317,7 @@ def client_run(
     from tools.agent_cmd import run_agent
 
     overrides = client_overrides(tracker, passkey, root, listen, trust_key, upload_rate, download_rate, connections,
-                                 on_activate)
+                                 on_activate, metrics_listen)
     run_agent(overrides, poll_interval=poll_interval, location=location)
 
 

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColu
 
 from client.fetch import Fetcher
 from client.fetch import Progress as FetchProgress
+from client.metrics import client_metrics
 from client.settings import ClientSettings
 from common.errors import ModeltorrentError
 from tracker.api_client import BackgroundReporter, TrackerClient
@@ -31,9 +32,13 @@ def fetch(name: str, version: str, *, seed_for: float, json_out: bool, console: 
                   disable=json_out or not console.is_terminal) as bar:
         task = bar.add_task(f"{name}@{version}", total=None, state="starting")
 
+        metrics = client_metrics(settings)
+
         def on_progress(p: FetchProgress) -> None:
             bar.update(task, total=p.total_size, completed=p.bytes_done, state=p.state)
             reporter.progress(p)
+            if metrics:
+                metrics.observe(p)
 
         fetcher = Fetcher(settings, api, on_progress)
         if threading.current_thread() is threading.main_thread():
