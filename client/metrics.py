@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 
@@ -22,7 +23,7 @@ class ClientCollector(Collector):
 
     def observe(self, progress: Progress) -> None:
         with self._lock:
-            self._latest[progress.name] = Progress(**vars(progress))  # a copy: the fetch keeps mutating its own
+            self._latest[progress.name] = dataclasses.replace(progress)  # a copy: the fetch keeps mutating its own
 
     def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         with self._lock:

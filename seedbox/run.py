@@ -12,7 +12,8 @@ from dataclasses import asdict
 from common import torrent as torrents
 from common.errors import SourceError
 from common.metrics_http import serve_metrics
-from seedbox.limits import CappedSource, TokenBucket
+from common.ratelimit import TokenBucket
+from seedbox.limits import CappedSource
 from seedbox.metrics import SeedboxCollector
 from seedbox.seeder import IngressStats, Seeder
 from seedbox.settings import SeedboxSettings

@@ -1,4 +1,4 @@
-"""The ingress cap's token bucket, on a fake clock: pacing checked without waiting."""
+"""The token bucket (ingress cap, lookup limit), on a fake clock: pacing checked without waiting."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import threading
 
 import pytest
 
-from seedbox.limits import CappedSource, TokenBucket
+from common.ratelimit import TokenBucket
+from seedbox.limits import CappedSource
 from seedbox.sources import LocalSource
 
 
@@ -55,3 +56,12 @@ def test_a_capped_source_reads_the_same_bytes_and_counts_them(tmp_path) -> None:
     source = CappedSource(LocalSource(tmp_path), TokenBucket(4096, clock=t.clock, sleep=t.sleep))
     assert source.read("f", 0, 10240) == (bytes(range(256)) * 40)[:10240]
     assert source.bytes_read == 10240 and t.now == pytest.approx(1.5)
+
+
+def test_try_take_says_no_instead_of_waiting_and_refills_with_time() -> None:
+    t = FakeTime()
+    bucket = TokenBucket(50, clock=t.clock, sleep=t.sleep)
+    assert [bucket.try_take() for _ in range(52)].count(True) == 50  # a burst of one second's worth
+    t.now += 0.1
+    assert [bucket.try_take() for _ in range(10)].count(True) == 5
+    assert t.now == pytest.approx(0.1)  # never slept

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import case, delete, func, or_, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from common.ratelimit import TokenBucket
 from tracker.models import Completion, Host, Peer, Release
 from tracker.peers import Asker, Candidate, Location, Policy, SwarmIndex
 from tracker.peerstore import PeerRow, PeerStore, View
@@ -39,9 +42,10 @@ class Directory:
     All hosts are reloaded in the background every ``ttl`` seconds (``refresh``), so a revocation
     made through another worker is seen within ``ttl``; one made through this worker at once
     (``invalidate``). An unknown passkey or info hash is looked up on its own row at once (a
-    registration through another worker works immediately), at most ``lookups_per_second`` (bursts of as many), so a
-    peer spraying made-up passkeys cannot turn announces into database queries.
-    ``generation`` changes with every change of hosts, so data derived from locations knows to rebuild.
+    registration through another worker works immediately), at most ``lookups_per_second``
+    (bursts of as many), so a peer spraying made-up passkeys cannot turn announces into database
+    queries. ``generation`` changes with every change of hosts, so data derived from locations
+    knows to rebuild.
     """
 
     def __init__(self, engine: Engine, ttl: float = 5.0, lookups_per_second: float = 50.0) -> None:
@@ -49,9 +53,7 @@ class Directory:
         self.ttl = ttl
         self._lock = threading.Lock()
         self._hosts_at = -1e9
-        self._rate = lookups_per_second
-        self._tokens = lookups_per_second  # a token bucket: bursts up to one second's worth
-        self._tokens_at = 0.0
+        self._lookups = TokenBucket(lookups_per_second)
         self.generation = 0
         self.by_passkey: dict[str, HostInfo] = {}
         self.by_id: dict[int, HostInfo] = {}
@@ -66,7 +68,7 @@ class Directory:
         if self._hosts_at < 0:  # first use; from then on the background thread reloads
             self._load_hosts(now)
         info = self.by_passkey.get(passkey)
-        if info is None and self._may_look_up(now):
+        if info is None and self._lookups.try_take():
             with self.engine.connect() as conn:
                 row = conn.execute(_HOST_BY_PASSKEY, {"passkey": passkey}).first()
             if row is not None:
@@ -78,38 +80,29 @@ class Directory:
         if now - self._hosts_at > self.ttl:
             self._load_hosts(now)
 
-    def release(self, info_hash: bytes, now: float) -> ReleaseInfo | None:
+    def release(self, info_hash: bytes) -> ReleaseInfo | None:
         key = info_hash.hex()
         if not self._releases_loaded:
             self._load_releases()
         info = self.releases.get(key)
-        if info is None and self._may_look_up(now):
+        if info is None and self._lookups.try_take():
             with self.engine.connect() as conn:
-                row = conn.execute(_RELEASE_BY_HASH, {"h": key}).first()
-            if row is not None:  # releases never change once registered: cached for good
-                rid, v1, v2, total = row
-                info = ReleaseInfo(rid, total)
-                with self._lock:
-                    self.releases = self.releases | {v1: info, v2: info}
+                rows = conn.execute(_RELEASE_BY_HASH, {"h": key}).all()
+            self._add_releases(rows)  # releases never change once registered: cached for good
+            info = self.releases.get(key)
         return info
 
     def _load_releases(self) -> None:
         with self.engine.connect() as conn:
-            rows = conn.execute(_RELEASES).all()
-        releases = {}
-        for rid, v1, v2, total in rows:
-            releases[v1] = releases[v2] = ReleaseInfo(rid, total)
-        with self._lock:
-            self.releases, self._releases_loaded = releases, True
+            self._add_releases(conn.execute(_RELEASES).all())
+        self._releases_loaded = True
 
-    def _may_look_up(self, now: float) -> bool:
+    def _add_releases(self, rows: Sequence[Any]) -> None:  # (id, info_hash_v1, info_hash_v2, total_size)
+        found = {}
+        for rid, v1, v2, total in rows:
+            found[v1] = found[v2] = ReleaseInfo(rid, total)
         with self._lock:
-            self._tokens = min(self._rate, self._tokens + (now - self._tokens_at) * self._rate)
-            self._tokens_at = now
-            if self._tokens < 1:
-                return False
-            self._tokens -= 1
-            return True
+            self.releases = self.releases | found
 
     def _add_host(self, hid: int, passkey: str, location: str, role: str, revoked: bool) -> HostInfo:
         info = HostInfo.from_row(hid, location, role, revoked)
@@ -236,7 +229,7 @@ def announce(
         raise TrackerError(UNKNOWN_PASSKEY)
     if host.revoked:
         raise TrackerError(REVOKED)
-    release = directory.release(req.info_hash, now)
+    release = directory.release(req.info_hash)
     if release is None:
         raise TrackerError("unregistered torrent")
     peer_id = req.peer_id.hex()
