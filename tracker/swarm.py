@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from common.ratelimit import TokenBucket
 from tracker.models import Completion, Host, Peer, Release
 from tracker.peers import Asker, Candidate, Location, Policy, SwarmIndex
-from tracker.peerstore import PeerRow, PeerStore, View
+from tracker.peerstore import Announced, PeerStore, View
 from tracker.protocol import (
     AnnounceRequest,
     PeerAddress,
@@ -53,6 +53,7 @@ class Directory:
         self.ttl = ttl
         self._lock = threading.Lock()
         self._hosts_at = -1e9
+        self._host_rows: list[Any] = []
         self._lookups = TokenBucket(lookups_per_second)
         self.generation = 0
         self.by_passkey: dict[str, HostInfo] = {}
@@ -113,8 +114,18 @@ class Directory:
         return info
 
     def _load_hosts(self, now: float) -> None:
-        with self.engine.connect() as conn:
-            rows = conn.execute(_HOSTS).all()
+        conn = self.engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+            cursor.execute(_HOSTS.text)
+            rows = list(cursor.fetchall())  # tuples made by the driver: comparing them costs no Python per row
+            conn.commit()
+        finally:
+            conn.close()
+        if rows == self._host_rows:
+            self._hosts_at = now
+            return
+        self._host_rows = rows
         by_passkey, by_id = {}, {}
         for hid, passkey, location, role, revoked in rows:
             info = HostInfo.from_row(hid, location, role, revoked)
@@ -127,7 +138,7 @@ class Directory:
             self._hosts_at = now
 
 
-_HOSTS = text("SELECT id, passkey, location, role, revoked FROM host")
+_HOSTS = text("SELECT id, passkey, location, role, revoked FROM host ORDER BY id")
 _HOST_BY_PASSKEY = text("SELECT id, passkey, location, role, revoked FROM host WHERE passkey = :passkey")
 _RELEASES = text("SELECT id, info_hash_v1, info_hash_v2, total_size FROM release")
 _RELEASE_BY_HASH = text(
@@ -234,9 +245,8 @@ def announce(
         raise TrackerError("unregistered torrent")
     peer_id = req.peer_id.hex()
     stopped = req.event == "stopped"
-    row = None if stopped else PeerRow(peer_id, ip, req.port, req.left, now, host.id, now, req.uploaded,
-                                       req.downloaded)
-    first_seen = store.record(release.id, row, peer_id, completed=req.event == "completed", now=now)
+    announced = None if stopped else Announced(host.id, ip, req.port, req.left, req.uploaded, req.downloaded)
+    first_seen = store.record(release.id, peer_id, announced, completed=req.event == "completed", now=now)
     index = indexes.get(release, store.view(release.id), directory, now - settings.interval * settings.peer_ttl_factor)
     numwant = min(req.numwant if req.numwant is not None else settings.numwant_default, settings.numwant_max)
     asker = Asker(host.location, first_seen, seed=req.left == 0, seedbox=host.seedbox)
