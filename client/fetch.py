@@ -21,7 +21,9 @@ from pathlib import Path
 
 import libtorrent as lt
 
+from client import reuse
 from client.hooks import run_on_activate
+from client.reuse import Donor
 from client.settings import ClientSettings
 from client.store import ModelStore
 from common import torrent as torrents
@@ -48,6 +50,7 @@ class Progress:
     download_rate: float = 0.0
     peers: int = 0
     hash_failures: int = 0
+    bytes_reused: int = 0  # copied from another version on this host instead of downloaded
     uploaded: int = 0  # payload uploaded in this run
     upload_rate: float = 0.0
     error: str = ""
@@ -65,6 +68,7 @@ class FetchResult:
     elapsed: float
     last_piece_to_active: float
     hook_error: str | None = None  # the on-activate hook failed (the version is active regardless)
+    pieces_reused: int = 0  # copied from another version on this host
 
 
 class Fetcher:
@@ -101,13 +105,20 @@ class Fetcher:
         resume, verified = self.store.load_resume(name, version)
         self._preflight(manifest, save_path)
         save_path.mkdir(parents=True, exist_ok=True)
-        run = _Run(self, manifest, layout, torrent, save_path, resume, verified)
+        self.store.save_manifest(name, version, manifest.to_json())  # for later versions to reuse pieces
+        reused: set[int] = set()
+        if resume is None and self.settings.reuse_pieces:
+            reused = self._reuse(manifest, layout, save_path)
+        run = _Run(self, manifest, layout, torrent, save_path, resume, verified | reused, reused)
         try:
             last_piece_at = run.download()
             run.activate(version_dir)
             activated_at = time.monotonic()
             hook_error = run_on_activate(self.settings.on_activate, name, version, self.store.current(name),
                                          self.settings.on_activate_timeout)
+            if hook_error is not None:  # the version is active; the tracker and the page say the hook failed
+                run.progress.error = f"on-activate hook failed: {hook_error}"
+                run.report()
             removed = self.store.prune(name, self.settings.keep_versions)
             if removed:
                 log.info("pruned old versions: %s", ", ".join(removed))
@@ -116,8 +127,31 @@ class Fetcher:
             run.close()
         return FetchResult(
             name, version, True, False, run.downloaded, run.verified_at_start, run.hash_failures,
-            time.monotonic() - started, activated_at - last_piece_at, hook_error,
+            time.monotonic() - started, activated_at - last_piece_at, hook_error, len(reused),
         )
+
+    def _reuse(self, manifest: Manifest, layout: Layout, save_path: Path) -> set[int]:
+        """Copy the pieces other versions on this host share with this one (verified as copied)."""
+        donors = []
+        for other in self.store.versions(manifest.name):
+            if other == manifest.version:
+                continue
+            raw = self.store.load_manifest(manifest.name, other)
+            try:  # a donor's manifest only says where to look: copied bytes are checked against ours
+                theirs = Manifest.from_json(raw) if raw else self.api.manifest(manifest.name, other)
+                donors.append(Donor(self.store.version_dir(manifest.name, other), theirs.layout(),
+                                    theirs.piece_digests()))
+            except ModeltorrentError as exc:
+                log.info("not reusing pieces of %s@%s: %s", manifest.name, other, exc)
+        sources = reuse.plan(layout, manifest.piece_digests(), donors)
+        if not sources:
+            return set()
+        log.info("%s: copying %d of %d pieces from other versions on this host", manifest.ref, len(sources),
+                 layout.num_pieces)
+        copied = reuse.copy(sources, layout, manifest.piece_digests(), save_path, should_stop=self.stop.is_set)
+        log.info("%s: reused %d pieces (%d bytes)", manifest.ref, len(copied),
+                 sum(layout.pieces[i].length for i in copied))
+        return copied
 
     def _preflight(self, manifest: Manifest, save_path: Path) -> None:
         present = sum((save_path / f.path).stat().st_size for f in manifest.files
@@ -139,21 +173,26 @@ class _Run:
     """One download of one version inside one libtorrent session."""
 
     def __init__(self, fetcher: Fetcher, manifest: Manifest, layout: Layout, torrent: bytes,
-                 save_path: Path, resume: bytes | None, verified: set[int]) -> None:
+                 save_path: Path, resume: bytes | None, verified: set[int], reused: set[int]) -> None:
         self.f = fetcher
         self.manifest = manifest
         self.layout = layout
         self.expected = manifest.piece_digests()
         s = fetcher.settings
         self.ses = make_session(s.listen, Caps(s.upload_rate, s.download_rate, s.connections))
+        params = add_params(torrent, str(save_path), resume)
+        if reused and resume is None:
+            # Copied and verified just now: libtorrent takes them as had, without checking again.
+            params.have_pieces = [i in reused for i in range(layout.num_pieces)]
         try:
-            self.handle = self.ses.add_torrent(add_params(torrent, str(save_path), resume))
+            self.handle = self.ses.add_torrent(params)
         except RuntimeError as exc:  # resume data of another torrent: recheck the disk instead
             log.warning("ignoring resume data for %s: %s", manifest.ref, exc)
             verified = set()
             self.handle = self.ses.add_torrent(add_params(torrent, str(save_path)))
         self.verified = {i for i in verified if 0 <= i < layout.num_pieces}
         self.verified_at_start = len(self.verified)
+        self.reused_bytes = sum(layout.pieces[i].length for i in reused)
         self.to_read: deque[int] = deque()
         self.reading: set[int] = set()
         self.checked = False
@@ -247,11 +286,15 @@ class _Run:
             p.download_rate = float(status.download_payload_rate)
             p.peers = status.num_peers
             p.hash_failures = self.hash_failures
+            p.bytes_reused = self.reused_bytes
             p.uploaded = status.total_payload_upload
             p.upload_rate = float(status.upload_payload_rate)
-            if self.f.on_progress:
-                self.f.on_progress(p)
+            self.report()
             self._next_status = now + self.f.settings.status_interval
+
+    def report(self) -> None:
+        if self.f.on_progress:
+            self.f.on_progress(self.progress)
 
     def _persist(self, params: lt.add_torrent_params) -> None:
         have = params.have_pieces

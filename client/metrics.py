@@ -37,6 +37,9 @@ class ClientCollector(Collector):
                                           labels=labels),
             "down": CounterMetricFamily("modeltorrent_client_download_bytes", "Payload downloaded (this run)",
                                         labels=labels),
+            "reused": GaugeMetricFamily("modeltorrent_client_reused_bytes",
+                                        "Bytes copied from other versions on this host instead of downloaded",
+                                        labels=labels),
             "up": CounterMetricFamily("modeltorrent_client_upload_bytes", "Payload uploaded (this run)",
                                       labels=labels),
             "down_rate": GaugeMetricFamily("modeltorrent_client_download_rate", "Bytes/s downloaded", labels=labels),
@@ -49,7 +52,7 @@ class ClientCollector(Collector):
             key = [p.name, p.version]
             for name, value in (("bytes_done", p.bytes_done), ("model_bytes", p.total_size),
                                 ("pieces", p.pieces_verified), ("failed", p.hash_failures),
-                                ("down", p.bytes_downloaded), ("up", p.uploaded), ("down_rate", p.download_rate),
+                                ("down", p.bytes_downloaded), ("reused", p.bytes_reused), ("up", p.uploaded), ("down_rate", p.download_rate),
                                 ("up_rate", p.upload_rate), ("peers", p.peers)):
                 fams[name].add_metric(key, value)
             for name in STATES:

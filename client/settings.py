@@ -30,3 +30,6 @@ class ClientSettings(PeerSettings, StoreSettings):
     resume_interval: float = 5.0
     # Free space kept beyond the model when checking the disk before a download.
     disk_reserve: int = 256 * 1024 * 1024
+    # Copy pieces a new version shares with versions already on this host instead of downloading
+    # them (fine-tunes share most pieces with their base).
+    reuse_pieces: bool = True

@@ -38,6 +38,9 @@ def _write_atomic(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+STATE_KINDS = ("resume", "verified.json", "manifest.json")
+
+
 class ModelStore:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -118,8 +121,8 @@ class ModelStore:
         for path in [versions_dir / v for v in self.versions(name)[keep:]]:
             if path.name != active:
                 shutil.rmtree(path)
-                for state in (self.model_dir(name) / "state").glob(f"{path.name}.*"):
-                    state.unlink()
+                for kind in STATE_KINDS:  # not a glob: version "1" must not take "1.5"'s state along
+                    self.state_file(name, path.name, kind).unlink(missing_ok=True)
                 removed.append(path.name)
         return removed
 
@@ -129,6 +132,14 @@ class ModelStore:
         _write_atomic(self.state_file(name, version, "resume"), resume)
         _write_atomic(self.state_file(name, version, "verified.json"),
                       json.dumps(sorted(verified)).encode())
+
+    def save_manifest(self, name: str, version: str, manifest: bytes) -> None:
+        """Kept beside the version so that a later version can find pieces they share."""
+        _write_atomic(self.state_file(name, version, "manifest.json"), manifest)
+
+    def load_manifest(self, name: str, version: str) -> bytes | None:
+        path = self.state_file(name, version, "manifest.json")
+        return path.read_bytes() if path.exists() else None
 
     def load_resume(self, name: str, version: str) -> tuple[bytes | None, set[int]]:
         resume_path = self.state_file(name, version, "resume")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -242,10 +243,6 @@ def test_a_publisher_key_the_host_does_not_trust_is_refused(
     assert ModelStore(tmp_path / "hosts" / "h1").active_version("m") is None
 
 
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(pytest.main([__file__, "-v"]))
-
-
 def test_activation_runs_the_hook_and_rollback_swaps_back_without_a_download(
         tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
     for version, seed in (("1", 1), ("2", 2)):
@@ -278,7 +275,54 @@ def test_activation_runs_the_hook_and_rollback_swaps_back_without_a_download(
     failing = run_client(tmp_path, tracker_url, passkey, "h1", "m@2", "--on-activate", "exit 3")
     assert failing.returncode == 1 and "on-activate hook exited 3" in failing.stderr
     assert os.readlink(current) == "versions/2"  # the version is active; the hook's failure is reported
+    reported = [r for r in httpx.get(f"{tracker_url}/api/status").json() if r["host"] == "h1" and r["version"] == "2"]
+    assert "on-activate hook failed" in reported[0]["error"] and reported[0]["state"] == "activated"
 
     nothing = subprocess.run([*CLI, "client", "rollback", "other", "--root", str(tmp_path / "hosts" / "h1")],
                              capture_output=True, text=True, cwd=REPO, env=env, timeout=60)
     assert nothing.returncode == 1 and "no other version of other" in nothing.stderr
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__, "-v"]))
+
+
+def test_a_new_version_downloads_only_the_pieces_it_does_not_share_with_the_one_on_the_host(
+        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.conftest import write_model
+    from tools.publish import publish
+
+    piece = 256 * KiB
+    v1 = write_model(tmp_path / "external-m-1", {"a.safetensors": 2 * MiB, "b.safetensors": MiB + 5,
+                                                 "config.json": 300})
+    v2 = tmp_path / "external-m-2"
+    shutil.copytree(v1, v2)
+    with open(v2 / "a.safetensors", "r+b") as f:  # a fine-tune: two pieces of one shard change
+        for offset in (300 * KiB, 3 * piece + 10):
+            f.seek(offset)
+            f.write(b"\xff" * 64)
+    (v2 / "config.json").write_text('{"fine_tuned": true}')
+    changed = 2 * piece + (v2 / "config.json").stat().st_size
+    for version, model in (("1", v1), ("2", v2)):
+        publish(model, name="m", version=version, key_path=publisher_key, source=str(model), piece_size=piece,
+                tracker=tracker_url, admin_token=ADMIN, out_dir=tmp_path / "out")
+    seedbox = admin.add_host("seedbox", role="seedbox")["passkey"]
+    for version in ("1", "2"):
+        procs.start(f"seedbox-{version}", [*CLI, "seedbox", "run", f"m@{version}", "--tracker", tracker_url,
+                                           "--passkey", seedbox, "--workdir", str(tmp_path / f"seedbox-{version}"),
+                                           "--listen", "127.0.0.1:0", "--trust-key", public_key(tmp_path)])
+    passkey = admin.add_host("h1")["passkey"]
+    first = run_client(tmp_path, tracker_url, passkey, "h1", "m@1")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout.splitlines()[-1])["pieces_reused"] == 0
+
+    second = run_client(tmp_path, tracker_url, passkey, "h1", "m@2")
+    assert second.returncode == 0, second.stderr
+    result = json.loads(second.stdout.splitlines()[-1])
+    manifest = Manifest.from_json((tmp_path / "out" / "m-2.manifest.json").read_bytes())
+    assert result["pieces_reused"] == len(manifest.pieces) - 3
+    # Only the three changed pieces crossed the network (libtorrent's payload counter).
+    assert changed <= result["bytes_downloaded"] <= changed + 16 * KiB
+    store = ModelStore(tmp_path / "hosts" / "h1")
+    manifest.verify_data(store.current("m"))  # every piece, independently of the client
+    assert os.readlink(store.current("m")) == "versions/2"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 from urllib.parse import quote_from_bytes
 
 import bencode
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tracker.protocol import (
     PeerAddress,
@@ -88,6 +91,32 @@ def test_announce_response_bytes_are_pinned() -> None:
     body = announce_response(interval=60, min_interval=5, complete=0, incomplete=1,
                              peers=[PeerAddress("127.0.0.1", 6881, b"x" * 20)], compact_form=True)
     assert body == b"d8:completei0e10:incompletei1e8:intervali60e12:min intervali5e5:peers6:\x7f\x00\x00\x01\x1a\xe1e"
+
+
+@given(st.integers(0, 10**6), st.integers(0, 10**6), st.integers(0, 10**5), st.integers(0, 10**5),
+       st.lists(st.tuples(st.ip_addresses(), st.integers(1, 65535)), max_size=60))
+def test_announce_response_is_what_bencode_writes(complete: int, incomplete: int, interval: int, min_interval: int,
+                                                  addrs: list[tuple[object, int]]) -> None:
+    peers = [PeerAddress(str(ip), port, b"p" * 20) for ip, port in addrs]
+    body = announce_response(interval=interval, min_interval=min_interval, complete=complete,
+                             incomplete=incomplete, peers=peers, compact_form=True)
+    expected: dict[str, object] = {"interval": interval, "min interval": min_interval, "complete": complete,
+                                   "incomplete": incomplete, "peers": _compact(peers, 4)}
+    v6 = _compact(peers, 6)
+    if v6:
+        expected["peers6"] = v6
+    assert body == bencode.encode(expected)
+
+
+def _mapped(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    addr = ipaddress.ip_address(ip)
+    return addr.ipv4_mapped if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped else addr
+
+
+def _compact(peers: list[PeerAddress], version: int) -> bytes:
+    """BEP 23 / BEP 7 entries written the slow, obvious way."""
+    return b"".join(_mapped(p.ip).packed + p.port.to_bytes(2, "big") for p in peers
+                    if _mapped(p.ip).version == version)
 
 
 def test_scrape_parses_several_hashes_and_writes_files_dict() -> None:

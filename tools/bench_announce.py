@@ -14,7 +14,9 @@ same info hashes). For each server, three phases:
   requests), the latency a fleet sees at that load.
 
 Prints announces/s, p50 and p99 latency and the ratios to opentracker. wrk shares the machine's
-cores with the server it measures: the printed core count says how many there were.
+cores with the server it measures: the printed core count says how many there were, and the
+saturated run also prints the CPU the server itself used (its processes' user + system time over
+the run, in cores) and its announces per second per core of that.
 """
 
 from __future__ import annotations
@@ -97,6 +99,23 @@ def run_wrk(url: str, script: Path, seconds: int, connections: int, start: int =
             "non2xx": float(errors.group(1)) if errors else 0.0}
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) used so far by a process and all its descendants (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            stat = Path(f"/proc/{p}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2:].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo.extend(int(c) for c in (task / "children").read_text().split())
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
 def join_all(url: str, script: Path, connections: int) -> float:
     """Every host announces once, in order (a fleet joining); returns the joins per second."""
     start, seconds = 0, 0.0
@@ -107,9 +126,13 @@ def join_all(url: str, script: Path, connections: int) -> float:
     return start / seconds
 
 
-def measure(url: str, work: Path, args: argparse.Namespace) -> dict[str, dict[str, float]]:
+def measure(url: str, work: Path, args: argparse.Namespace, pid: int) -> dict[str, dict[str, float]]:
     joins = join_all(url, work / "join.lua", args.connections)
+    cpu, wall = cpu_seconds(pid), time.monotonic()
     saturated = run_wrk(url, work / "announce.lua", args.seconds, args.connections)
+    # wrk shares the cores: the server's own CPU time says how many cores its rate took.
+    cores = (cpu_seconds(pid) - cpu) / (time.monotonic() - wall)
+    saturated |= {"cores": cores, "per_core": saturated["rps"] / cores if cores else 0.0}
     paced = run_wrk(url, work / "announce.lua", args.seconds, args.connections, rate=args.rate)
     return {"saturated": saturated | {"joins": joins}, "paced": paced}
 
@@ -140,7 +163,7 @@ def main() -> None:
                                                       "--workers", str(workers), "--interval", "1800"],
                                env={"MODELTORRENT_ADMIN_TOKEN": TOKEN})
             wait_http(f"{url}/healthz", proc=proc)
-            figures = measure(url, work, args)
+            figures = measure(url, work, args, proc.pid)
             results.append((f"modeltorrent, {workers} worker{'s' if workers > 1 else ''}", figures, refused(url)))
             procs.stop(f"tracker-{workers}")
         whitelist = work / "whitelist.txt"
@@ -153,7 +176,7 @@ def main() -> None:
         time.sleep(1)
         if proc.poll() is not None:
             raise RuntimeError(f"opentracker exited: {procs.log('opentracker')}")
-        results.append(("opentracker", measure(f"http://127.0.0.1:{port}", work, args), 0.0))
+        results.append(("opentracker", measure(f"http://127.0.0.1:{port}", work, args, proc.pid), 0.0))
     finally:
         procs.stop_all()
         shutil.rmtree(work, ignore_errors=True)
@@ -164,12 +187,13 @@ def report(results: list[tuple[str, dict[str, dict[str, float]], float]], args: 
     ref = results[-1][1]
     print(f"\nannounce benchmark: {SWARMS} swarms, {HOSTS} hosts, wrk -c{args.connections}, {args.seconds} s per run, "
           f"{os.cpu_count()} cores shared by wrk and the server, db {args.db or 'sqlite'}")
-    print(f"{'server':<26}{'joins/s':>8}  {'saturated: /s':>14}{'p50 ms':>8}{'p99 ms':>8}"
+    print(f"{'server':<26}{'joins/s':>8}  {'saturated: /s':>14}{'p50 ms':>8}{'p99 ms':>8}{'cores':>7}{'/s/core':>9}"
           f"  {f'paced at {args.rate:.0f}/s: /s':>22}{'p50 ms':>8}{'p99 ms':>8}{'refused':>9}")
     for name, r, bad in results:
         sat, paced = r["saturated"], r["paced"]
         bad += sat["non2xx"] + paced["non2xx"]
         print(f"{name:<26}{sat['joins']:>8.0f}  {sat['rps']:>14.0f}{sat['p50']:>8.2f}{sat['p99']:>8.2f}"
+              f"{sat['cores']:>7.2f}{sat['per_core']:>9.0f}"
               f"  {paced['rps']:>22.0f}{paced['p50']:>8.2f}{paced['p99']:>8.2f}{bad:>9.0f}")
     print("ratios to opentracker (rate: higher is better; p99: lower is better)")
     for name, r, _ in results[:-1]:

@@ -57,8 +57,9 @@ def fetch(name: str, version: str, *, seed_for: float, json_out: bool, console: 
     elif result.already_active:
         console.print(f"{name}@{version} is already active")
     else:
+        reused = f", {result.pieces_reused} pieces reused from other versions" if result.pieces_reused else ""
         console.print(f"activated {name}@{version} in {result.elapsed:.1f}s "
-                      f"({result.bytes_downloaded} bytes downloaded)")
+                      f"({result.bytes_downloaded} bytes downloaded{reused})")
     if result.hook_error:
         raise ModeltorrentError(result.hook_error, hint=f"{name}@{version} is active; fix the hook, then run it "
                                 "by hand or with `modeltorrent client rollback --to`")

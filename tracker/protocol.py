@@ -60,10 +60,10 @@ def parse_query(raw: bytes) -> dict[str, list[bytes]]:
             continue
         key, _, value = part.partition(b"=")
         try:
-            name = unquote_to_bytes(key).decode("ascii")
+            name = (unquote_to_bytes(key) if b"%" in key else key).decode("ascii")
         except UnicodeDecodeError:
             continue  # no key we know is non-ASCII
-        params.setdefault(name, []).append(unquote_to_bytes(value))
+        params.setdefault(name, []).append(unquote_to_bytes(value) if b"%" in value else value)
     return params
 
 
@@ -174,9 +174,13 @@ def announce_response(
         "incomplete": incomplete,
     }
     if compact_form:
-        body["peers"], peers6 = compact(peers)
-        if peers6:
-            body["peers6"] = peers6
+        v4, v6 = compact(peers)
+        if not v6:
+            # Nearly every answer: written directly, keys in bencode's sorted order (the tests hold
+            # it to bencode.encode of the same dict).
+            return b"d8:completei%de10:incompletei%de8:intervali%de12:min intervali%de5:peers%d:%se" % (
+                complete, incomplete, interval, min_interval, len(v4), v4)
+        body["peers"], body["peers6"] = v4, v6
     else:
         body["peers"] = [{"ip": p.ip, "port": p.port, "peer id": p.peer_id} for p in peers]
     return bencode.encode(body)
