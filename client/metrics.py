@@ -52,7 +52,8 @@ class ClientCollector(Collector):
             key = [p.name, p.version]
             for name, value in (("bytes_done", p.bytes_done), ("model_bytes", p.total_size),
                                 ("pieces", p.pieces_verified), ("failed", p.hash_failures),
-                                ("down", p.bytes_downloaded), ("reused", p.bytes_reused), ("up", p.uploaded), ("down_rate", p.download_rate),
+                                ("down", p.bytes_downloaded), ("reused", p.bytes_reused), ("up", p.uploaded),
+                                ("down_rate", p.download_rate),
                                 ("up_rate", p.upload_rate), ("peers", p.peers)):
                 fams[name].add_metric(key, value)
             for name in STATES:
