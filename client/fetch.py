@@ -21,7 +21,7 @@ from pathlib import Path
 
 import libtorrent as lt
 
-from client import reuse
+from client import priority, reuse
 from client.hooks import run_on_activate
 from client.reuse import Donor
 from client.settings import ClientSettings
@@ -29,7 +29,7 @@ from client.store import ModelStore
 from common import torrent as torrents
 from common.errors import DiskSpaceError, ModeltorrentError, PieceMismatch, SignatureError
 from common.layout import Layout
-from common.lt_session import Caps, add_params, make_session
+from common.lt_session import add_params, make_session
 from common.manifest import Manifest
 from tracker.api_client import TrackerClient
 
@@ -51,6 +51,7 @@ class Progress:
     peers: int = 0
     hash_failures: int = 0
     bytes_reused: int = 0  # copied from another version on this host instead of downloaded
+    low_priority: bool = False
     uploaded: int = 0  # payload uploaded in this run
     upload_rate: float = 0.0
     error: str = ""
@@ -179,7 +180,8 @@ class _Run:
         self.layout = layout
         self.expected = manifest.piece_digests()
         s = fetcher.settings
-        self.ses = make_session(s.listen, Caps(s.upload_rate, s.download_rate, s.connections))
+        self.low_priority = self._low_priority()
+        self.ses = make_session(s.listen, priority.caps(s, self.low_priority))
         params = add_params(torrent, str(save_path), resume)
         if reused and resume is None:
             # Copied and verified just now: libtorrent takes them as had, without checking again.
@@ -268,8 +270,19 @@ class _Run:
                 self.reading.add(index)
                 self.handle.read_piece(index)
 
+    def _low_priority(self) -> bool:
+        return self.f.settings.low_priority or (self.f.settings.root / priority.MARKER).exists()
+
     def _periodic(self, force: bool = False) -> None:
         now = time.monotonic()
+        if force or now >= self._next_status:
+            low = self._low_priority()
+            if low != self.low_priority:
+                self.low_priority = low
+                caps = priority.caps(self.f.settings, low)
+                self.ses.apply_settings(caps.pack())  # type: ignore[arg-type]  # the binding takes a dict
+                log.info("%s priority: upload cap %d B/s, download cap %d B/s, DSCP %d",
+                         "low" if low else "normal", caps.upload_rate, caps.download_rate, caps.dscp)
         if now >= self._next_resume:
             self.handle.save_resume_data()
             self._next_resume = now + self.f.settings.resume_interval
@@ -287,6 +300,7 @@ class _Run:
             p.peers = status.num_peers
             p.hash_failures = self.hash_failures
             p.bytes_reused = self.reused_bytes
+            p.low_priority = self.low_priority
             p.uploaded = status.total_payload_upload
             p.upload_rate = float(status.upload_payload_rate)
             self.report()

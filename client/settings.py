@@ -30,6 +30,13 @@ class ClientSettings(PeerSettings, StoreSettings):
     resume_interval: float = 5.0
     # Free space kept beyond the model when checking the disk before a download.
     disk_reserve: int = 256 * 1024 * 1024
+    dscp: int = Field(default=0, ge=0, le=63, description="DSCP mark on peer connections (0: none)")
+    # Low-priority mode (client/priority.py): on with this setting or while <root>/low-priority exists.
+    low_priority: bool = False
+    low_priority_upload_rate: int = Field(default=25 * 1024 * 1024, ge=0)
+    low_priority_download_rate: int = Field(default=50 * 1024 * 1024, ge=0)
+    low_priority_connections: int = Field(default=50, ge=0)
+    low_priority_dscp: int = Field(default=8, ge=0, le=63)  # CS1
     # Copy pieces a new version shares with versions already on this host instead of downloading
     # them (fine-tunes share most pieces with their base).
     reuse_pieces: bool = True

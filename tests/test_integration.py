@@ -283,6 +283,40 @@ def test_activation_runs_the_hook_and_rollback_swaps_back_without_a_download(
     assert nothing.returncode == 1 and "no other version of other" in nothing.stderr
 
 
+def test_low_priority_marks_the_hosts_packets_by_flag_or_by_marker_file(
+        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
+    from tests.system import require_debian_package
+
+    tcpdump = require_debian_package("tcpdump", "tcpdump")
+    publish_model(tmp_path, tracker_url, publisher_key, {"w.safetensors": 2 * MiB}, piece_size=256 * KiB,
+                  source=str(tmp_path / "external-m-1"))
+    start_seedbox(procs, tmp_path, tracker_url, admin.add_host("seedbox", role="seedbox")["passkey"])
+
+    def marked_packets(host: str, *extra: str) -> int:
+        """Packets on loopback whose DSCP is CS1 (TOS byte 0x20) while ``host`` fetches."""
+        capture = tmp_path / f"{host}.pcap"
+        dump = subprocess.Popen([tcpdump, "-i", "lo", "-nn", "-U", "-w", str(capture),
+                                 "ip and tcp and (ip[1] & 0xfc) == 0x20"], stderr=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: capture.exists(), 10, "tcpdump to start")
+            time.sleep(0.5)
+            done = run_client(tmp_path, tracker_url, admin.add_host(host)["passkey"], host, "m@1", *extra)
+            assert done.returncode == 0, done.stderr
+            time.sleep(0.5)
+        finally:
+            dump.terminate()
+            dump.wait(timeout=10)
+        read = subprocess.run([tcpdump, "-nn", "-r", str(capture)], capture_output=True, text=True, check=True)
+        return len(read.stdout.splitlines())
+
+    assert marked_packets("normal") == 0
+    assert marked_packets("flagged", "--low-priority") > 0
+    marker = subprocess.run([*CLI, "client", "priority", "low", "--root", str(tmp_path / "hosts" / "serving")],
+                            capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert marker.returncode == 0, marker.stderr
+    assert marked_packets("serving") > 0
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-v"]))
 

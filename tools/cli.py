@@ -77,6 +77,9 @@ ListenOpt = Annotated[str | None, typer.Option(help="libtorrent listen address, 
 UploadOpt = Annotated[str | None, typer.Option(help="upload cap per second, e.g. 200MiB")]
 DownloadOpt = Annotated[str | None, typer.Option(help="download cap per second")]
 ConnectionsOpt = Annotated[int | None, typer.Option(help="connection limit", min=1)]
+LowPriorityOpt = Annotated[bool | None, typer.Option(
+    "--low-priority", help="lower caps and a DSCP mark, for hosts serving production traffic (also on while "
+    "<root>/low-priority exists: `modeltorrent client priority low`)", show_default=False)]
 MetricsOpt = Annotated[str | None, typer.Option(help="serve Prometheus /metrics on host:port")]
 OnActivateOpt = Annotated[str | None, typer.Option(
     "--on-activate", help="shell command run after a version becomes active (gets MODELTORRENT_MODEL, "
@@ -86,10 +89,11 @@ OnActivateOpt = Annotated[str | None, typer.Option(
 def client_overrides(tracker: str | None, passkey: str | None, root: Path | None, listen: str | None,
                      trust_key: list[str] | None, upload_rate: str | None, download_rate: str | None,
                      connections: int | None, on_activate: str | None = None,
-                     metrics_listen: str | None = None) -> dict[str, Any]:
+                     metrics_listen: str | None = None, low_priority: bool | None = None) -> dict[str, Any]:
     return given(tracker_url=tracker, passkey=passkey, root=root, listen=listen, trusted_keys=trusted(trust_key),
                  upload_rate=size_option(upload_rate), download_rate=size_option(download_rate),
-                 connections=connections, on_activate=on_activate, metrics_listen=metrics_listen)
+                 connections=connections, on_activate=on_activate, metrics_listen=metrics_listen,
+                 low_priority=low_priority)
 
 
 def need(value: str | None, what: str, hint: str) -> str:
@@ -264,6 +268,7 @@ def client_fetch(
     connections: ConnectionsOpt = None,
     on_activate: OnActivateOpt = None,
     metrics_listen: MetricsOpt = None,
+    low_priority: LowPriorityOpt = None,
     seed_for: Annotated[float, typer.Option(help="seconds to keep seeding after activation "
                                             "(-1: until stopped)")] = 0.0,
     json_out: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
@@ -274,7 +279,7 @@ def client_fetch(
     name, version = split_ref(ref)
     fetch(name, version, seed_for=seed_for, json_out=json_out, console=err, overrides=client_overrides(
         tracker, passkey, root, listen, trust_key, upload_rate, download_rate, connections, on_activate,
-        metrics_listen))
+        metrics_listen, low_priority))
 
 
 @client_app.command("rollback")
@@ -298,6 +303,29 @@ def client_rollback(
         raise ModeltorrentError(error, hint="the rolled-back version is active; fix the hook and run it again")
 
 
+@client_app.command("priority")
+def client_priority(
+    mode: Annotated[str, typer.Argument(help="low or normal")],
+    root: RootOpt = None,
+) -> None:
+    """Switch this host's fetching and seeding to low priority (lower caps, DSCP mark) or back.
+
+    Running clients pick the change up within seconds; serving processes can switch it as their load comes and goes.
+    """
+    from client.priority import MARKER
+    from client.settings import StoreSettings
+
+    if mode not in ("low", "normal"):
+        raise typer.BadParameter(f"{mode!r}: use low or normal", param_hint="MODE")
+    marker = StoreSettings(**given(root=root)).root / MARKER
+    if mode == "low":
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+    else:
+        marker.unlink(missing_ok=True)
+    out.print(f"priority: {mode} ({marker} {'present' if mode == 'low' else 'absent'})")
+
+
 @client_app.command("run")
 def client_run(
     tracker: TrackerOpt = None,
@@ -310,6 +338,7 @@ def client_run(
     connections: ConnectionsOpt = None,
     on_activate: OnActivateOpt = None,
     metrics_listen: MetricsOpt = None,
+    low_priority: LowPriorityOpt = None,
     location: Annotated[str | None, typer.Option(help="this host's dc|pod|rack (else as registered)")] = None,
     poll_interval: Annotated[float, typer.Option(help="seconds between polls of the tracker", min=0.2)] = 5.0,
 ) -> None:
@@ -317,7 +346,7 @@ def client_run(
     from tools.agent_cmd import run_agent
 
     overrides = client_overrides(tracker, passkey, root, listen, trust_key, upload_rate, download_rate, connections,
-                                 on_activate, metrics_listen)
+                                 on_activate, metrics_listen, low_priority)
     run_agent(overrides, poll_interval=poll_interval, location=location)
 
 

@@ -1,0 +1,32 @@
+"""Low-priority mode: how a host that serves production traffic fetches models. Pure.
+
+In low-priority mode the client's caps drop to the lower of its normal caps and the low-priority
+caps, and its peer connections carry a DSCP mark (CS1 by default, the "lower effort" class most
+datacenter QoS policies queue behind everything else). The mode is on with the ``low_priority``
+setting, or while the file ``<root>/low-priority`` exists (``modeltorrent client priority low``),
+which a serving process can create and remove as its load comes and goes; a running fetch picks
+the change up within a status interval.
+"""
+
+from __future__ import annotations
+
+from client.settings import ClientSettings
+from common.lt_session import Caps
+
+MARKER = "low-priority"
+
+
+def _lower(normal: int, low: int) -> int:
+    """The lower of two caps where 0 means unlimited."""
+    if normal == 0 or low == 0:
+        return normal or low
+    return min(normal, low)
+
+
+def caps(settings: ClientSettings, low: bool) -> Caps:
+    if not low:
+        return Caps(settings.upload_rate, settings.download_rate, settings.connections, settings.dscp)
+    return Caps(_lower(settings.upload_rate, settings.low_priority_upload_rate),
+                _lower(settings.download_rate, settings.low_priority_download_rate),
+                _lower(settings.connections, settings.low_priority_connections),
+                settings.low_priority_dscp)

@@ -1,0 +1,32 @@
+"""Low-priority mode: the caps and mark a host uses (pure), table-driven."""
+
+from __future__ import annotations
+
+import pytest
+
+from client import priority
+from client.settings import ClientSettings
+from common.lt_session import Caps
+
+MiB = 1 << 20
+
+
+def settings(**kw: object) -> ClientSettings:
+    return ClientSettings(tracker_url="http://t", passkey="k", **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kw,low,expected", [
+    ({}, False, Caps(0, 0, 200, 0)),
+    ({"dscp": 10}, False, Caps(0, 0, 200, 10)),
+    ({}, True, Caps(25 * MiB, 50 * MiB, 50, 8)),  # unlimited normally: the low caps apply
+    ({"upload_rate": 5 * MiB, "download_rate": 400 * MiB}, True, Caps(5 * MiB, 50 * MiB, 50, 8)),  # the lower
+    ({"low_priority_upload_rate": 0, "connections": 20}, True, Caps(0, 50 * MiB, 20, 8)),  # 0: no low cap
+    ({"low_priority_dscp": 1}, True, Caps(25 * MiB, 50 * MiB, 50, 1)),
+], ids=["normal", "normal, marked", "low", "low keeps a lower normal cap", "low without an upload cap", "LE mark"])
+def test_caps(kw: dict[str, object], low: bool, expected: Caps) -> None:
+    assert priority.caps(settings(**kw), low) == expected
+
+
+def test_caps_become_libtorrent_settings() -> None:
+    assert Caps(1, 2, 0, 8).pack() == {"upload_rate_limit": 1, "download_rate_limit": 2,
+                                       "connections_limit": 100_000, "peer_dscp": 32}
