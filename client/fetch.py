@@ -70,6 +70,7 @@ class FetchResult:
     last_piece_to_active: float
     hook_error: str | None = None  # the on-activate hook failed (the version is active regardless)
     pieces_reused: int = 0  # copied from another version on this host
+    download_seconds: float = 0.0  # from the start to the last piece verified
 
 
 class Fetcher:
@@ -129,6 +130,7 @@ class Fetcher:
         return FetchResult(
             name, version, True, False, run.downloaded, run.verified_at_start, run.hash_failures,
             time.monotonic() - started, activated_at - last_piece_at, hook_error, len(reused),
+            last_piece_at - started,
         )
 
     def _reuse(self, manifest: Manifest, layout: Layout, save_path: Path) -> set[int]:

@@ -1,0 +1,120 @@
+"""Hosts on one machine: Linux network namespaces on one bridge, each link shaped with ``tc``.
+
+    with Fabric() as fabric:
+        a = fabric.host("a", rate="100mbit")
+        subprocess.run(a.argv("ping", "-c1", b.ip))
+
+Each host is a namespace with one interface (``eth0``, an address in 10.213.0.0/16) whose veth
+peer sits on a bridge in a namespace of its own, so nothing is added to the machine's own network:
+every address lives inside namespaces made here, and ``close`` deletes them all. A link's rate
+shapes both directions (``tbf`` on the host's egress for its upload and on the bridge port for its
+download). No added latency: ``netem`` is not in every kernel (not in this machine's). Needs root
+and iproute2 (``ip``, ``tc``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from types import TracebackType
+
+SUBNET = "10.213"
+
+
+class NetnsUnavailable(RuntimeError):
+    """Namespaces cannot be made here (not root, no iproute2, or a kernel that refuses)."""
+
+
+def check_available() -> None:
+    """Raise NetnsUnavailable with the reason when this machine cannot make namespaces."""
+    if os.geteuid() != 0:
+        raise NetnsUnavailable("network namespaces need root")
+    for tool in ("ip", "tc"):
+        if not shutil.which(tool):
+            raise NetnsUnavailable(f"{tool} (Debian package iproute2) is not installed")
+    probe = f"mtprobe{os.getpid()}"
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if made.returncode != 0:
+        raise NetnsUnavailable(f"ip netns add failed: {made.stderr.strip()}")
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+
+
+def _ip(*args: str) -> None:
+    done = subprocess.run(["ip", *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"ip {' '.join(args)}: {done.stderr.strip()}")
+
+
+def _tc(ns: str, *args: str) -> None:
+    done = subprocess.run(["tc", "-n", ns, *args], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"tc -n {ns} {' '.join(args)}: {done.stderr.strip()}")
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    ns: str  # the namespace
+    ip: str
+
+    def argv(self, *cmd: str) -> list[str]:
+        """A command line that runs ``cmd`` inside this host."""
+        return ["ip", "netns", "exec", self.ns, *cmd]
+
+
+@dataclass
+class Fabric:
+    """A set of hosts on one switch. Names are prefixed with the process id, so that fabrics of
+    concurrent runs never meet."""
+
+    prefix: str = field(default_factory=lambda: f"mt{os.getpid() % 100_000}")
+    hosts: dict[str, Host] = field(default_factory=dict)
+    _made: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        check_available()
+        self.switch = f"{self.prefix}-sw"
+        self._add_ns(self.switch)
+        _ip("-n", self.switch, "link", "add", "br0", "type", "bridge")
+        _ip("-n", self.switch, "link", "set", "br0", "up")
+
+    def _add_ns(self, ns: str) -> None:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)  # left over from a killed run
+        _ip("netns", "add", ns)
+        self._made.append(ns)
+        _ip("-n", ns, "link", "set", "lo", "up")
+
+    def host(self, name: str, *, rate: str | None = None) -> Host:
+        """Add a host linked to the switch; ``rate`` like "100mbit" (None: unshaped)."""
+        index = len(self.hosts) + 1
+        ns = f"{self.prefix}-{name}"
+        self._add_ns(ns)
+        port = f"p{index}"  # the switch's side; interface names are at most 15 characters
+        _ip("link", "add", port, "netns", self.switch, "type", "veth", "peer", "name", "eth0", "netns", ns)
+        _ip("-n", self.switch, "link", "set", port, "master", "br0")
+        _ip("-n", self.switch, "link", "set", port, "up")
+        ip = f"{SUBNET}.{index // 250}.{index % 250 + 1}"
+        _ip("-n", ns, "addr", "add", f"{ip}/16", "dev", "eth0")
+        _ip("-n", ns, "link", "set", "eth0", "up")
+        for where, dev in ((ns, "eth0"), (self.switch, port)):
+            if rate:
+                # tbf: a token bucket at the link's rate, a 64 KiB burst and a queue of ~20 ms.
+                _tc(where, "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate, "burst", "64kb",
+                    "latency", "20ms")
+        host = Host(name, ns, ip)
+        self.hosts[name] = host
+        return host
+
+    def close(self) -> None:
+        for ns in reversed(self._made):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        self._made.clear()
+
+    def __enter__(self) -> Fabric:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
