@@ -12,6 +12,7 @@ old model or the new one, never a missing or partial one.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -19,6 +20,16 @@ from pathlib import Path
 
 from common.errors import StoreError
 from common.layout import check_name
+
+log = logging.getLogger("modeltorrent.client")
+
+
+def boot_id() -> str:
+    """This boot of the host (Linux); empty where unknown, which counts as the same boot."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
 
 
 def _fsync_dir(path: Path) -> None:
@@ -131,7 +142,7 @@ class ModelStore:
     def save_resume(self, name: str, version: str, resume: bytes, verified: set[int]) -> None:
         _write_atomic(self.state_file(name, version, "resume"), resume)
         _write_atomic(self.state_file(name, version, "verified.json"),
-                      json.dumps(sorted(verified)).encode())
+                      json.dumps({"boot": boot_id(), "pieces": sorted(verified)}).encode())
 
     def save_manifest(self, name: str, version: str, manifest: bytes) -> None:
         """Kept beside the version so that a later version can find pieces they share."""
@@ -142,11 +153,21 @@ class ModelStore:
         return path.read_bytes() if path.exists() else None
 
     def load_resume(self, name: str, version: str) -> tuple[bytes | None, set[int]]:
+        """Resume data and the verified pieces saved with it; neither after a reboot since.
+
+        The state files are fsynced, the downloaded data is not (libtorrent leaves it to the page
+        cache), so after a power loss or a crash of the host the state may claim pieces the disk
+        lost. Saved in another boot, it is dropped: libtorrent checks the files again and every
+        piece it finds is verified again (read, not downloaded)."""
         resume_path = self.state_file(name, version, "resume")
         verified_path = self.state_file(name, version, "verified.json")
-        resume = resume_path.read_bytes() if resume_path.exists() else None
+        if not resume_path.exists():
+            return None, set()
         try:
-            verified = set(json.loads(verified_path.read_text())) if resume else set()
+            saved = json.loads(verified_path.read_text())
         except (OSError, ValueError):
-            verified = set()
-        return resume, verified
+            saved = {}
+        if not isinstance(saved, dict) or saved.get("boot") != boot_id():
+            log.info("%s@%s: state saved before a reboot; checking the data on disk again", name, version)
+            return None, set()
+        return resume_path.read_bytes(), {int(i) for i in saved.get("pieces", [])}

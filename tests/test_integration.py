@@ -145,11 +145,12 @@ def test_a_model_in_s3_reaches_a_host_and_is_read_from_s3_once(
     assert samples[("modeltorrent_seedbox_state", (("model", "m@1"), ("state", "seeding")))] == 1
 
 
-def test_a_killed_client_should_resume_without_downloading_verified_pieces_again(
-        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
-    piece = 256 * KiB
+def kill_a_client_half_way(tmp_path: Path, procs: Procs, tracker_url: str, admin,  # type: ignore[no-untyped-def]
+                           publisher_key: Path) -> tuple[str, set[int]]:
+    """Host h1 downloads 48 pieces of 256 KiB and is SIGKILLed once a dozen are saved as verified;
+    returns its passkey and the pieces saved."""
     files = {"weights.safetensors": 12 * MiB}
-    publish_model(tmp_path, tracker_url, publisher_key, files, piece_size=piece,
+    publish_model(tmp_path, tracker_url, publisher_key, files, piece_size=256 * KiB,
                   source=str(tmp_path / "external-m-1"))
     start_seedbox(procs, tmp_path, tracker_url, admin.add_host("seedbox", role="seedbox")["passkey"])
     passkey = admin.add_host("h1")["passkey"]
@@ -159,14 +160,20 @@ def test_a_killed_client_should_resume_without_downloading_verified_pieces_again
                                                 "--download-rate", "1MiB"),
                         env={"MODELTORRENT_CLIENT_RESUME_INTERVAL": "0.5"})
     sidecar = tmp_path / "hosts" / "h1" / "m" / "state" / "1.verified.json"
-    wait_until(lambda: sidecar.exists() and len(json.loads(sidecar.read_text())) >= 12, 90,
+    wait_until(lambda: sidecar.exists() and len(json.loads(sidecar.read_text())["pieces"]) >= 12, 90,
                "a dozen verified pieces saved")
     first.send_signal(signal.SIGKILL)
     first.wait()
-    saved = set(json.loads(sidecar.read_text()))
+    saved = set(json.loads(sidecar.read_text())["pieces"])
     assert 12 <= len(saved) < 48
     assert ModelStore(tmp_path / "hosts" / "h1").active_version("m") is None
+    return passkey, saved
 
+
+def test_a_killed_client_should_resume_without_downloading_verified_pieces_again(
+        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
+    piece = 256 * KiB
+    passkey, saved = kill_a_client_half_way(tmp_path, procs, tracker_url, admin, publisher_key)
     second = run_client(tmp_path, tracker_url, passkey, "h1")
     assert second.returncode == 0, second.stderr
     result = json.loads(second.stdout.strip().splitlines()[-1])
@@ -174,6 +181,28 @@ def test_a_killed_client_should_resume_without_downloading_verified_pieces_again
     assert result["pieces_verified_at_start"] >= len(saved)
     # Only pieces not saved as verified crossed the network again (a block of slack per piece).
     assert 0 < result["bytes_downloaded"] <= missing * piece + 16 * KiB * missing
+    Manifest.from_json((tmp_path / "out" / "m-1.manifest.json").read_bytes()).verify_data(
+        ModelStore(tmp_path / "hosts" / "h1").current("m"))
+
+
+def test_after_a_host_reboot_pieces_on_disk_are_checked_again_and_lost_writes_downloaded(
+        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
+    piece = 256 * KiB
+    passkey, saved = kill_a_client_half_way(tmp_path, procs, tracker_url, admin, publisher_key)
+    # The reboot: the state was saved in another boot, and one piece it calls verified never
+    # reached the disk (the page cache was lost with the power).
+    sidecar = tmp_path / "hosts" / "h1" / "m" / "state" / "1.verified.json"
+    sidecar.write_text(json.dumps({"boot": "an-earlier-boot", "pieces": sorted(saved)}))
+    lost = min(saved)
+    with open(tmp_path / "hosts" / "h1" / "m" / "staging" / "1" / "weights.safetensors", "r+b") as f:
+        f.seek(lost * piece)
+        f.write(bytes(piece))
+    second = run_client(tmp_path, tracker_url, passkey, "h1")
+    assert second.returncode == 0, second.stderr
+    result = json.loads(second.stdout.strip().splitlines()[-1])
+    assert result["pieces_verified_at_start"] == 0  # nothing taken on trust from before the reboot
+    missing = 48 - len(saved) + 1  # the lost piece is downloaded again, the rest read from disk
+    assert missing * piece <= result["bytes_downloaded"] <= missing * (piece + 16 * KiB)
     Manifest.from_json((tmp_path / "out" / "m-1.manifest.json").read_bytes()).verify_data(
         ModelStore(tmp_path / "hosts" / "h1").current("m"))
 

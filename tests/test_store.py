@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from client.store import ModelStore
+from client.store import ModelStore, boot_id
 from common.errors import LayoutError, StoreError
 
 
@@ -63,6 +63,16 @@ def test_resume_state_round_trips(tmp_path: Path) -> None:
     assert store.load_resume("m", "1") == (None, set())
     store.save_resume("m", "1", b"resume-bytes", {3, 1, 2})
     assert store.load_resume("m", "1") == (b"resume-bytes", {1, 2, 3})
+
+
+def test_resume_state_from_before_a_reboot_is_not_trusted(tmp_path: Path) -> None:
+    store = ModelStore(tmp_path)
+    store.save_resume("m", "1", b"resume-bytes", {1, 2})
+    saved = store.state_file("m", "1", "verified.json")
+    saved.write_text(saved.read_text().replace(boot_id(), "another-boot"))
+    assert store.load_resume("m", "1") == (None, set())
+    saved.write_text("[1, 2]")  # the format before boots were recorded: not trusted either
+    assert store.load_resume("m", "1") == (None, set())
 
 
 def test_rollback_returns_to_the_version_active_before(tmp_path: Path) -> None:
