@@ -341,20 +341,26 @@ class _Run:
     def activate(self, version_dir: Path) -> None:
         """Move the verified files into ``versions/<v>`` and swap ``current`` to them."""
         self.progress.state = "activating"
+        steps = [("start", time.monotonic())]
         self.handle.save_resume_data()
         self._wait_for(lt.save_resume_data_alert)
+        steps.append(("resume data", time.monotonic()))
         if Path(self.handle.status().save_path) != version_dir:
             version_dir.parent.mkdir(parents=True, exist_ok=True)
             self.handle.move_storage(str(version_dir), lt.move_flags_t.fail_if_exist)
             self._wait_for(lt.storage_moved_alert)
+            steps.append(("move", time.monotonic()))
             self.handle.save_resume_data()
             self._wait_for(lt.save_resume_data_alert)
+            steps.append(("resume data", time.monotonic()))
             shutil.rmtree(self.f.store.staging(self.manifest.name, self.manifest.version),
                           ignore_errors=True)
         self.f.store.activate(self.manifest.name, self.manifest.version)
+        steps.append(("swap", time.monotonic()))
         self.progress.state = "activated"
         self._periodic(force=True)
-        log.info("activated %s", self.manifest.ref)
+        log.info("activated %s (%s)", self.manifest.ref, ", ".join(
+            f"{name} {(t - steps[i][1]) * 1000:.1f} ms" for i, (name, t) in enumerate(steps[1:])))
 
     def seed(self, seconds: float, keep_seeding: Callable[[], bool] | None = None) -> None:
         deadline = time.monotonic() + seconds

@@ -59,10 +59,12 @@ def measure(work: Path, size: int, piece_size: int, repeat: int) -> dict[str, fl
             done = subprocess.run([*CLI, "client", "fetch", "m@1", "--tracker", tracker, "--passkey", passkey,
                                    "--root", str(root), "--listen", "127.0.0.1:0", "--trust-key", public, "--json"],
                                   capture_output=True, text=True, cwd=REPO, timeout=1800,
-                                  env=os.environ | {"PYTHONPATH": str(REPO)})
+                                  env=os.environ | {"PYTHONPATH": str(REPO), "MODELTORRENT_LOG": "INFO"})
             if done.returncode != 0:
                 raise RuntimeError(f"client fetch failed: {done.stderr[-2000:]}")
             result = json.loads(done.stdout.splitlines()[-1])
+            steps = [line for line in done.stderr.splitlines() if "activated m@1 (" in line]
+            print(f"{format_size(size)} host {i}: {steps[-1].split('activated ')[-1] if steps else ''}", flush=True)
             to_active.append(result["last_piece_to_active"])
             download.append(result["download_seconds"])
             shutil.rmtree(root)  # disk for the next host
