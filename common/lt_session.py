@@ -35,13 +35,16 @@ class Caps:
                 "peer_dscp": self.dscp << 2}
 
 
-def settings_pack(listen: str, caps: Caps, *, announce_interval_floor: int = 5) -> dict[str, object]:
+def settings_pack(listen: str, caps: Caps, *, announce_interval_floor: int = 5,
+                  tracker_alerts: bool = False) -> dict[str, object]:
     mask = (
         lt.alert_category.error
         | lt.alert_category.status
         | lt.alert_category.storage
         | lt.alert_category.piece_progress
     )
+    if tracker_alerts:  # tracker replies: a few per announce interval
+        mask |= lt.alert_category.tracker
     if os.environ.get("MODELTORRENT_LT_DEBUG"):  # peers and trackers too, for troubleshooting
         mask |= lt.alert_category.peer | lt.alert_category.connect | lt.alert_category.tracker
     return {
@@ -65,8 +68,8 @@ def settings_pack(listen: str, caps: Caps, *, announce_interval_floor: int = 5) 
     }
 
 
-def make_session(listen: str, caps: Caps) -> lt.session:
-    ses = lt.session(settings_pack(listen, caps))  # type: ignore[call-overload]
+def make_session(listen: str, caps: Caps, *, tracker_alerts: bool = False) -> lt.session:
+    ses = lt.session(settings_pack(listen, caps, tracker_alerts=tracker_alerts))  # type: ignore[call-overload]
     everyone = lt.ip_filter()
     everyone.add_rule("0.0.0.0", "255.255.255.255", 1 << ses.global_peer_class_id)
     everyone.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 1 << ses.global_peer_class_id)

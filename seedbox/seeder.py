@@ -39,6 +39,7 @@ class IngressStats:
     pieces_total: int
     pieces_done: int = 0  # verified and in the swarm (including found on disk)
     pieces_found_on_disk: int = 0
+    pieces_from_swarm: int = 0  # downloaded from hosts that held them (after a restart), not read
     bad_pieces: int = 0
     bytes_ingested: int = 0  # read from the source, verified and handed to libtorrent
     bytes_done: int = 0  # in pieces that are in the swarm
@@ -110,7 +111,7 @@ class Seeder:
         """
         self.data_dir.mkdir(parents=True, exist_ok=True)
         ses = make_session(self.settings.listen, Caps(upload_rate=self.settings.upload_rate,
-                                                      connections=self.settings.connections))
+                                                      connections=self.settings.connections), tracker_alerts=True)
         handle = ses.add_torrent(add_params(self.torrent, str(self.data_dir)))
         ti = handle.torrent_file()
         assert ti is not None
@@ -124,6 +125,8 @@ class Seeder:
             self.stats.pieces_found_on_disk = self.stats.pieces_done = self.layout.num_pieces - len(missing)
             self.stats.bytes_done = self.manifest.total_size - sum(self.layout.pieces[i].length for i in missing)
             self.stats.state = "ingesting" if missing else "seeding"
+            if missing:
+                self._wait_for_swarm(ses, handle)
             self._ingest(ses, handle, ti, missing, on_tick)
             self.stats.state = "seeding"
             while not self.stop.is_set():
@@ -140,13 +143,42 @@ class Seeder:
             ses.remove_torrent(handle)
             del ses
 
+    def _wait_for_swarm(self, ses: lt.session, handle: lt.torrent_handle) -> None:
+        """Learn what the swarm holds before choosing what to read first: wait for the tracker's
+        answer and, if it names peers, for connections to them (a bitfield comes with each
+        handshake); at most ``availability_wait`` seconds. A fresh swarm costs one announce."""
+        deadline = time.monotonic() + self.settings.availability_wait
+        named: int | None = None
+        while time.monotonic() < deadline and not self.stop.is_set():
+            for alert in ses.pop_alerts():
+                log.debug("%s: %s", type(alert).__name__, alert.message())
+                if isinstance(alert, lt.tracker_reply_alert):
+                    named = alert.num_peers
+            if named == 0:
+                return
+            if named is not None and handle.status().num_peers >= named:
+                time.sleep(0.2)  # the bitfields follow the handshakes
+                return
+            ses.wait_for_alert(50)
+        log.info("starting to read before every peer in the swarm was heard from")
+
     def _ingest(self, ses: lt.session, handle: lt.torrent_handle, ti: lt.torrent_info,
                 missing: list[int], on_tick: Callable[[IngressStats], None] | None) -> None:
         queue = list(missing)  # not yet asked of the source
         order: list[int] = []  # asked of the source, injected in the same order
         futures: dict[int, Future[bytes]] = {}
         in_flight: dict[int, tuple[float, bytes]] = {}  # injected, not yet hashed and written
+        done: set[int] = set()
         next_tick = 0.0
+
+        def finish(index: int, *, from_swarm: bool = False) -> None:
+            in_flight.pop(index, None)
+            if index not in done:
+                done.add(index)
+                self.stats.pieces_done += 1
+                self.stats.bytes_done += self.layout.pieces[index].length
+                self.stats.pieces_from_swarm += from_swarm
+
         with ThreadPoolExecutor(self.settings.fetch_concurrency, thread_name_prefix="fetch") as pool:
             while (queue or order or in_flight) and not self.stop.is_set():
                 room = self.settings.fetch_concurrency * 2 - len(futures)
@@ -158,9 +190,11 @@ class Seeder:
                 for alert in ses.pop_alerts():
                     log.debug("%s: %s", type(alert).__name__, alert.message())
                     if isinstance(alert, lt.piece_finished_alert) and alert.piece_index in in_flight:
-                        del in_flight[alert.piece_index]
-                        self.stats.pieces_done += 1
-                        self.stats.bytes_done += self.layout.pieces[alert.piece_index].length
+                        finish(alert.piece_index)
+                    elif isinstance(alert, lt.piece_finished_alert) and alert.piece_index in queue:
+                        # A restarted seedbox also downloads what hosts hold: one read saved.
+                        queue.remove(alert.piece_index)
+                        finish(alert.piece_index, from_swarm=True)
                     elif isinstance(alert, lt.hash_failed_alert) and alert.piece_index in in_flight:
                         # Cannot happen with bytes that matched the manifest, unless the torrent
                         # and manifest disagree: stop rather than seed something unverifiable.
@@ -168,11 +202,8 @@ class Seeder:
                                           hint="the torrent does not match its manifest")
                 now = time.monotonic()
                 for index, (since, data) in list(in_flight.items()):
-                    if now - since > self.settings.inject_timeout and handle.have_piece(index):
-                        log.warning("piece %d is in the swarm but its alert was missed", index)
-                        del in_flight[index]
-                        self.stats.pieces_done += 1
-                        self.stats.bytes_done += self.layout.pieces[index].length
+                    if handle.have_piece(index):  # written, or downloaded from a host meanwhile
+                        finish(index)
                     elif now - since > self.settings.inject_timeout:
                         queue_state = [
                             (q["piece_index"], [b["state"] for b in q["blocks"]][:4], len(q["blocks"]))
@@ -188,11 +219,14 @@ class Seeder:
                     index = order.pop(0)
                     data = futures.pop(index).result()  # raises if the source failed
                     padding = ti.piece_size(index) - len(data)
-                    if padding:
-                        data += bytes(padding)
-                    handle.add_piece(index, data, 0)
-                    in_flight[index] = (time.monotonic(), data)
-                    self.stats.bytes_ingested += len(data) - padding
+                    self.stats.bytes_ingested += len(data)
+                    if handle.have_piece(index):  # a host gave it to us while it was being read
+                        finish(index, from_swarm=True)
+                    else:
+                        if padding:
+                            data += bytes(padding)
+                        handle.add_piece(index, data, 0)
+                        in_flight[index] = (time.monotonic(), data)
                 else:
                     ses.wait_for_alert(50)
                 if time.monotonic() >= next_tick:

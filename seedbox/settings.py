@@ -21,3 +21,6 @@ class SeedboxSettings(PeerSettings):
     # Pieces handed to libtorrent but not yet hashed and written: add_piece has no backpressure.
     inject_window: int = Field(default=2, ge=1)
     inject_timeout: float = Field(default=20.0, gt=0, description="re-inject a piece not written by then")
+    # Before the first read from the source: how long to wait for the swarm's bitfields, so that a
+    # restarted seedbox reads first what no host holds.
+    availability_wait: float = Field(default=5.0, ge=0)

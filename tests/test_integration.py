@@ -346,6 +346,43 @@ def test_low_priority_marks_the_hosts_packets_by_flag_or_by_marker_file(
     assert marked_packets("serving") > 0
 
 
+def test_a_seedbox_restarted_empty_reads_first_what_no_host_holds(
+        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
+    piece, pieces = 256 * KiB, 48
+    origin = start_origin(procs, tmp_path)
+    publish_model(tmp_path, tracker_url, publisher_key, {"w.safetensors": pieces * piece}, piece_size=piece,
+                  source=f"{origin}/external-m-1")
+    seedbox = admin.add_host("seedbox", role="seedbox")["passkey"]
+    # Slow ingress: the seedbox reads in index order and host h1 follows it.
+    start_seedbox(procs, tmp_path, tracker_url, seedbox, extra=("--ingress-rate", "1MiB"))
+    procs.start("client", client_argv(tmp_path, tracker_url, admin.add_host("h1")["passkey"], "h1", "m@1",
+                                      "--seed-for", "-1"), env={"MODELTORRENT_CLIENT_RESUME_INTERVAL": "0.5"})
+    sidecar = tmp_path / "hosts" / "h1" / "m" / "state" / "1.verified.json"
+    wait_until(lambda: sidecar.exists() and len(json.loads(sidecar.read_text())["pieces"]) >= 16, 90,
+               "host h1 holding a third of the model")
+    procs.stop("seedbox", signal.SIGKILL)
+    shutil.rmtree(tmp_path / "seedbox")  # a new seedbox: nothing on its disk
+    time.sleep(1.5)  # h1's last pieces from the old seedbox verified and saved
+    held = set(json.loads(sidecar.read_text())["pieces"])
+    before = len(httpx.get(f"{origin}/_stats").json()["reads"])
+
+    start_seedbox(procs, tmp_path, tracker_url, seedbox)
+    status = tmp_path / "seedbox" / "status" / "m@1.json"
+    wait_until(lambda: status.exists() and json.loads(status.read_text())["state"] == "seeding", 90,
+               "the new seedbox holding the whole model")
+    wait_until(lambda: (tmp_path / "hosts" / "h1" / "m" / "current").exists(), 90, "h1 activating the model")
+    order = [start // piece for _, start in httpx.get(f"{origin}/_stats").json()["reads"][before:]]
+    lacked = set(range(pieces)) - held
+    assert lacked <= set(order) and len(order) == len(set(order))  # each piece read at most once
+    # What h1 lacked was read first (four reads in flight may overlap the turn); what it held was
+    # read last, or not at all: the new seedbox downloads from h1 what h1 holds.
+    assert not held & set(order[:len(lacked) - 4]), (sorted(held), order)
+    final = json.loads(status.read_text())
+    assert final["pieces_done"] == pieces
+    assert final["pieces_from_swarm"] == pieces - len(order)
+    assert final["bytes_read_from_source"] == len(order) * piece
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-v"]))
 

@@ -1,7 +1,8 @@
 """A tiny HTTP origin that stands in for external storage in the demo and tests.
 
 Serves a folder with Range support and counts every body byte it sends, so "bytes read from
-external storage" is measured at the source. ``GET /_stats`` returns the counters as JSON;
+external storage" is measured at the source. ``GET /_stats`` returns the counters and the (path,
+first byte) of every read in order, as JSON;
 ``--fail-every N`` answers every Nth request with a 503 (transient-error tests).
 """
 
@@ -28,6 +29,7 @@ class OriginServer(ThreadingHTTPServer):
         self.fail_every = fail_every
         self.bytes_sent = 0
         self.requests = 0
+        self.reads: list[tuple[str, int]] = []  # (path, first byte) of every file read, in order
         self.lock = threading.Lock()
 
 
@@ -40,8 +42,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         path = unquote(urlparse(self.path).path)
         if path == "/_stats":
-            body = json.dumps({"bytes_sent": self.server.bytes_sent,
-                               "requests": self.server.requests}).encode()
+            with self.server.lock:
+                body = json.dumps({"bytes_sent": self.server.bytes_sent, "requests": self.server.requests,
+                                   "reads": self.server.reads}).encode()
             return self._send(200, body, "application/json")
         with self.server.lock:
             self.server.requests += 1
@@ -60,6 +63,8 @@ class _Handler(BaseHTTPRequestHandler):
             start = int(m.group(1))
             end = min(int(m.group(2)) if m.group(2) else size - 1, size - 1)
             status = 206
+        with self.server.lock:
+            self.server.reads.append((path, start))
         with open(target, "rb") as f:
             body = os.pread(f.fileno(), end - start + 1, start)
         extra = {"Content-Range": f"bytes {start}-{end}/{size}"} if status == 206 else {}
