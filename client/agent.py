@@ -25,7 +25,7 @@ from tracker.api_client import TrackerClient
 
 log = logging.getLogger("modeltorrent.agent")
 _rng = random.Random()  # retry jitter: spread, not secrecy
-FINAL = {"activated", "partially_failed", "failed", "cancelled"}
+FINAL = {"activated", "partially_failed", "failed", "superseded", "cancelled"}
 
 
 @dataclass

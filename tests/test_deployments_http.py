@@ -119,6 +119,26 @@ def test_the_newest_deployment_of_a_model_is_the_desired_one(fleet: dict, tmp_pa
     assert [(d["version"], d["deployment_id"]) for d in host(fleet, "a1").desired()] == [("2", newer["id"])]
 
 
+def test_a_newer_deployment_of_the_model_supersedes_the_hosts_in_the_older_job(
+        fleet: dict, tmp_path: Path, publisher_key: Path) -> None:
+    publish_model(tmp_path / "v2", fleet["url"], publisher_key, {"w.bin": 2000}, version="2", seed=3)
+    admin = fleet["admin"]
+    older = admin.deploy("m", "1", hosts=["a1", "a2"])
+    report(fleet, "a1", "downloading", 500)
+    report(fleet, "a2", "activated", 1000)
+    newer = admin.deploy("m", "2", hosts=["a1", "a2"])
+    job = admin.deployment(older["id"])
+    states = {h["host"]: h["state"] for h in job["hosts"]}
+    # a1 moved on before finishing: superseded, not stalled; a2 had activated: that stays.
+    assert states == {"a1": "superseded", "a2": "activated"} and job["state"] == "activated"
+    assert f"superseded by deployment {newer['id']}" in {h["host"]: h for h in job["hosts"]}["a1"]["error"]
+    time.sleep(3)  # past the stall timeout: the reconcile loop leaves superseded hosts alone
+    assert {h["host"]: h["state"] for h in admin.deployment(older["id"])["hosts"]}["a1"] == "superseded"
+    only = admin.deploy("m", "1", hosts=["b1"])
+    admin.deploy("m", "2", hosts=["b1"])
+    assert admin.deployment(only["id"])["state"] == "superseded"
+
+
 def test_hello_sets_the_location_from_the_agent_config(fleet: dict) -> None:
     host(fleet, "a1").hello("dc9|pod9|r9")
     hosts = {h["name"]: h for h in fleet["admin"].list_hosts()}

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tracker.jobs import HostState, HostView, JobState, host_after_clock, host_after_report, job_state
+from tracker.jobs import (
+    HostState,
+    HostView,
+    JobState,
+    host_after_clock,
+    host_after_newer_deployment,
+    host_after_report,
+    job_state,
+)
 
 H = HostState
 J = JobState
@@ -21,6 +29,7 @@ REPORTS = [
     ("a failed host that retries comes back", H.FAILED, "starting", H.DOWNLOADING),
     ("activated is never undone", H.ACTIVATED, "failed", H.ACTIVATED),
     ("unknown report changes nothing", H.DOWNLOADING, "dancing", H.DOWNLOADING),
+    ("back from superseded (the newer job was cancelled)", H.SUPERSEDED, "downloading", H.DOWNLOADING),
 ]
 
 
@@ -36,6 +45,7 @@ CLOCK = [
     ("never reported, long ago", HostView(H.PENDING, last_report=None, since=50.0), H.STALLED),
     ("activated hosts never stall", HostView(H.ACTIVATED, last_report=0.0, since=0.0), H.ACTIVATED),
     ("failed stays failed", HostView(H.FAILED, last_report=0.0, since=0.0), H.FAILED),
+    ("superseded hosts never stall", HostView(H.SUPERSEDED, last_report=0.0, since=0.0), H.SUPERSEDED),
 ]
 
 
@@ -55,6 +65,9 @@ JOBS = [
     ("all dead", [H.FAILED, H.STALLED], False, J.FAILED),
     ("still going despite a failure", [H.FAILED, H.DOWNLOADING], False, J.DISTRIBUTING),
     ("cancelled wins", [H.ACTIVATED, H.DOWNLOADING], True, J.CANCELLED),
+    ("superseded hosts are left out", [H.ACTIVATED, H.SUPERSEDED], False, J.ACTIVATED),
+    ("the rest still downloading", [H.SUPERSEDED, H.DOWNLOADING], False, J.DISTRIBUTING),
+    ("every host moved on", [H.SUPERSEDED, H.SUPERSEDED], False, J.SUPERSEDED),
     ("no hosts", [], False, J.FAILED),
 ]
 
@@ -62,3 +75,11 @@ JOBS = [
 @pytest.mark.parametrize("hosts,cancelled,expected", [j[1:] for j in JOBS], ids=[j[0] for j in JOBS])
 def test_job_state(hosts: list[HostState], cancelled: bool, expected: JobState) -> None:
     assert job_state(hosts, cancelled=cancelled) is expected
+
+
+@pytest.mark.parametrize("current,expected", [
+    (H.PENDING, H.SUPERSEDED), (H.DOWNLOADING, H.SUPERSEDED), (H.VERIFYING, H.SUPERSEDED),
+    (H.STALLED, H.SUPERSEDED), (H.FAILED, H.SUPERSEDED), (H.ACTIVATED, H.ACTIVATED),
+])
+def test_a_newer_deployment_supersedes_all_but_an_activation(current: HostState, expected: HostState) -> None:
+    assert host_after_newer_deployment(current) is expected

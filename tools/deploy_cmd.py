@@ -15,7 +15,7 @@ from tracker.api_client import TrackerClient
 
 FINAL = {"activated", "partially_failed", "failed", "cancelled"}
 STYLE = {"activated": "green", "failed": "red", "stalled": "yellow", "partially_failed": "yellow",
-         "cancelled": "dim", "downloading": "cyan", "verifying": "blue"}
+         "cancelled": "dim", "superseded": "dim", "downloading": "cyan", "verifying": "blue"}
 
 
 def jobs_table(jobs: list[dict[str, Any]]) -> Table:

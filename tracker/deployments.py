@@ -11,7 +11,16 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
-from tracker.jobs import FINAL_JOB_STATES, HostState, HostView, JobState, host_after_clock, host_after_report, job_state
+from tracker.jobs import (
+    FINAL_JOB_STATES,
+    HostState,
+    HostView,
+    JobState,
+    host_after_clock,
+    host_after_newer_deployment,
+    host_after_report,
+    job_state,
+)
 from tracker.models import (
     Deployment,
     DeploymentCreate,
@@ -81,9 +90,32 @@ def create(session: Session, body: DeploymentCreate, now: float) -> tuple[Deploy
     for host in hosts:
         assert host.id is not None
         session.add(DeploymentHost(deployment_id=job.id, host_id=host.id, since=now))
+    _supersede(session, job, release, [h.id for h in hosts if h.id is not None], now)
     session.commit()
     session.refresh(job)
     return job, True
+
+
+def _supersede(session: Session, job: Deployment, release: Release, host_ids: list[int], now: float) -> None:
+    """Hosts that ``job`` targets leave older open jobs for other versions of the same model
+    (their agents follow the newest deployment), so those jobs neither wait for them nor count
+    them as stalled."""
+    older = session.exec(
+        select(Deployment).where(col(Deployment.release_id) == col(Release.id), Release.name == release.name,
+                                 col(Deployment.release_id) != release.id, col(Deployment.id) != job.id,
+                                 col(Deployment.state).not_in([s.value for s in FINAL_JOB_STATES]))
+    ).all()
+    for other in older:
+        rows = _rows(session, other)
+        for row in rows:
+            if row.host_id in host_ids:
+                new = host_after_newer_deployment(HostState(row.state))
+                if new.value != row.state:
+                    row.state = new.value
+                    row.error = f"superseded by deployment {job.id} ({release.name}@{release.version})"
+                    session.add(row)
+        session.flush()
+        _refresh(session, other, rows, now)
 
 
 def _refresh(session: Session, job: Deployment, rows: list[DeploymentHost], now: float) -> None:

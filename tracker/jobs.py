@@ -7,6 +7,9 @@ A job's hosts each move through::
        └─────────────┴──────────────┴──> failed     (the agent reported an error)
                                     └──> stalled    (no report for ``stall_timeout`` seconds;
                                                      a later report brings the host back)
+       any state but activated ─────────> superseded (a newer deployment of the same model
+                                                     targets the host; if that one is cancelled,
+                                                     the host's reports bring it back)
 
 and the job's state follows from its hosts' (and from cancel)::
 
@@ -16,7 +19,10 @@ and the job's state follows from its hosts' (and from cancel)::
     activated          every host activated
     partially_failed   every host is done, some activated and some failed or stalled
     failed             every host is done and none activated
+    superseded         every host moved on to newer deployments of the model
     cancelled          an operator cancelled it (final)
+
+Superseded hosts are left out of the job's state: a job whose other hosts all activated is activated.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ class HostState(StrEnum):
     ACTIVATED = "activated"
     FAILED = "failed"
     STALLED = "stalled"
+    SUPERSEDED = "superseded"
 
 
 class JobState(StrEnum):
@@ -42,11 +49,12 @@ class JobState(StrEnum):
     ACTIVATED = "activated"
     PARTIALLY_FAILED = "partially_failed"
     FAILED = "failed"
+    SUPERSEDED = "superseded"
     CANCELLED = "cancelled"
 
 
 FINAL_JOB_STATES = frozenset({JobState.ACTIVATED, JobState.PARTIALLY_FAILED, JobState.FAILED,
-                              JobState.CANCELLED})
+                              JobState.SUPERSEDED, JobState.CANCELLED})
 DONE_HOST_STATES = frozenset({HostState.ACTIVATED, HostState.FAILED, HostState.STALLED})
 
 # What an agent's reported state means for its host in a job.
@@ -82,19 +90,28 @@ def host_after_report(current: HostState, reported: str) -> HostState:
 
 def host_after_clock(view: HostView, now: float, stall_timeout: float) -> HostState:
     """Mark a host stalled if nothing was heard from it for ``stall_timeout`` seconds."""
-    if view.state in (HostState.ACTIVATED, HostState.FAILED, HostState.STALLED):
+    if view.state in (HostState.ACTIVATED, HostState.FAILED, HostState.STALLED, HostState.SUPERSEDED):
         return view.state
     heard = view.last_report if view.last_report is not None else view.since
     return HostState.STALLED if now - heard > stall_timeout else view.state
+
+
+def host_after_newer_deployment(current: HostState) -> HostState:
+    """A newer deployment of the same model now targets the host: what it did in this job ends
+    here, unless it already activated."""
+    return current if current is HostState.ACTIVATED else HostState.SUPERSEDED
 
 
 def job_state(hosts: Iterable[HostState], *, cancelled: bool = False) -> JobState:
     """The job's state from its hosts' states."""
     if cancelled:
         return JobState.CANCELLED
-    states = list(hosts)
-    if not states:
+    targeted = list(hosts)
+    if not targeted:
         return JobState.FAILED  # nothing to deploy to
+    states = [s for s in targeted if s is not HostState.SUPERSEDED]
+    if not states:
+        return JobState.SUPERSEDED
     if all(s is HostState.PENDING for s in states):
         return JobState.PENDING
     if all(s in DONE_HOST_STATES for s in states):
