@@ -71,6 +71,7 @@ class FetchResult:
     hook_error: str | None = None  # the on-activate hook failed (the version is active regardless)
     pieces_reused: int = 0  # copied from another version on this host
     download_seconds: float = 0.0  # from the start to the last piece verified
+    peers_max: int = 0  # the most peers connected at once (seen at status intervals)
 
 
 class Fetcher:
@@ -130,7 +131,7 @@ class Fetcher:
         return FetchResult(
             name, version, True, False, run.downloaded, run.verified_at_start, run.hash_failures,
             time.monotonic() - started, activated_at - last_piece_at, hook_error, len(reused),
-            last_piece_at - started,
+            last_piece_at - started, run.peers_max,
         )
 
     def _reuse(self, manifest: Manifest, layout: Layout, save_path: Path) -> set[int]:
@@ -197,6 +198,7 @@ class _Run:
         self.verified = {i for i in verified if 0 <= i < layout.num_pieces}
         self.verified_at_start = len(self.verified)
         self.reused_bytes = sum(layout.pieces[i].length for i in reused)
+        self.peers_max = 0
         self.to_read: deque[int] = deque()
         self.reading: set[int] = set()
         self.checked = False
@@ -300,6 +302,7 @@ class _Run:
             self.downloaded = p.bytes_downloaded = status.total_payload_download
             p.download_rate = float(status.download_payload_rate)
             p.peers = status.num_peers
+            self.peers_max = max(self.peers_max, p.peers)
             p.hash_failures = self.hash_failures
             p.bytes_reused = self.reused_bytes
             p.low_priority = self.low_priority

@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -44,85 +45,136 @@ def run_in(host: Host, *argv: str, timeout: float = 120) -> str:
     return done.stdout
 
 
-def wait_for_tracker(core: Host, url: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        probe = subprocess.run(core.argv(*CLI, "hosts", "list", "--tracker", url), capture_output=True,
-                               cwd=REPO, env=ENV)
-        if probe.returncode == 0:
-            return
-        time.sleep(0.5)
-    raise AssertionError("the tracker did not come up in its namespace")
+class Swarm:
+    """A tracker and a seedbox (seeding ``size`` bytes of model m@1) on host ``core``; clients
+    on other hosts of the fabric. Every process runs inside its host's namespace."""
 
-
-def test_download_and_upload_caps_hold_between_hosts_on_private_addresses(
-        fabric: Fabric, tmp_path: Path, publisher_key: Path) -> None:
-    core = fabric.host("core")
-    a = fabric.host("a", rate="200mbit")  # 25 MB/s links: the caps, not the links, must limit
-    b = fabric.host("b", rate="200mbit")
-    c = fabric.host("c", rate="200mbit")
-    procs = Procs(tmp_path / "logs")
-    try:
-        url = f"http://{core.ip}:8000"
-        procs.start("tracker", core.argv(*CLI, "tracker", "serve", "--host", "0.0.0.0", "--port", "8000",
-                                         "--db", f"sqlite:///{tmp_path / 'tracker.db'}", "--interval", "5"),
-                    env={"MODELTORRENT_ADMIN_TOKEN": ADMIN})
-        wait_for_tracker(core, url)
-        model = write_model(tmp_path / "model", {"w.safetensors": 16 * MiB})
-        run_in(core, "publish", str(model), "--name", "m", "--version", "1", "--key", str(publisher_key),
-               "--source", str(model), "--piece-size", "256KiB", "--tracker", url)
-        pub = publisher_key.with_name(publisher_key.name + ".pub").read_text().strip()
-
-        def passkey(name: str, *extra: str) -> str:
-            return run_in(core, "hosts", "add", name, "--location", f"dc1|pod1|{name}", *extra,
-                          "--tracker", url).strip().splitlines()[-1]
-
-        procs.start("seedbox", core.argv(*CLI, "seedbox", "run", "m@1", "--tracker", url,
-                                         "--passkey", passkey("seedbox", "--seedbox"),
-                                         "--workdir", str(tmp_path / "seedbox"), "--listen", "0.0.0.0:6881",
-                                         "--trust-key", pub))
-
+    def __init__(self, fabric: Fabric, tmp_path: Path, publisher_key: Path, size: int) -> None:
+        self.tmp = tmp_path
+        self.core = fabric.host("core")
+        self.procs = Procs(tmp_path / "logs")
+        self.url = f"http://{self.core.ip}:8000"
+        self.procs.start("tracker", self.core.argv(
+            *CLI, "tracker", "serve", "--host", "0.0.0.0", "--port", "8000",
+            "--db", f"sqlite:///{tmp_path / 'tracker.db'}", "--interval", "5"), env={"MODELTORRENT_ADMIN_TOKEN": ADMIN})
+        self._wait(lambda: subprocess.run(self.core.argv(*CLI, "hosts", "list", "--tracker", self.url),
+                                          capture_output=True, cwd=REPO, env=ENV).returncode == 0, "the tracker")
+        model = write_model(tmp_path / "model", {"w.safetensors": size})
+        run_in(self.core, "publish", str(model), "--name", "m", "--version", "1", "--key", str(publisher_key),
+               "--source", str(model), "--piece-size", "256KiB", "--tracker", self.url)
+        self.pub = publisher_key.with_name(publisher_key.name + ".pub").read_text().strip()
+        self.procs.start("seedbox", self.core.argv(
+            *CLI, "seedbox", "run", "m@1", "--tracker", self.url, "--passkey", self.passkey("seedbox", "--seedbox"),
+            "--workdir", str(tmp_path / "seedbox"), "--listen", "0.0.0.0:6881", "--trust-key", self.pub))
         status = tmp_path / "seedbox" / "status" / "m@1.json"
-        deadline = time.monotonic() + 60
-        while not (status.exists() and json.loads(status.read_text())["state"] == "seeding"):
-            assert time.monotonic() < deadline, f"the seedbox is not seeding: {procs.log('seedbox')[-2000:]}"
+        self._wait(lambda: status.exists() and json.loads(status.read_text())["state"] == "seeding", "the seedbox")
+
+    @staticmethod
+    def _wait(ready: Any, what: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
             time.sleep(0.2)
 
-        def fetch(host: Host, *caps: str) -> list[str]:
-            return host.argv(*CLI, "client", "fetch", "m@1", "--tracker", url, "--passkey", passkey(host.name),
-                             "--root", str(tmp_path / host.name), "--listen", "0.0.0.0:6881",
-                             "--trust-key", pub, "--json", *caps)
+    def passkey(self, name: str, *extra: str) -> str:
+        return run_in(self.core, "hosts", "add", name, "--location", f"dc1|pod1|{name}", *extra,
+                      "--tracker", self.url).strip().splitlines()[-1]
 
-        down_cap, up_cap = 2 * MiB, int(1.5 * MiB)
-        seeder = subprocess.Popen(fetch(a, "--download-rate", "2MiB", "--upload-rate", "1.5MiB",
-                                        "--seed-for", "40"),
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=ENV)
-        deadline = time.monotonic() + 60
-        while not (tmp_path / "a" / "m" / "current").exists():
-            assert seeder.poll() is None and time.monotonic() < deadline, "host a did not activate the model"
-            time.sleep(0.2)
-        # The control: uncapped, host c gets the same model far faster over the same kind of link.
-        control = subprocess.run(fetch(c), capture_output=True, text=True, cwd=REPO, env=ENV, timeout=120)
-        assert control.returncode == 0, control.stderr[-2000:]
-        free = json.loads(control.stdout.splitlines()[-1])
-        procs.stop("seedbox")  # from now on host a is the only source
+    def root(self, host: Host) -> Path:
+        return self.tmp / host.name
 
-        fetched = subprocess.run(fetch(b), capture_output=True, text=True, cwd=REPO, env=ENV, timeout=120)
-        assert fetched.returncode == 0, fetched.stderr[-2000:]
-        got = json.loads(fetched.stdout.splitlines()[-1])
-        out, err = seeder.communicate(timeout=90)
-        assert seeder.returncode == 0, err[-2000:]
-        seeded = json.loads(out.splitlines()[-1])
+    def fetch(self, host: Host, *extra: str) -> list[str]:
+        return host.argv(*CLI, "client", "fetch", "m@1", "--tracker", self.url, "--passkey", self.passkey(host.name),
+                         "--root", str(self.root(host)), "--listen", "0.0.0.0:6881", "--trust-key", self.pub,
+                         "--json", *extra)
+
+    def start(self, host: Host, *extra: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        return subprocess.Popen(self.fetch(host, *extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, cwd=REPO, env=ENV | (env or {}))
+
+    def run(self, host: Host, *extra: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+        return self.result(self.start(host, *extra, env=env))
+
+    @staticmethod
+    def result(proc: subprocess.Popen[str], timeout: float = 120) -> dict[str, Any]:
+        out, err = proc.communicate(timeout=timeout)
+        assert proc.returncode == 0, err[-2000:]
+        return json.loads(out.splitlines()[-1])  # type: ignore[no-any-return]
+
+    def wait_active(self, host: Host, proc: subprocess.Popen[str]) -> None:
+        self._wait(lambda: (self.root(host) / "m" / "current").exists() or proc.poll() is not None,
+                   f"{host.name} activating")
+        assert proc.poll() is None, f"{host.name} exited: {proc.communicate()[1][-2000:]}"
+
+    def close(self) -> None:
+        self.procs.stop_all()
+
+
+@pytest.fixture
+def swarm(fabric: Fabric, tmp_path: Path, publisher_key: Path) -> Iterator[Swarm]:
+    made = Swarm(fabric, tmp_path, publisher_key, 16 * MiB)
+    try:
+        yield made
     finally:
-        procs.stop_all()
+        made.close()
 
-    down_rate = seeded["bytes_downloaded"] / seeded["download_seconds"]
-    up_rate = got["bytes_downloaded"] / got["download_seconds"]  # b's only source was a
-    free_rate = free["bytes_downloaded"] / free["download_seconds"]
+
+def rate(result: dict[str, Any]) -> float:
+    return result["bytes_downloaded"] / result["download_seconds"]  # type: ignore[no-any-return]
+
+
+def test_download_and_upload_caps_hold_between_hosts_on_private_addresses(fabric: Fabric, swarm: Swarm) -> None:
+    a, b, c = (fabric.host(n, rate="200mbit") for n in "abc")  # 25 MB/s links: the caps must limit, not these
+    down_cap, up_cap = 2 * MiB, int(1.5 * MiB)
+    seeder = swarm.start(a, "--download-rate", "2MiB", "--upload-rate", "1.5MiB", "--seed-for", "40")
+    swarm.wait_active(a, seeder)
+    # The control: uncapped, host c gets the same model far faster over the same kind of link.
+    free = swarm.run(c)
+    swarm.procs.stop("seedbox")  # from now on host a is the only source
+    got = swarm.run(b)
+    seeded = swarm.result(seeder, timeout=90)
+
+    down_rate, up_rate = rate(seeded), rate(got)  # b's only source was a
     print(f"host a: download {down_rate / MiB:.2f} MiB/s (cap 2); host b from a: {up_rate / MiB:.2f} MiB/s "
-          f"(a's upload cap 1.5); host c uncapped: {free_rate / MiB:.2f} MiB/s")
-    assert free_rate > 2 * down_cap
+          f"(a's upload cap 1.5); host c uncapped: {rate(free) / MiB:.2f} MiB/s")
+    assert rate(free) > 2 * down_cap
     # Averages over the whole download, start-up included: generous below, tight above. (With one
     # source peer, libtorrent's download limiter ran at 60-75 % of the cap here; the upload cap at ~90 %.)
     assert 0.4 * down_cap <= down_rate <= 1.25 * down_cap
     assert 0.5 * up_cap <= up_rate <= 1.25 * up_cap
+
+
+def test_connection_cap_and_low_priority_switched_at_run_time(fabric: Fabric, swarm: Swarm) -> None:
+    seeds = [fabric.host(f"s{i}", rate="200mbit") for i in range(3)]
+    x, y = fabric.host("x", rate="200mbit"), fabric.host("y", rate="200mbit")
+    seeding = [swarm.start(s, "--seed-for", "90") for s in seeds]
+    for host, proc in zip(seeds, seeding, strict=True):
+        swarm.wait_active(host, proc)
+
+    fast = {"MODELTORRENT_CLIENT_STATUS_INTERVAL": "0.2"}
+    capped = swarm.run(x, "--connections", "2", env=fast)
+    free = swarm.run(fabric.host("z", rate="200mbit"), env=fast)
+    print(f"peers at most: capped at 2: {capped['peers_max']}, uncapped: {free['peers_max']}")
+    assert 1 <= capped["peers_max"] <= 2 < free["peers_max"]
+
+    # y starts in low priority (the marker file a serving process would create), at 1 MiB/s...
+    marker = swarm.root(y) / "low-priority"
+    run_in(y, "client", "priority", "low", "--root", str(swarm.root(y)))
+    assert marker.exists()
+    proc = swarm.start(y, env={"MODELTORRENT_CLIENT_LOW_PRIORITY_DOWNLOAD_RATE": str(MiB)})
+    time.sleep(6)
+    sidecar = swarm.root(y) / "m" / "state" / "1.verified.json"  # saved every 5 s: a lower bound
+    slow = len(json.loads(sidecar.read_text())["pieces"]) if sidecar.exists() else 0
+    # ...then the host stops serving and switches back: the rest comes at full speed.
+    run_in(y, "client", "priority", "normal", "--root", str(swarm.root(y)))
+    switched = time.monotonic()
+    result = swarm.result(proc)
+    rest = time.monotonic() - switched
+    print(f"low priority: {slow} of 64 pieces in 6 s (cap 1 MiB/s = 24 pieces); the other {64 - slow} "
+          f"{rest:.1f} s after switching back")
+    assert slow <= 1.25 * 6 * 4  # 4 pieces of 256 KiB per second at 1 MiB/s
+    assert rest < (64 - slow) / 4 / 2  # well under half the time the low cap would have taken
+    assert result["activated"] and result["bytes_downloaded"] >= 16 * MiB
+    for p in seeding:
+        p.terminate()
+        p.communicate(timeout=30)  # closes the pipes
