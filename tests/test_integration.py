@@ -383,6 +383,58 @@ def test_a_seedbox_restarted_empty_reads_first_what_no_host_holds(
     assert final["bytes_read_from_source"] == len(order) * piece
 
 
+def test_a_seedbox_killed_mid_ingest_reads_again_only_what_was_not_on_its_disk(
+        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
+    piece, pieces = 256 * KiB, 48
+    origin = start_origin(procs, tmp_path, fail_every=5)  # and every 5th read fails: retried with backoff
+    publish_model(tmp_path, tracker_url, publisher_key, {"w.safetensors": pieces * piece}, piece_size=piece,
+                  source=f"{origin}/external-m-1")
+    seedbox = admin.add_host("seedbox", role="seedbox")["passkey"]
+    start_seedbox(procs, tmp_path, tracker_url, seedbox, extra=("--ingress-rate", "1MiB"))
+    status = tmp_path / "seedbox" / "status" / "m@1.json"
+    wait_until(lambda: status.exists() and json.loads(status.read_text())["pieces_done"] >= 16, 90,
+               "a third of the model ingested")
+    procs.stop("seedbox", signal.SIGKILL)
+    reads_before = len(httpx.get(f"{origin}/_stats").json()["reads"])
+
+    start_seedbox(procs, tmp_path, tracker_url, seedbox)
+    wait_until(lambda: json.loads(status.read_text())["state"] == "seeding", 90, "the restarted seedbox seeding")
+    final = json.loads(status.read_text())
+    on_disk = final["pieces_found_on_disk"]
+    assert 16 <= on_disk < pieces
+    stats = httpx.get(f"{origin}/_stats").json()
+    again = {start // piece for _, start in stats["reads"][reads_before:]}
+    # What was on the seedbox's disk was not read again; only pieces in flight at the kill (read,
+    # not yet written: at most a fetch window of 8 and an inject window of 2) were read twice.
+    assert len(again) == pieces - on_disk
+    assert stats["bytes_sent"] <= (pieces + 10) * piece
+    assert final["bad_pieces"] == 0 and final["pieces_done"] == pieces
+    done = run_client(tmp_path, tracker_url, admin.add_host("h1")["passkey"], "h1")
+    assert done.returncode == 0, done.stderr
+    Manifest.from_json((tmp_path / "out" / "m-1.manifest.json").read_bytes()).verify_data(
+        ModelStore(tmp_path / "hosts" / "h1").current("m"))
+
+
+def test_too_little_disk_is_refused_before_anything_is_written_and_the_active_version_stays(
+        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
+    for version, seed in (("1", 1), ("2", 2)):
+        publish_model(tmp_path, tracker_url, publisher_key, {"w.safetensors": MiB}, version=version,
+                      piece_size=256 * KiB, source=str(tmp_path / f"external-m-{version}"), seed=seed)
+    seedbox = admin.add_host("seedbox", role="seedbox")["passkey"]
+    start_seedbox(procs, tmp_path, tracker_url, seedbox)
+    passkey = admin.add_host("h1")["passkey"]
+    assert run_client(tmp_path, tracker_url, passkey, "h1").returncode == 0
+    # A reserve larger than any disk: the free space check must refuse version 2 up front.
+    env = os.environ | {"PYTHONPATH": str(REPO), "MODELTORRENT_CLIENT_DISK_RESERVE": str(1 << 60)}
+    refused = subprocess.run(client_argv(tmp_path, tracker_url, passkey, "h1", "m@2"), capture_output=True,
+                             text=True, timeout=120, cwd=REPO, env=env)
+    assert refused.returncode == 1
+    assert "not enough disk space for m@2" in refused.stderr and "active model was not touched" in refused.stderr
+    store = ModelStore(tmp_path / "hosts" / "h1")
+    assert os.readlink(store.current("m")) == "versions/1"
+    assert not store.staging("m", "2").exists() and not store.version_dir("m", "2").exists()
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-v"]))
 
