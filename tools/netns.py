@@ -5,7 +5,8 @@
         subprocess.run(a.argv("ping", "-c1", b.ip))
 
 Each host is a namespace with one interface (``eth0``, an address in 10.213.0.0/16) whose veth
-peer sits on a bridge in a namespace of its own, so nothing is added to the machine's own network:
+peer sits on a bridge in a namespace of its own (the core bridge, or a rack's bridge behind a
+shaped uplink to the core), so nothing is added to the machine's own network:
 every address lives inside namespaces made here, and ``close`` deletes them all. A link's rate
 shapes both directions (``tbf`` on the host's egress for its upload and on the bridge port for its
 download). No added latency: ``netem`` is not in every kernel (not in this machine's). Needs root
@@ -14,6 +15,7 @@ and iproute2 (``ip``, ``tc``).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -71,6 +73,7 @@ class Fabric:
 
     prefix: str = field(default_factory=lambda: f"mt{os.getpid() % 100_000}")
     hosts: dict[str, Host] = field(default_factory=dict)
+    racks: dict[str, str] = field(default_factory=dict)  # rack -> its uplink's core end
     _made: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -86,23 +89,60 @@ class Fabric:
         self._made.append(ns)
         _ip("-n", ns, "link", "set", "lo", "up")
 
-    def host(self, name: str, *, rate: str | None = None) -> Host:
-        """Add a host linked to the switch; ``rate`` like "100mbit" (None: unshaped)."""
+    def rack(self, name: str, *, uplink: str | None = None) -> str:
+        """Add a rack: a bridge of its own behind an uplink to the core bridge, shaped to
+        ``uplink`` each way (None: unshaped). Returns the bridge to give ``host``."""
+        index = len(self.racks) + 1
+        bridge, down, up = f"rk{index}", f"u{index}c", f"u{index}r"  # up: the rack's end
+        _ip("-n", self.switch, "link", "add", bridge, "type", "bridge")
+        _ip("-n", self.switch, "link", "set", bridge, "up")
+        _ip("-n", self.switch, "link", "add", down, "type", "veth", "peer", "name", up)
+        _ip("-n", self.switch, "link", "set", down, "master", "br0")
+        _ip("-n", self.switch, "link", "set", up, "master", bridge)
+        for dev in (down, up):
+            _ip("-n", self.switch, "link", "set", dev, "up")
+            if uplink:
+                self._shape(self.switch, dev, uplink)
+        self.racks[name] = down
+        return bridge
+
+    def rack_bytes(self, name: str) -> tuple[int, int]:
+        """(bytes into the rack, bytes out of it) over its uplink so far."""
+        stats = self._stats(self.switch, self.racks[name])
+        return stats["tx"]["bytes"], stats["rx"]["bytes"]
+
+    def host_bytes(self, name: str) -> tuple[int, int]:
+        """(bytes received, bytes sent) by a host's interface so far."""
+        stats = self._stats(self.hosts[name].ns, "eth0")
+        return stats["rx"]["bytes"], stats["tx"]["bytes"]
+
+    @staticmethod
+    def _stats(ns: str, dev: str) -> dict[str, dict[str, int]]:
+        out = subprocess.run(["ip", "-n", ns, "-j", "-s", "link", "show", "dev", dev], capture_output=True,
+                             text=True, check=True).stdout
+        return json.loads(out)[0]["stats64"]  # type: ignore[no-any-return]
+
+    @staticmethod
+    def _shape(ns: str, dev: str, rate: str) -> None:
+        # tbf: a token bucket at the link's rate, a 64 KiB burst and a queue of ~20 ms.
+        _tc(ns, "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate, "burst", "64kb", "latency", "20ms")
+
+    def host(self, name: str, *, rate: str | None = None, bridge: str = "br0") -> Host:
+        """Add a host linked to ``bridge`` (the core, or a rack's from ``rack``); ``rate`` like
+        "100mbit" shapes its link each way (None: unshaped)."""
         index = len(self.hosts) + 1
         ns = f"{self.prefix}-{name}"
         self._add_ns(ns)
         port = f"p{index}"  # the switch's side; interface names are at most 15 characters
         _ip("link", "add", port, "netns", self.switch, "type", "veth", "peer", "name", "eth0", "netns", ns)
-        _ip("-n", self.switch, "link", "set", port, "master", "br0")
+        _ip("-n", self.switch, "link", "set", port, "master", bridge)
         _ip("-n", self.switch, "link", "set", port, "up")
         ip = f"{SUBNET}.{index // 250}.{index % 250 + 1}"
         _ip("-n", ns, "addr", "add", f"{ip}/16", "dev", "eth0")
         _ip("-n", ns, "link", "set", "eth0", "up")
-        for where, dev in ((ns, "eth0"), (self.switch, port)):
-            if rate:
-                # tbf: a token bucket at the link's rate, a 64 KiB burst and a queue of ~20 ms.
-                _tc(where, "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate, "burst", "64kb",
-                    "latency", "20ms")
+        if rate:
+            for where, dev in ((ns, "eth0"), (self.switch, port)):
+                self._shape(where, dev, rate)
         host = Host(name, ns, ip)
         self.hosts[name] = host
         return host

@@ -1,0 +1,211 @@
+"""An emulated datacenter on one machine, and one model distributed through it.
+
+    lab = Lab(Topology(racks=2, hosts_per_rack=3, nic_mbit=200, uplink_mbit=100, ingress_mbit=50))
+    with lab:
+        result = lab.distribute(size=64 * MiB)
+
+Built from ``tools/netns.py``: the external storage (an HTTP origin) sits behind the ingress link
+(``ingress_mbit``, its NIC); the tracker and the seedbox on the core switch; each rack a bridge
+behind an uplink (``uplink_mbit`` each way, None: unshaped) with ``hosts_per_rack`` hosts whose
+NICs are shaped to ``nic_mbit`` each way. Every process runs in its host's namespace with its own
+address, as the CLI runs it. ``distribute`` publishes a generated model, starts the seedbox and
+one ``client fetch`` per host at once, and measures: time to every host activated, the physical
+limit ``T_min`` for the topology (``tools/physics.py``), bytes read from external storage and
+bytes that crossed rack uplinks, per-host completion times, and how busy the CPUs were (a
+saturated run measures the machine, not the network).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from common import signing
+from tools.modelgen import generate_model
+from tools.netns import Fabric, Host
+from tools.physics import mbit, t_min
+from tools.procs import CLI, REPO, Procs
+
+PORT_TRACKER, PORT_ORIGIN = 8000, 9000
+
+
+@dataclass(frozen=True)
+class Topology:
+    racks: int = 2
+    hosts_per_rack: int = 3
+    nic_mbit: float = 200.0
+    uplink_mbit: float | None = None
+    ingress_mbit: float = 50.0
+
+    @property
+    def hosts(self) -> int:
+        return self.racks * self.hosts_per_rack
+
+
+@dataclass
+class Result:
+    hosts: int
+    size: int
+    seconds: float  # start to the last host activated
+    t_min: float
+    source_bytes: int  # read from external storage
+    cross_rack_bytes: int  # into racks over their uplinks
+    racks: int
+    completion: list[float] = field(default_factory=list)  # per host, seconds from the start
+    cpu_busy: float = 0.0  # share of all cores busy during the run
+
+    @property
+    def ratio(self) -> float:
+        return self.seconds / self.t_min
+
+    def summary(self) -> dict[str, Any]:
+        done = sorted(self.completion)
+        return {
+            "hosts": self.hosts, "seconds": round(self.seconds, 2), "t_min": round(self.t_min, 2),
+            "t_over_t_min": round(self.ratio, 2), "source_bytes_over_size": round(self.source_bytes / self.size, 3),
+            "cross_rack_over_min": round(self.cross_rack_bytes / (self.racks * self.size), 2),
+            "p50": round(statistics.median(done), 2), "p99": round(done[min(len(done) - 1, int(len(done) * 0.99))], 2),
+            "max": round(done[-1], 2), "cpu_busy": round(self.cpu_busy, 2),
+        }
+
+
+def _cpu_times() -> tuple[float, float]:
+    """(busy, total) jiffies of all cores since boot (/proc/stat)."""
+    fields = [float(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + fields[4]
+    return sum(fields) - idle, sum(fields)
+
+
+class Lab:
+    def __init__(self, topology: Topology, workdir: Path | None = None) -> None:
+        self.topology = topology
+        self.workdir = (workdir or Path(tempfile.mkdtemp(prefix="modeltorrent-lab-"))).resolve()
+        self.procs = Procs(self.workdir / "logs")
+        self.token = secrets.token_hex(16)
+        self.env = os.environ | {"PYTHONPATH": str(REPO), "MODELTORRENT_ADMIN_TOKEN": self.token}
+        self.fabric = Fabric()
+        try:
+            t = topology
+            self.storage = self.fabric.host("storage", rate=f"{t.ingress_mbit}mbit")
+            self.tracker = self.fabric.host("tracker")
+            self.seedbox = self.fabric.host("seedbox", rate=f"{t.nic_mbit}mbit")
+            self.rack_of: dict[str, str] = {}
+            self.clients: list[Host] = []
+            for r in range(t.racks):
+                rack = f"rack{r + 1}"
+                bridge = self.fabric.rack(rack, uplink=f"{t.uplink_mbit}mbit" if t.uplink_mbit else None)
+                for h in range(t.hosts_per_rack):
+                    host = self.fabric.host(f"r{r + 1}h{h + 1}", rate=f"{t.nic_mbit}mbit", bridge=bridge)
+                    self.clients.append(host)
+                    self.rack_of[host.name] = rack
+        except BaseException:
+            self.fabric.close()
+            raise
+        self.tracker_url = f"http://{self.tracker.ip}:{PORT_TRACKER}"
+
+    # -- running things in hosts --------------------------------------------------------------
+
+    def cli(self, host: Host, *argv: str, timeout: float = 300) -> str:
+        done = subprocess.run(host.argv(*CLI, *argv), capture_output=True, text=True, cwd=REPO, env=self.env,
+                              timeout=timeout)
+        if done.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv[:2])} on {host.name} failed: {done.stderr[-2000:]}")
+        return done.stdout
+
+    def _wait(self, ready: Any, what: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"timed out waiting for {what} (logs in {self.procs.log_dir})")
+            time.sleep(0.2)
+
+    def _answers(self, host: Host, url: str) -> bool:
+        probe = [CLI[0], "-c", f"import httpx; httpx.get({url!r}, timeout=2).raise_for_status()"]
+        return subprocess.run(host.argv(*probe), capture_output=True, env=self.env).returncode == 0
+
+    def start_services(self, model: Path) -> None:
+        """The origin (serving ``model``'s parent folder), the tracker."""
+        self.procs.start("origin", self.storage.argv(CLI[0], "-m", "tools.origin", "--root", str(model.parent),
+                                                     "--host", "0.0.0.0", "--port", str(PORT_ORIGIN)))
+        self.procs.start("tracker", self.tracker.argv(
+            *CLI, "tracker", "serve", "--host", "0.0.0.0", "--port", str(PORT_TRACKER),
+            "--db", f"sqlite:///{self.workdir / 'tracker.db'}", "--interval", "5"),
+            env={"MODELTORRENT_ADMIN_TOKEN": self.token})
+        self._wait(lambda: self._answers(self.tracker, f"{self.tracker_url}/healthz"), "the tracker")
+        self._wait(lambda: self._answers(self.storage, f"http://{self.storage.ip}:{PORT_ORIGIN}/_stats"), "the origin")
+
+    def passkey(self, host: Host, location: str, *extra: str) -> str:
+        return self.cli(self.tracker, "hosts", "add", host.name, "--location", location, *extra,
+                        "--tracker", self.tracker_url).strip().splitlines()[-1]
+
+    # -- one distribution ---------------------------------------------------------------------
+
+    def distribute(self, size: int, piece_size: str = "1MiB") -> Result:
+        """Publish a generated model of ``size`` bytes and fetch it on every client host at once."""
+        model = self.workdir / "external" / "m"
+        generate_model(model, size)
+        size = sum(p.stat().st_size for p in model.rglob("*") if p.is_file())
+        key = self.workdir / "publisher.key"
+        public = signing.generate_key(key)
+        self.start_services(model)
+        source = f"http://{self.storage.ip}:{PORT_ORIGIN}/m"
+        self.cli(self.tracker, "publish", str(model), "--name", "m", "--version", "1", "--key", str(key),
+                 "--source", source, "--piece-size", piece_size, "--tracker", self.tracker_url)
+        seed_key = self.passkey(self.seedbox, "dc1|pod1|seedbox", "--seedbox")
+        keys = {h.name: self.passkey(h, f"dc1|pod1|{self.rack_of[h.name]}") for h in self.clients}
+        before = {rack: self.fabric.rack_bytes(rack)[0] for rack in self.fabric.racks}
+        busy0, total0 = _cpu_times()
+        started = time.monotonic()
+        self.procs.start("seedbox", self.seedbox.argv(
+            *CLI, "seedbox", "run", "m@1", "--tracker", self.tracker_url, "--passkey", seed_key,
+            "--workdir", str(self.workdir / "seedbox"), "--listen", "0.0.0.0:6881", "--trust-key", public))
+        for host in self.clients:
+            self.procs.start(host.name, host.argv(
+                *CLI, "client", "fetch", "m@1", "--tracker", self.tracker_url, "--passkey", keys[host.name],
+                "--root", str(self.workdir / "hosts" / host.name), "--listen", "0.0.0.0:6881",
+                "--trust-key", public, "--seed-for", "-1"))
+        done: dict[str, float] = {}
+
+        def all_active() -> bool:
+            for host in self.clients:
+                if host.name not in done and (self.workdir / "hosts" / host.name / "m" / "current").exists():
+                    done[host.name] = time.monotonic() - started
+                proc = self.procs.procs[host.name]
+                if proc.poll() is not None and host.name not in done:
+                    raise RuntimeError(f"{host.name} exited: {self.procs.log(host.name)[-2000:]}")
+            return len(done) == len(self.clients)
+
+        self._wait(all_active, "every host activated", timeout=1800)
+        seconds = max(done.values())
+        busy1, total1 = _cpu_times()
+        into_racks = sum(self.fabric.rack_bytes(rack)[0] - before[rack] for rack in self.fabric.racks)
+        status = json.loads((self.workdir / "seedbox" / "status" / "m@1.json").read_text())
+        t = self.topology
+        n = len(self.clients)
+        bound = t_min(size, mbit(t.ingress_mbit), [mbit(t.nic_mbit)] * n, [mbit(t.nic_mbit)] * n,
+                      mbit(t.uplink_mbit) if t.uplink_mbit else None)
+        return Result(n, size, seconds, bound, status["bytes_read_from_source"], into_racks, t.racks,
+                      [done[h.name] for h in self.clients], (busy1 - busy0) / max(total1 - total0, 1))
+
+    def close(self) -> None:
+        self.procs.stop_all()
+        self.fabric.close()
+
+    def __enter__(self) -> Lab:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+        if kind is None and not os.environ.get("MODELTORRENT_LAB_KEEP"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
