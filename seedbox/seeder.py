@@ -110,6 +110,8 @@ class Seeder:
         Raises PieceMismatch or SourceError if the source cannot deliver a correct piece.
         """
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.settings.stream:
+            self._read_to_disk(on_tick)
         ses = make_session(self.settings.listen, Caps(upload_rate=self.settings.upload_rate,
                                                       connections=self.settings.connections), tracker_alerts=True)
         handle = ses.add_torrent(add_params(self.torrent, str(self.data_dir)))
@@ -142,6 +144,36 @@ class Seeder:
         finally:
             ses.remove_torrent(handle)
             del ses
+
+    def _read_to_disk(self, on_tick: Callable[[IngressStats], None] | None) -> None:
+        """Without streaming: every piece read, verified and written before the swarm sees any
+        (pieces already on disk and correct are kept)."""
+        self.stats.state = "ingesting"
+        with ThreadPoolExecutor(self.settings.fetch_concurrency, thread_name_prefix="fetch") as pool:
+            for index, data in zip(range(self.layout.num_pieces),
+                                   pool.map(self._keep_or_fetch, range(self.layout.num_pieces)), strict=True):
+                span = self.layout.pieces[index]
+                path = self.data_dir / self.layout.files[span.file_index].path
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if data is not None:
+                    with open(path, "r+b" if path.exists() else "wb") as f:
+                        f.seek(span.file_offset)
+                        f.write(data)
+                    self.stats.bytes_ingested += len(data)
+                if on_tick:
+                    on_tick(self.stats)
+
+    def _keep_or_fetch(self, index: int) -> bytes | None:
+        span = self.layout.pieces[index]
+        path = self.data_dir / self.layout.files[span.file_index].path
+        try:
+            with open(path, "rb") as f:
+                f.seek(span.file_offset)
+                if hashlib.sha256(f.read(span.length)).digest() == self._expected[index]:
+                    return None
+        except OSError:
+            pass
+        return self.fetch_verified(index)
 
     def _wait_for_swarm(self, ses: lt.session, handle: lt.torrent_handle) -> None:
         """Learn what the swarm holds before choosing what to read first: wait for the tracker's

@@ -21,6 +21,9 @@ class SeedboxSettings(PeerSettings):
     # Pieces handed to libtorrent but not yet hashed and written: add_piece has no backpressure.
     inject_window: int = Field(default=2, ge=1)
     inject_timeout: float = Field(default=20.0, gt=0, description="re-inject a piece not written by then")
+    # Streaming seed: pieces go to the swarm as they arrive. Off: the whole model is read to disk
+    # first and seeded after (how a stock seeder works; the distribution benchmark's baseline).
+    stream: bool = True
     # Before the first read from the source: how long to wait for the swarm's bitfields, so that a
     # restarted seedbox reads first what no host holds.
     availability_wait: float = Field(default=5.0, ge=0)

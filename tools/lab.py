@@ -133,14 +133,14 @@ class Lab:
         probe = [CLI[0], "-c", f"import httpx; httpx.get({url!r}, timeout=2).raise_for_status()"]
         return subprocess.run(host.argv(*probe), capture_output=True, env=self.env).returncode == 0
 
-    def start_services(self, model: Path) -> None:
+    def start_services(self, model: Path, tracker_env: dict[str, str] | None = None) -> None:
         """The origin (serving ``model``'s parent folder), the tracker."""
         self.procs.start("origin", self.storage.argv(CLI[0], "-m", "tools.origin", "--root", str(model.parent),
                                                      "--host", "0.0.0.0", "--port", str(PORT_ORIGIN)))
         self.procs.start("tracker", self.tracker.argv(
             *CLI, "tracker", "serve", "--host", "0.0.0.0", "--port", str(PORT_TRACKER),
             "--db", f"sqlite:///{self.workdir / 'tracker.db'}", "--interval", "5"),
-            env={"MODELTORRENT_ADMIN_TOKEN": self.token})
+            env={"MODELTORRENT_ADMIN_TOKEN": self.token} | (tracker_env or {}))
         self._wait(lambda: self._answers(self.tracker, f"{self.tracker_url}/healthz"), "the tracker")
         self._wait(lambda: self._answers(self.storage, f"http://{self.storage.ip}:{PORT_ORIGIN}/_stats"), "the origin")
 
@@ -150,14 +150,67 @@ class Lab:
 
     # -- one distribution ---------------------------------------------------------------------
 
-    def distribute(self, size: int, piece_size: str = "1MiB") -> Result:
-        """Publish a generated model of ``size`` bytes and fetch it on every client host at once."""
+    def _model(self, size: int) -> tuple[Path, int]:
         model = self.workdir / "external" / "m"
         generate_model(model, size)
-        size = sum(p.stat().st_size for p in model.rglob("*") if p.is_file())
+        return model, sum(p.stat().st_size for p in model.rglob("*") if p.is_file())
+
+    def _bound(self, size: int) -> float:
+        t, n = self.topology, len(self.clients)
+        return t_min(size, mbit(t.ingress_mbit), [mbit(t.nic_mbit)] * n, [mbit(t.nic_mbit)] * n,
+                     mbit(t.uplink_mbit) if t.uplink_mbit else None)
+
+    def _run_until_done(self, started: float, done_when: Any) -> dict[str, float]:
+        done: dict[str, float] = {}
+
+        def all_done() -> bool:
+            for host in self.clients:
+                if host.name not in done and done_when(host):
+                    done[host.name] = time.monotonic() - started
+                proc = self.procs.procs[host.name]
+                if host.name not in done and proc.poll() is not None and proc.returncode != 0:
+                    raise RuntimeError(f"{host.name} exited: {self.procs.log(host.name)[-2000:]}")
+            return len(done) == len(self.clients)
+
+        self._wait(all_done, "every host done", timeout=3600)
+        return done
+
+    def pull_direct(self, size: int) -> Result:
+        """The naive way: every host downloads the model from external storage over HTTP, through
+        the ingress link, all at once."""
+        model, size = self._model(size)
+        files = [str(p.relative_to(model)) for p in sorted(model.rglob("*")) if p.is_file()]
+        self.start_services(model)
+        before = {rack: self.fabric.rack_bytes(rack)[0] for rack in self.fabric.racks}
+        sent_before = self.storage_bytes_sent()
+        busy0, total0 = _cpu_times()
+        started = time.monotonic()
+        base = f"http://{self.storage.ip}:{PORT_ORIGIN}/m/"
+        for host in self.clients:
+            out = self.workdir / "hosts" / host.name
+            self.procs.start(host.name, host.argv(CLI[0], "-m", "tools.pull", base, str(out), *files))
+        done = self._run_until_done(started, lambda h: self.procs.procs[h.name].poll() == 0)
+        busy1, total1 = _cpu_times()
+        into_racks = sum(self.fabric.rack_bytes(rack)[0] - before[rack] for rack in self.fabric.racks)
+        return Result(len(self.clients), size, max(done.values()), self._bound(size),
+                      self.storage_bytes_sent() - sent_before, into_racks, self.topology.racks,
+                      [done[h.name] for h in self.clients], (busy1 - busy0) / max(total1 - total0, 1))
+
+    def storage_bytes_sent(self) -> int:
+        url = f"http://{self.storage.ip}:{PORT_ORIGIN}/_stats"
+        out = subprocess.run(self.storage.argv(CLI[0], "-c", f"import httpx; print(httpx.get({url!r}).text)"),
+                             capture_output=True, text=True, check=True, env=self.env).stdout
+        return int(json.loads(out)["bytes_sent"])
+
+    def distribute(self, size: int, piece_size: str = "1MiB", *, stock: bool = False) -> Result:
+        """modeltorrent: publish a generated model of ``size`` bytes and fetch it on every client
+        host at once (streaming seedbox, rack-aware peer lists). ``stock``: plain BitTorrent
+        instead, the seedbox seeding only once it has the whole model and the tracker handing
+        out peers at random."""
+        model, size = self._model(size)
         key = self.workdir / "publisher.key"
         public = signing.generate_key(key)
-        self.start_services(model)
+        self.start_services(model, {"MODELTORRENT_TRACKER_RACK_AWARE": "false"} if stock else None)
         source = f"http://{self.storage.ip}:{PORT_ORIGIN}/m"
         self.cli(self.tracker, "publish", str(model), "--name", "m", "--version", "1", "--key", str(key),
                  "--source", source, "--piece-size", piece_size, "--tracker", self.tracker_url)
@@ -168,34 +221,21 @@ class Lab:
         started = time.monotonic()
         self.procs.start("seedbox", self.seedbox.argv(
             *CLI, "seedbox", "run", "m@1", "--tracker", self.tracker_url, "--passkey", seed_key,
-            "--workdir", str(self.workdir / "seedbox"), "--listen", "0.0.0.0:6881", "--trust-key", public))
+            "--workdir", str(self.workdir / "seedbox"), "--listen", "0.0.0.0:6881", "--trust-key", public),
+            env={"MODELTORRENT_SEEDBOX_STREAM": "false"} if stock else None)
         for host in self.clients:
             self.procs.start(host.name, host.argv(
                 *CLI, "client", "fetch", "m@1", "--tracker", self.tracker_url, "--passkey", keys[host.name],
                 "--root", str(self.workdir / "hosts" / host.name), "--listen", "0.0.0.0:6881",
                 "--trust-key", public, "--seed-for", "-1"))
-        done: dict[str, float] = {}
-
-        def all_active() -> bool:
-            for host in self.clients:
-                if host.name not in done and (self.workdir / "hosts" / host.name / "m" / "current").exists():
-                    done[host.name] = time.monotonic() - started
-                proc = self.procs.procs[host.name]
-                if proc.poll() is not None and host.name not in done:
-                    raise RuntimeError(f"{host.name} exited: {self.procs.log(host.name)[-2000:]}")
-            return len(done) == len(self.clients)
-
-        self._wait(all_active, "every host activated", timeout=1800)
-        seconds = max(done.values())
+        done = self._run_until_done(
+            started, lambda h: (self.workdir / "hosts" / h.name / "m" / "current").exists())
         busy1, total1 = _cpu_times()
         into_racks = sum(self.fabric.rack_bytes(rack)[0] - before[rack] for rack in self.fabric.racks)
         status = json.loads((self.workdir / "seedbox" / "status" / "m@1.json").read_text())
-        t = self.topology
-        n = len(self.clients)
-        bound = t_min(size, mbit(t.ingress_mbit), [mbit(t.nic_mbit)] * n, [mbit(t.nic_mbit)] * n,
-                      mbit(t.uplink_mbit) if t.uplink_mbit else None)
-        return Result(n, size, seconds, bound, status["bytes_read_from_source"], into_racks, t.racks,
-                      [done[h.name] for h in self.clients], (busy1 - busy0) / max(total1 - total0, 1))
+        return Result(len(self.clients), size, max(done.values()), self._bound(size), status["bytes_read_from_source"],
+                      into_racks, self.topology.racks, [done[h.name] for h in self.clients],
+                      (busy1 - busy0) / max(total1 - total0, 1))
 
     def close(self) -> None:
         self.procs.stop_all()

@@ -62,8 +62,11 @@ def create_app(settings: TrackerSettings) -> FastAPI:
     app.state.metrics = TrackerMetrics(app.state.engine, settings)
     app.state.directory = swarm.Directory(app.state.engine)
     app.state.peers = PeerStore(app.state.engine, refresh=app.state.directory.refresh)
-    app.state.indexes = swarm.Indexes(Policy(remote_share=settings.remote_share,
-                                             seedbox_per_rack=settings.seedbox_per_rack))
+    if settings.rack_aware:
+        policy = Policy(remote_share=settings.remote_share, seedbox_per_rack=settings.seedbox_per_rack)
+    else:  # one flat network where everyone may be given the seedbox
+        policy = Policy(remote_share=0.0, seedbox_per_rack=1 << 30)
+    app.state.indexes = swarm.Indexes(policy, flat=not settings.rack_aware)
     app.include_router(announce.router)
     app.include_router(api.router)
     app.include_router(deployments_routes.router)

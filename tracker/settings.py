@@ -22,7 +22,9 @@ class TrackerSettings(BaseSettings):
     min_interval: int = Field(default=5, ge=1)
     # A peer not heard from in peer_ttl_factor * interval seconds leaves the swarm.
     peer_ttl_factor: float = Field(default=2.5, gt=1)
-    # Rack-aware peer lists (see tracker/peers.py).
+    # Rack-aware peer lists (see tracker/peers.py). Off: every host is told about random peers
+    # and the seedbox, as a stock tracker does (the distribution benchmark's baseline).
+    rack_aware: bool = True
     remote_share: float = Field(default=0.2, ge=0, le=1, description="share of peers from other racks")
     seedbox_per_rack: int = Field(default=2, ge=1, description="first downloaders per rack given the seedbox")
     # Deployment jobs: a host silent this long is stalled; the reconcile loop runs this often.

@@ -151,8 +151,9 @@ class Indexes:
     directory has changed, or the oldest peer in it may have expired: steady re-announces of a
     settled swarm cost a few draws each, not a pass over the swarm."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, *, flat: bool = False) -> None:
         self.policy = policy
+        self.flat = flat  # locations ignored: peers at random, as a stock tracker hands them out
         self._cache: dict[int, tuple[int, int, float, SwarmIndex[PeerKey]]] = {}
 
     def get(self, release: ReleaseInfo, view: View, directory: Directory, horizon: float) -> SwarmIndex[PeerKey]:
@@ -169,7 +170,8 @@ class Indexes:
                 continue
             oldest = min(oldest, peer.last_seen)
             info = hosts.get(peer.host_id, unknown)
-            candidates.append(Candidate(peer_address(peer.ip, peer.port, bytes.fromhex(peer.peer_id)), info.location,
+            candidates.append(Candidate(peer_address(peer.ip, peer.port, bytes.fromhex(peer.peer_id)),
+                                        Location() if self.flat else info.location,
                                         has_pieces=peer.left < release.total_size, seed=peer.left == 0,
                                         seedbox=info.seedbox, first_seen=peer.first_seen))
         index = SwarmIndex(candidates, self.policy)
@@ -249,7 +251,8 @@ def announce(
     first_seen = store.record(release.id, peer_id, announced, completed=req.event == "completed", now=now)
     index = indexes.get(release, store.view(release.id), directory, now - settings.interval * settings.peer_ttl_factor)
     numwant = min(req.numwant if req.numwant is not None else settings.numwant_default, settings.numwant_max)
-    asker = Asker(host.location, first_seen, seed=req.left == 0, seedbox=host.seedbox)
+    asker = Asker(Location() if indexes.flat else host.location, first_seen, seed=req.left == 0,
+                  seedbox=host.seedbox)
     me = None if stopped else peer_address(ip, req.port, req.peer_id)
     chosen = index.select(asker, 0 if stopped else numwant, rng, exclude=me)
     # The counts leave the asker out, as its peer list does.

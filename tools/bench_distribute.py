@@ -1,0 +1,94 @@
+"""Distribution through an emulated datacenter (``tools/lab.py``) against the physical limit.
+
+    python -m tools.bench_distribute [--scenarios naive,plain-bittorrent,modeltorrent] [--racks 2] [--hosts-per-rack 3]
+        [--nic 200] [--uplink 100] [--ingress 50] [--size 64MiB] [--out results/distribute]
+
+Scenarios, side by side in one run, each in a freshly built lab with the same topology:
+
+- naive: every host downloads the model from external storage over HTTP, through the ingress link;
+- plain-bittorrent: a stock swarm, the same clients but the seedbox seeds only once it holds the
+  whole model and the tracker hands out peers at random (and the seedbox to everyone);
+- modeltorrent: streaming seedbox and rack-aware peer lists.
+
+Prints per scenario: time to every host done T, the lower bound T_min for the topology (DESIGN.md),
+T / T_min, bytes read from external storage / model size, cross-rack bytes / (racks x model size),
+per-host completion p50/p99/max and the share of CPU busy (above 0.9 the run measured the machine,
+not the network, and is flagged). Writes the same as a markdown report under ``--out``. Needs root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from common.units import parse_size
+from tools.lab import Lab, Topology
+from tools.netns import NetnsUnavailable
+
+SCENARIOS = ("naive", "plain-bittorrent", "modeltorrent")
+COLUMNS = [("T s", "seconds"), ("T_min s", "t_min"), ("T/T_min", "t_over_t_min"),
+           ("source/F", "source_bytes_over_size"), ("cross-rack/min", "cross_rack_over_min"),
+           ("p50 s", "p50"), ("p99 s", "p99"), ("max s", "max"), ("CPU busy", "cpu_busy")]
+
+
+def run(scenario: str, topology: Topology, size: int) -> dict[str, Any]:
+    with Lab(topology) as lab:
+        if scenario == "naive":
+            result = lab.pull_direct(size)
+        else:
+            result = lab.distribute(size, stock=scenario == "plain-bittorrent")
+    return result.summary()
+
+
+def table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
+    lines = ["| scenario | " + " | ".join(c for c, _ in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
+    for name, r in rows:
+        flag = " (CPU-bound)" if r["cpu_busy"] > 0.9 else ""
+        lines.append(f"| {name}{flag} | " + " | ".join(str(r[k]) for _, k in COLUMNS) + " |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--racks", type=int, default=2)
+    parser.add_argument("--hosts-per-rack", type=int, default=3)
+    parser.add_argument("--nic", type=float, default=200.0, help="host NIC, Mbit/s each way")
+    parser.add_argument("--uplink", type=float, default=100.0, help="rack uplink, Mbit/s each way (0: unshaped)")
+    parser.add_argument("--ingress", type=float, default=50.0, help="external storage -> seedbox, Mbit/s")
+    parser.add_argument("--size", default="64MiB")
+    parser.add_argument("--out", type=Path, default=Path("results/distribute"))
+    args = parser.parse_args()
+    scenarios = [s for s in args.scenarios.split(",") if s]
+    unknown = set(scenarios) - set(SCENARIOS)
+    if unknown:
+        parser.error(f"unknown scenarios {', '.join(sorted(unknown))} (known: {', '.join(SCENARIOS)})")
+    topology = Topology(args.racks, args.hosts_per_rack, args.nic, args.uplink or None, args.ingress)
+    size = parse_size(args.size)
+    rows = []
+    try:
+        for scenario in scenarios:
+            rows.append((scenario, run(scenario, topology, size)))
+    except NetnsUnavailable as exc:
+        sys.exit(f"cannot build the lab: {exc}")
+    head = (f"{topology.racks} racks x {topology.hosts_per_rack} hosts, NIC {args.nic:g} Mbit/s, uplink "
+            f"{args.uplink or 'unshaped'} Mbit/s, ingress {args.ingress:g} Mbit/s, model {args.size}, "
+            f"{os.cpu_count()} cores")
+    lines = table(rows)
+    print("\n" + head)
+    print("\n".join(lines))
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    (args.out / f"{stamp}.md").write_text(f"# Distribution benchmark {stamp}\n\n{head}\n\n" + "\n".join(lines) + "\n")
+    (args.out / f"{stamp}.json").write_text(json.dumps({"topology": vars(args) | {"out": str(args.out)},
+                                                         "results": dict(rows)}, indent=2))
+    print(f"report: {args.out / f'{stamp}.md'}")
+
+
+if __name__ == "__main__":
+    main()
