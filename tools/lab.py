@@ -1,5 +1,9 @@
 """An emulated datacenter on one machine, and one model distributed through it.
 
+    python -m tools.lab up [--racks 2] [--hosts-per-rack 3] [--nic 200] [--uplink 100] [--ingress 50]
+
+builds the network and waits (Ctrl-C tears it down); in code::
+
     lab = Lab(Topology(racks=2, hosts_per_rack=3, nic_mbit=200, uplink_mbit=100, ingress_mbit=50))
     with lab:
         result = lab.distribute(size=64 * MiB)
@@ -17,6 +21,7 @@ saturated run measures the machine, not the network).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -32,7 +37,7 @@ from typing import Any
 
 from common import signing
 from tools.modelgen import generate_model
-from tools.netns import Fabric, Host
+from tools.netns import Fabric, Host, NetnsUnavailable
 from tools.physics import mbit, t_min
 from tools.procs import CLI, REPO, Procs
 
@@ -249,3 +254,32 @@ class Lab:
         self.close()
         if kind is None and not os.environ.get("MODELTORRENT_LAB_KEEP"):
             shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def main() -> None:
+    import argparse
+    import signal
+
+    parser = argparse.ArgumentParser(description="Build the emulated datacenter and keep it up until Ctrl-C.")
+    parser.add_argument("command", choices=["up"])
+    parser.add_argument("--racks", type=int, default=2)
+    parser.add_argument("--hosts-per-rack", type=int, default=3)
+    parser.add_argument("--nic", type=float, default=200.0, help="host NIC, Mbit/s each way")
+    parser.add_argument("--uplink", type=float, default=100.0, help="rack uplink, Mbit/s each way (0: unshaped)")
+    parser.add_argument("--ingress", type=float, default=50.0, help="external storage -> seedbox, Mbit/s")
+    args = parser.parse_args()
+    try:
+        lab = Lab(Topology(args.racks, args.hosts_per_rack, args.nic, args.uplink or None, args.ingress))
+    except NetnsUnavailable as exc:
+        raise SystemExit(f"cannot build the lab: {exc}") from exc
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a KeyboardInterrupt: the lab comes down
+    with lab:
+        for host in lab.fabric.hosts.values():
+            print(f"{host.name:<10} {host.ip:<14} ip netns exec {host.ns} bash")
+        print("up; Ctrl-C tears it down")
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.pause()
+
+
+if __name__ == "__main__":
+    main()
