@@ -57,8 +57,8 @@ CASES = [
 
 
 @pytest.mark.parametrize("asker,numwant,must,may", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_select_peers(asker: Asker, numwant: int, must: set[str], may: set[str]) -> None:
-    got = select_peers(asker, SWARM, numwant, random.Random(7))
+def test_select_peers_sharing_and_filling(asker: Asker, numwant: int, must: set[str], may: set[str]) -> None:
+    got = select_peers(asker, SWARM, numwant, random.Random(7), FILL)
     assert len(got) == len(set(got)) == min(numwant, len(SWARM))
     assert must <= set(got) <= must | may
     # apart from the seedbox, the list runs from near to far, and within a distance pieces first
@@ -67,18 +67,52 @@ def test_select_peers(asker: Asker, numwant: int, must: set[str], may: set[str])
 
 
 by_key = {c.key: c for c in SWARM}
+FILL = Policy(seedbox_per_rack=2, gateways=False)  # the rule before gateways, still the flat network's
+
+GATEWAY_CASES = [
+    # (id, asker, numwant, expected exactly, or None: check only "must" and "may")
+    ("r1's gateway: the seedbox, its rack, the other racks' gateways", Asker(R1, first_seen=0.5), 50,
+     {"seedbox", "r1-early-a", "r1-early-b", "r1-late", "r1-empty", "r2-a", "p2-a", "dc2-a"}),
+    ("a later r1 host: its own rack only", Asker(R1, first_seen=9), 50,
+     {"r1-early-a", "r1-early-b", "r1-late", "r1-empty"}),
+    ("r1's gateway with room for two: the seedbox and one other gateway", Asker(R1, first_seen=0.5), 2, None),
+    ("alone in a new rack: its gateway", Asker(Location("dc1", "pod1", "r3"), first_seen=9), 50,
+     {"seedbox", "r1-early-a", "r2-a", "p2-a", "dc2-a"}),
+]
+
+
+@pytest.mark.parametrize("asker,numwant,expected", [c[1:] for c in GATEWAY_CASES], ids=[c[0] for c in GATEWAY_CASES])
+def test_select_peers_through_gateways(asker: Asker, numwant: int, expected: set[str] | None) -> None:
+    got = select_peers(asker, SWARM, numwant, random.Random(7), Policy())
+    assert len(got) == len(set(got))
+    if expected is not None:
+        assert set(got) == expected
+    else:
+        assert len(got) == 2 and "seedbox" in got and set(got) - {"seedbox"} <= {"r2-a", "p2-a", "dc2-a"}
+
+
+def test_a_host_with_nobody_in_its_rack_hears_of_the_nearest_peers_elsewhere() -> None:
+    swarm = [cand("r2-a", R2, True, t=1), cand("r2-b", R2, t=3), cand("p2-a", P2, True, t=2)]
+    assert set(select_peers(Asker(R2, first_seen=5), swarm, 50, random.Random(1), Policy())) == {"r2-a", "r2-b"}
+    # A seed alone in r1 is no gateway (seeds never are) and has no rack peers: same pod first.
+    alone = select_peers(Asker(R1, first_seen=0, seed=True), swarm, 50, random.Random(1), Policy())
+    assert set(alone[:2]) == {"r2-a", "r2-b"} and alone[2:] == ["p2-a"]
 
 
 def test_the_seedbox_is_told_about_the_first_downloaders_of_each_rack() -> None:
     got = select_peers(Asker(Location("dc1", "pod0", "seed"), 0, seed=True, seedbox=True),
                        SWARM, 50, random.Random(1), Policy(seedbox_per_rack=2))
     assert set(got) == {"r1-early-a", "r1-early-b", "r2-a", "r2-b", "p2-a", "dc2-a"}
+    gateways = select_peers(Asker(Location("dc1", "pod0", "seed"), 0, seed=True, seedbox=True),
+                            SWARM, 50, random.Random(1), Policy())
+    assert set(gateways) == {"r1-early-a", "r2-a", "p2-a", "dc2-a"}
 
 
 def test_a_seed_is_not_told_about_other_seeds_or_offered_the_seedbox() -> None:
     swarm = [*SWARM, cand("r1-seed", R1, seed=True, t=0.5)]
-    got = select_peers(Asker(R1, first_seen=0.1, seed=True), swarm, 50, random.Random(3))
-    assert "seedbox" not in got and "r1-seed" not in got
+    for policy in (Policy(), FILL):
+        got = select_peers(Asker(R1, first_seen=0.1, seed=True), swarm, 50, random.Random(3), policy)
+        assert "seedbox" not in got and "r1-seed" not in got
 
 
 def test_seedbox_is_offered_to_the_first_k_of_each_rack_only() -> None:
@@ -89,7 +123,8 @@ def test_seedbox_is_offered_to_the_first_k_of_each_rack_only() -> None:
 @pytest.mark.parametrize("share,numwant,remote", [(0.0, 5, 0), (0.2, 5, 1), (0.5, 4, 2), (1.0, 4, 4)])
 def test_remote_share_bounds_the_peers_from_other_racks(share: float, numwant: int, remote: int) -> None:
     swarm = [cand(f"l{i}", R1, True, t=i) for i in range(10)] + [cand(f"r{i}", R2, True, t=i) for i in range(10)]
-    got = select_peers(Asker(R1, first_seen=99), swarm, numwant, random.Random(5), Policy(remote_share=share))
+    got = select_peers(Asker(R1, first_seen=99), swarm, numwant, random.Random(5),
+                       Policy(remote_share=share, gateways=False))
     assert len(got) == numwant
     assert sum(k.startswith("r") for k in got) == remote
 
@@ -99,7 +134,7 @@ def test_sampling_is_spread_over_equal_peers() -> None:
     counts: dict[str, int] = {}
     rng = random.Random(11)
     for _ in range(400):
-        for k in select_peers(Asker(R1, first_seen=99), swarm, 5, rng):
+        for k in select_peers(Asker(R1, first_seen=99), swarm, 5, rng, FILL):
             counts[k] = counts.get(k, 0) + 1
     assert len(counts) == 20 and max(counts.values()) < 3 * min(counts.values())
 
@@ -119,7 +154,7 @@ def test_index_answers_like_the_asker_was_not_there(swarm: list[Candidate[str]],
                                                     seed: bool, numwant: int, share: float, seed_rng: int) -> None:
     # The tracker keeps the asker in the swarm's index and excludes it by key: the answer must
     # keep every invariant of a selection from the swarm without the asker.
-    policy = Policy(remote_share=share)
+    policy = Policy(remote_share=share, seedbox_per_rack=2, gateways=False)
     asker = Asker(loc, first, seed=seed)
     me = Candidate("me", loc, seed, seed, False, first)
     got = SwarmIndex([*swarm, me], policy).select(asker, numwant, random.Random(seed_rng), exclude="me")
@@ -137,3 +172,26 @@ def test_index_answers_like_the_asker_was_not_there(swarm: list[Candidate[str]],
     n_remote = len(rest) - len(local)
     if len(local) < sum(1 for c in eligible if loc.distance(c.location) == 0):
         assert n_remote <= max(math.ceil(share * (numwant - len([k for k in got if keys[k].seedbox]))), 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(candidates, locations, st.floats(0, 100, allow_nan=False), st.booleans(), st.integers(0, 60),
+       st.floats(0, 1), st.integers(0, 2**32))
+def test_gateway_lists_keep_racks_apart(swarm: list[Candidate[str]], loc: Location, first: float, seed: bool,
+                                        numwant: int, share: float, seed_rng: int) -> None:
+    index = SwarmIndex([*swarm, Candidate("me", loc, seed, seed, False, first)], Policy(remote_share=share))
+    asker = Asker(loc, first, seed=seed)
+    got = index.select(asker, numwant, random.Random(seed_rng), exclude="me")
+    keys = {c.key: c for c in swarm}
+    assert "me" not in got and len(got) == len(set(got)) and len(got) <= numwant
+    gateway = index.seedbox_offered(asker)
+    assert gateway or not any(keys[k].seedbox for k in got)
+    local = [c for c in swarm if not c.seedbox and not (seed and c.seed) and loc.distance(c.location) == 0]
+    remote = {k for k in got if not keys[k].seedbox and loc.distance(keys[k].location) > 0}
+    if gateway:  # only other racks' gateways, and at least one when there is any and room
+        elsewhere = {c.key for c in index._early if c.location != loc}
+        assert remote <= elsewhere
+        if elsewhere and numwant > sum(1 for k in got if keys[k].seedbox):
+            assert remote
+    elif local:  # a rack with peers keeps to itself
+        assert not remote and len(got) == min(numwant, len(local))

@@ -65,7 +65,7 @@ def create_app(settings: TrackerSettings) -> FastAPI:
     if settings.rack_aware:
         policy = Policy(remote_share=settings.remote_share, seedbox_per_rack=settings.seedbox_per_rack)
     else:  # one flat network where everyone may be given the seedbox
-        policy = Policy(remote_share=0.0, seedbox_per_rack=1 << 30)
+        policy = Policy(remote_share=0.0, seedbox_per_rack=1 << 30, gateways=False)
     app.state.indexes = swarm.Indexes(policy, flat=not settings.rack_aware)
     app.include_router(announce.router)
     app.include_router(api.router)

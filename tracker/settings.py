@@ -26,7 +26,8 @@ class TrackerSettings(BaseSettings):
     # and the seedbox, as a stock tracker does (the distribution benchmark's baseline).
     rack_aware: bool = True
     remote_share: float = Field(default=0.2, ge=0, le=1, description="share of peers from other racks")
-    seedbox_per_rack: int = Field(default=2, ge=1, description="first downloaders per rack given the seedbox")
+    seedbox_per_rack: int = Field(default=1, ge=1, description="gateways per rack: first downloaders, given the "
+                                  "seedbox and the other racks' gateways")
     # Deployment jobs: a host silent this long is stalled; the reconcile loop runs this often.
     stall_timeout: float = Field(default=120.0, gt=0)
     reconcile_interval: float = Field(default=5.0, gt=0)
