@@ -51,6 +51,7 @@ class Swarm:
 
     def __init__(self, fabric: Fabric, tmp_path: Path, publisher_key: Path, size: int) -> None:
         self.tmp = tmp_path
+        self.rack: str | None = None
         self.core = fabric.host("core")
         self.procs = Procs(tmp_path / "logs")
         self.url = f"http://{self.core.ip}:8000"
@@ -77,7 +78,8 @@ class Swarm:
             time.sleep(0.2)
 
     def passkey(self, name: str, *extra: str) -> str:
-        return run_in(self.core, "hosts", "add", name, "--location", f"dc1|pod1|{name}", *extra,
+        rack = self.rack or name  # by default every host in a rack of its own
+        return run_in(self.core, "hosts", "add", name, "--location", f"dc1|pod1|{rack}", *extra,
                       "--tracker", self.url).strip().splitlines()[-1]
 
     def root(self, host: Host) -> Path:
@@ -145,11 +147,21 @@ def test_download_and_upload_caps_hold_between_hosts_on_private_addresses(fabric
 
 
 def test_connection_cap_and_low_priority_switched_at_run_time(fabric: Fabric, swarm: Swarm) -> None:
+    swarm.rack = "r1"  # one rack: every host hears of the others, gateway or not
     seeds = [fabric.host(f"s{i}", rate="200mbit") for i in range(3)]
     x, y = fabric.host("x", rate="200mbit"), fabric.host("y", rate="200mbit")
     seeding = [swarm.start(s, "--seed-for", "90") for s in seeds]
-    for host, proc in zip(seeds, seeding, strict=True):
-        swarm.wait_active(host, proc)
+    try:
+        for host, proc in zip(seeds, seeding, strict=True):
+            swarm.wait_active(host, proc)
+        connection_cap_and_low_priority(fabric, swarm, x, y)
+    finally:
+        for p in seeding:
+            p.terminate()
+            p.communicate(timeout=30)  # closes the pipes
+
+
+def connection_cap_and_low_priority(fabric: Fabric, swarm: Swarm, x: Host, y: Host) -> None:
 
     fast = {"MODELTORRENT_CLIENT_STATUS_INTERVAL": "0.2"}
     capped = swarm.run(x, "--connections", "2", env=fast)
@@ -175,6 +187,3 @@ def test_connection_cap_and_low_priority_switched_at_run_time(fabric: Fabric, sw
     assert slow <= 1.25 * 6 * 4  # 4 pieces of 256 KiB per second at 1 MiB/s
     assert rest < (64 - slow) / 4 / 2  # well under half the time the low cap would have taken
     assert result["activated"] and result["bytes_downloaded"] >= 16 * MiB
-    for p in seeding:
-        p.terminate()
-        p.communicate(timeout=30)  # closes the pipes

@@ -188,8 +188,9 @@ def test_gateway_lists_keep_racks_apart(swarm: list[Candidate[str]], loc: Locati
     assert gateway or not any(keys[k].seedbox for k in got)
     local = [c for c in swarm if not c.seedbox and not (seed and c.seed) and loc.distance(c.location) == 0]
     remote = {k for k in got if not keys[k].seedbox and loc.distance(keys[k].location) > 0}
-    if gateway:  # only other racks' gateways, and at least one when there is any and room
-        elsewhere = {c.key for c in index._early if c.location != loc}
+    if gateway:  # only other racks' gateways and seeds, and at least one when there is any and room
+        elsewhere = {c.key for c in index._early if c.location != loc} | {
+            c.key for c in swarm if c.seed and not c.seedbox and c.location != loc}
         assert remote <= elsewhere
         if elsewhere and numwant > sum(1 for k in got if keys[k].seedbox):
             assert remote

@@ -5,10 +5,11 @@ Goal: each piece crosses each rack uplink about once. So each rack has gateways:
 
 1. about the seedbox only if it is a gateway of its rack;
 2. about peers in its own rack, those that already have pieces first;
-3. if it is a gateway, also about other racks' gateways (``remote_share`` of its list, at least
-   one): pieces move between racks gateway to gateway, and every rack stays connected to the
-   rest of the swarm. Other hosts hear of no peer outside their rack, unless their rack has no
-   other peer at all (then the nearest ones elsewhere).
+3. if it is a gateway, also about other racks' gateways, then their seeds (``remote_share`` of
+   its list, at least one): pieces move between racks gateway to gateway (or from a seed, which
+   only uploads), and every rack stays connected to the rest of the swarm. Other hosts hear of
+   no peer outside their rack, unless their rack has no other peer at all (then the nearest ones
+   elsewhere).
 
 The seedbox itself is told about the gateways of each rack, the same peers that are told about
 it, so connections from either side agree. A gateway that completes, stops or expires hands the
@@ -148,11 +149,16 @@ class SwarmIndex(Generic[K]):
         return tiers
 
     def _gateways_elsewhere(self, location: Location, rng: random.Random) -> list[K]:
-        """The gateways of every other rack, in a random order (made once per location)."""
+        """What a gateway may connect to outside its rack: the other racks' gateways, then their
+        seeds (which only upload: a piece from them crosses into this rack once, for the rack),
+        each in a random order (made once per location)."""
         keys = self._elsewhere.get(location)
         if keys is None:
-            keys = self._elsewhere[location] = [c.key for c in self._early if c.location != location]
-            rng.shuffle(keys)
+            gateways = [c.key for c in self._early if c.location != location]
+            seeds = [c.key for c in self.candidates if c.seed and not c.seedbox and c.location != location]
+            rng.shuffle(gateways)
+            rng.shuffle(seeds)
+            keys = self._elsewhere[location] = gateways + seeds
         return keys
 
     def seedbox_offered(self, asker: Asker) -> bool:
