@@ -39,10 +39,11 @@ def public_key(tmp_path: Path) -> str:
 
 
 def start_seedbox(procs: Procs, tmp_path: Path, tracker: str, passkey: str, ref: str = "m@1",
-                  env: dict[str, str] | None = None, extra: tuple[str, ...] = ()) -> None:
-    procs.start("seedbox", [*CLI, "seedbox", "run", ref, "--tracker", tracker, "--passkey", passkey,
-                            "--workdir", str(tmp_path / "seedbox"), "--listen", "127.0.0.1:0",
-                            "--trust-key", public_key(tmp_path), *extra], env=env)
+                  env: dict[str, str] | None = None, extra: tuple[str, ...] = (), name: str = "seedbox") -> None:
+    """A seedbox process named ``name``, working in ``tmp_path / name``."""
+    procs.start(name, [*CLI, "seedbox", "run", ref, "--tracker", tracker, "--passkey", passkey,
+                       "--workdir", str(tmp_path / name), "--listen", "127.0.0.1:0",
+                       "--trust-key", public_key(tmp_path), *extra], env=env)
 
 
 def client_argv(tmp_path: Path, tracker: str, passkey: str, host: str, ref: str = "m@1", *extra: str) -> list[str]:
@@ -279,9 +280,7 @@ def test_activation_runs_the_hook_and_rollback_swaps_back_without_a_download(
                       piece_size=256 * KiB, source=str(tmp_path / f"external-m-{version}"), seed=seed)
     seedbox = admin.add_host("seedbox", role="seedbox")["passkey"]
     for version in ("1", "2"):
-        procs.start(f"seedbox-{version}", [*CLI, "seedbox", "run", f"m@{version}", "--tracker", tracker_url,
-                                           "--passkey", seedbox, "--workdir", str(tmp_path / f"seedbox-{version}"),
-                                           "--listen", "127.0.0.1:0", "--trust-key", public_key(tmp_path)])
+        start_seedbox(procs, tmp_path, tracker_url, seedbox, f"m@{version}", name=f"seedbox-{version}")
     passkey = admin.add_host("h1")["passkey"]
     log = tmp_path / "hook.log"
     hook = f'echo "$MODELTORRENT_MODEL $MODELTORRENT_VERSION $MODELTORRENT_PATH" >> {log}'
@@ -460,9 +459,7 @@ def test_a_new_version_downloads_only_the_pieces_it_does_not_share_with_the_one_
                 tracker=tracker_url, admin_token=ADMIN, out_dir=tmp_path / "out")
     seedbox = admin.add_host("seedbox", role="seedbox")["passkey"]
     for version in ("1", "2"):
-        procs.start(f"seedbox-{version}", [*CLI, "seedbox", "run", f"m@{version}", "--tracker", tracker_url,
-                                           "--passkey", seedbox, "--workdir", str(tmp_path / f"seedbox-{version}"),
-                                           "--listen", "127.0.0.1:0", "--trust-key", public_key(tmp_path)])
+        start_seedbox(procs, tmp_path, tracker_url, seedbox, f"m@{version}", name=f"seedbox-{version}")
     passkey = admin.add_host("h1")["passkey"]
     first = run_client(tmp_path, tracker_url, passkey, "h1", "m@1")
     assert first.returncode == 0, first.stderr
