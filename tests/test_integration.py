@@ -202,8 +202,10 @@ def test_after_a_host_reboot_pieces_on_disk_are_checked_again_and_lost_writes_do
     assert second.returncode == 0, second.stderr
     result = json.loads(second.stdout.strip().splitlines()[-1])
     assert result["pieces_verified_at_start"] == 0  # nothing taken on trust from before the reboot
-    missing = 48 - len(saved) + 1  # the lost piece is downloaded again, the rest read from disk
-    assert missing * piece <= result["bytes_downloaded"] <= missing * (piece + 16 * KiB)
+    # At least the lost piece is downloaded again; at most it and what the state had not saved yet
+    # (pieces written after the last save are found on disk by the recheck, not downloaded).
+    missing = 48 - len(saved) + 1
+    assert piece <= result["bytes_downloaded"] <= missing * (piece + 16 * KiB)
     Manifest.from_json((tmp_path / "out" / "m-1.manifest.json").read_bytes()).verify_data(
         ModelStore(tmp_path / "hosts" / "h1").current("m"))
 
