@@ -76,6 +76,17 @@ class Directory:
                 info = self._add_host(*row)
         return info
 
+    def host_by_id(self, hid: int) -> HostInfo | None:
+        """A host with a peer in a swarm, looked up on its own row if this worker has not loaded it
+        yet (registered through another worker since the last reload); rate-limited like passkeys."""
+        info = self.by_id.get(hid)
+        if info is None and self._lookups.try_take():
+            with self.engine.connect() as conn:
+                row = conn.execute(_HOST_BY_ID, {"id": hid}).first()
+            if row is not None:
+                info = self._add_host(*row)
+        return info
+
     def refresh(self, now: float) -> None:
         """Reload hosts when they are older than ``ttl`` (background thread, off the announce path)."""
         if now - self._hosts_at > self.ttl:
@@ -139,6 +150,7 @@ class Directory:
 
 
 _HOSTS = text("SELECT id, passkey, location, role, revoked FROM host ORDER BY id")
+_HOST_BY_ID = text("SELECT id, passkey, location, role, revoked FROM host WHERE id = :id")
 _HOST_BY_PASSKEY = text("SELECT id, passkey, location, role, revoked FROM host WHERE passkey = :passkey")
 _RELEASES = text("SELECT id, info_hash_v1, info_hash_v2, total_size FROM release")
 _RELEASE_BY_HASH = text(
@@ -161,7 +173,6 @@ class Indexes:
         if cached is not None and cached[0] == view.version and cached[1] == directory.generation \
                 and cached[2] >= horizon:
             return cached[3]
-        hosts = directory.by_id
         unknown = HostInfo(-1, Location(), False, False)
         candidates = []
         oldest = float("inf")
@@ -169,7 +180,9 @@ class Indexes:
             if peer.last_seen < horizon:
                 continue
             oldest = min(oldest, peer.last_seen)
-            info = hosts.get(peer.host_id, unknown)
+            # Where a peer is decides who hears of it: a host this worker has not loaded yet is
+            # looked up, not taken for a stranger in another rack.
+            info = directory.host_by_id(peer.host_id) or unknown
             candidates.append(Candidate(peer_address(peer.ip, peer.port, bytes.fromhex(peer.peer_id)),
                                         Location() if self.flat else info.location,
                                         has_pieces=peer.left < release.total_size, seed=peer.left == 0,
