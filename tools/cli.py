@@ -180,6 +180,8 @@ def tracker_serve(
 
     make_engine(TrackerSettings().database_url).dispose()  # type: ignore[call-arg]  # migrate before workers start
     uvicorn.run("tracker.app:app_from_env", factory=True, host=host, port=port, workers=workers, access_log=False,
+                # uvicorn's httptools protocol answering announces on the connection (tracker/http_fast.py)
+                http="tracker.http_fast:AnnounceProtocol",
                 # Peers are told apart by the connection's address; no proxy may rewrite it.
                 proxy_headers=False,
                 log_level="warning")
