@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -44,6 +45,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     thread = threading.Thread(target=_reconcile_loop, args=(app, stop), name="reconcile", daemon=True)
     thread.start()
     app.state.peers.start()
+    app.state.directory.warm(time.time())
+    # Everything built so far (the imported libraries, the app, the host directory) lives as long
+    # as the process: out of the collector's sight, a full collection no longer walks ~150,000
+    # objects (100+ ms of a stopped event loop on this machine with 10,000 hosts). Reference
+    # counting still frees them.
+    gc.freeze()
     yield
     stop.set()
     thread.join(timeout=5)

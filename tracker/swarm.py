@@ -61,6 +61,11 @@ class Directory:
         self.releases: dict[str, ReleaseInfo] = {}
         self._releases_loaded = False
 
+    def warm(self, now: float) -> None:
+        """Load hosts and releases now (start-up), not at the first announce."""
+        self._load_hosts(now)
+        self._load_releases()
+
     def invalidate(self) -> None:
         with self._lock:
             self._hosts_at = -1e9
