@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.system import skip_or_fail
+from tools.charts import draw
 from tools.lab import Lab, Topology
 from tools.netns import NetnsUnavailable
 
@@ -39,6 +40,16 @@ def test_a_small_datacenter_gets_the_model_read_once_from_external_storage(tmp_p
     # Each rack received the model at least once over its uplink (plus protocol overhead).
     assert result.cross_rack_bytes >= 2 * result.size
     assert result.seconds >= result.t_min * 0.9  # nothing beats the physics (a check of the bound itself)
+    # The byte counters over time: every host's NIC received the whole model by the end, in order.
+    last = result.timeline[-1]
+    assert sorted(last.hosts) == sorted(lab.rack_of) and all(v >= result.size for v in last.hosts.values())
+    assert sum(last.racks.values()) == result.cross_rack_bytes
+    for host in lab.rack_of:
+        seen = [s.hosts[host] for s in result.timeline]
+        assert seen == sorted(seen)
+    charts = draw([("modeltorrent", result)], lab.rack_of, tmp_path / "charts", "test")
+    assert [p.name for p in charts] == ["completion.png", "cross-rack.png"]
+    assert all(p.read_bytes().startswith(b"\x89PNG") for p in charts)
 
 
 @pytest.mark.parametrize("scenario", ["naive", "plain-bittorrent"])

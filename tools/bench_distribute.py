@@ -23,11 +23,13 @@ import json
 import os
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from common.units import parse_size
-from tools.lab import Lab, Topology
+from tools.charts import draw
+from tools.lab import Lab, Result, Topology
 from tools.netns import NetnsUnavailable
 
 SCENARIOS = ("naive", "plain-bittorrent", "modeltorrent")
@@ -36,13 +38,13 @@ COLUMNS = [("T s", "seconds"), ("T_min s", "t_min"), ("T/T_min", "t_over_t_min")
            ("p50 s", "p50"), ("p99 s", "p99"), ("max s", "max"), ("CPU busy", "cpu_busy")]
 
 
-def run(scenario: str, topology: Topology, size: int) -> dict[str, Any]:
+def run(scenario: str, topology: Topology, size: int) -> tuple[Result, dict[str, str]]:
     with Lab(topology) as lab:
         if scenario == "naive":
             result = lab.pull_direct(size)
         else:
             result = lab.distribute(size, stock=scenario == "plain-bittorrent")
-    return result.summary()
+        return result, dict(lab.rack_of)
 
 
 def table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
@@ -70,12 +72,15 @@ def main() -> None:
         parser.error(f"unknown scenarios {', '.join(sorted(unknown))} (known: {', '.join(SCENARIOS)})")
     topology = Topology(args.racks, args.hosts_per_rack, args.nic, args.uplink or None, args.ingress)
     size = parse_size(args.size)
-    rows = []
+    results: list[tuple[str, Result]] = []
+    rack_of: dict[str, str] = {}
     try:
         for scenario in scenarios:
-            rows.append((scenario, run(scenario, topology, size)))
+            result, rack_of = run(scenario, topology, size)
+            results.append((scenario, result))
     except NetnsUnavailable as exc:
         sys.exit(f"cannot build the lab: {exc}")
+    rows = [(name, r.summary()) for name, r in results]
     head = (f"{topology.racks} racks x {topology.hosts_per_rack} hosts, NIC {args.nic:g} Mbit/s, uplink "
             f"{args.uplink or 'unshaped'} Mbit/s, ingress {args.ingress:g} Mbit/s, model {args.size}, "
             f"{os.cpu_count()} cores")
@@ -84,10 +89,14 @@ def main() -> None:
     print("\n".join(lines))
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    (args.out / f"{stamp}.md").write_text(f"# Distribution benchmark {stamp}\n\n{head}\n\n" + "\n".join(lines) + "\n")
-    (args.out / f"{stamp}.json").write_text(json.dumps({"topology": vars(args) | {"out": str(args.out)},
-                                                         "results": dict(rows)}, indent=2))
-    print(f"report: {args.out / f'{stamp}.md'}")
+    charts = draw(results, rack_of, args.out / stamp, head)
+    (args.out / f"{stamp}.md").write_text(
+        f"# Distribution benchmark {stamp}\n\n{head}\n\n" + "\n".join(lines) + "\n\n"
+        + "".join(f"![{p.stem}]({stamp}/{p.name})\n" for p in charts))
+    (args.out / f"{stamp}.json").write_text(json.dumps({
+        "topology": vars(args) | {"out": str(args.out)}, "results": dict(rows),
+        "timelines": {name: [asdict(s) for s in r.timeline] for name, r in results}}, indent=2))
+    print(f"report: {args.out / f'{stamp}.md'}, charts: {', '.join(str(p) for p in charts)}")
 
 
 if __name__ == "__main__":

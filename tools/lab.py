@@ -57,6 +57,13 @@ class Topology:
         return self.racks * self.hosts_per_rack
 
 
+@dataclass(frozen=True)
+class Sample:
+    at: float
+    hosts: dict[str, int]
+    racks: dict[str, int]
+
+
 @dataclass
 class Result:
     hosts: int
@@ -68,6 +75,8 @@ class Result:
     racks: int
     completion: list[float] = field(default_factory=list)  # per host, seconds from the start
     cpu_busy: float = 0.0  # share of all cores busy during the run
+    # (seconds from the start, bytes received by each host, bytes into each rack), every ~0.5 s
+    timeline: list[Sample] = field(default_factory=list)
 
     @property
     def ratio(self) -> float:
@@ -165,10 +174,23 @@ class Lab:
         return t_min(size, mbit(t.ingress_mbit), [mbit(t.nic_mbit)] * n, [mbit(t.nic_mbit)] * n,
                      mbit(t.uplink_mbit) if t.uplink_mbit else None)
 
-    def _run_until_done(self, started: float, done_when: Any) -> dict[str, float]:
+    def _run_until_done(self, started: float, done_when: Any,
+                        base: tuple[dict[str, int], dict[str, int]]) -> tuple[dict[str, float], list[Sample]]:
+        """Wait for every client to be done; returns when each was and the byte counters over time
+        (counted from ``base``, the counters read just before the start)."""
         done: dict[str, float] = {}
+        timeline: list[Sample] = []
+
+        def sample(final: bool = False) -> None:
+            now = time.monotonic() - started
+            if timeline and now - timeline[-1].at < 0.5 and not final:
+                return
+            hosts, racks = self.fabric.counters()
+            timeline.append(Sample(now, {h: v - base[0][h] for h, v in hosts.items() if h in self.rack_of},
+                                   {r: v - base[1][r] for r, v in racks.items()}))
 
         def all_done() -> bool:
+            sample()
             for host in self.clients:
                 if host.name not in done and done_when(host):
                     done[host.name] = time.monotonic() - started
@@ -178,7 +200,8 @@ class Lab:
             return len(done) == len(self.clients)
 
         self._wait(all_done, "every host done", timeout=3600)
-        return done
+        sample(final=True)
+        return done, timeline
 
     def pull_direct(self, size: int) -> Result:
         """The naive way: every host downloads the model from external storage over HTTP, through
@@ -186,20 +209,19 @@ class Lab:
         model, size = self._model(size)
         files = [str(p.relative_to(model)) for p in sorted(model.rglob("*")) if p.is_file()]
         self.start_services(model)
-        before = {rack: self.fabric.rack_bytes(rack)[0] for rack in self.fabric.racks}
         sent_before = self.storage_bytes_sent()
+        counters = self.fabric.counters()
         busy0, total0 = _cpu_times()
         started = time.monotonic()
         base = f"http://{self.storage.ip}:{PORT_ORIGIN}/m/"
         for host in self.clients:
             out = self.workdir / "hosts" / host.name
             self.procs.start(host.name, host.argv(CLI[0], "-m", "tools.pull", base, str(out), *files))
-        done = self._run_until_done(started, lambda h: self.procs.procs[h.name].poll() == 0)
+        done, timeline = self._run_until_done(started, lambda h: self.procs.procs[h.name].poll() == 0, counters)
         busy1, total1 = _cpu_times()
-        into_racks = sum(self.fabric.rack_bytes(rack)[0] - before[rack] for rack in self.fabric.racks)
         return Result(len(self.clients), size, max(done.values()), self._bound(size),
-                      self.storage_bytes_sent() - sent_before, into_racks, self.topology.racks,
-                      [done[h.name] for h in self.clients], (busy1 - busy0) / max(total1 - total0, 1))
+                      self.storage_bytes_sent() - sent_before, sum(timeline[-1].racks.values()), self.topology.racks,
+                      [done[h.name] for h in self.clients], (busy1 - busy0) / max(total1 - total0, 1), timeline)
 
     def storage_bytes_sent(self) -> int:
         url = f"http://{self.storage.ip}:{PORT_ORIGIN}/_stats"
@@ -221,7 +243,7 @@ class Lab:
                  "--source", source, "--piece-size", piece_size, "--tracker", self.tracker_url)
         seed_key = self.passkey(self.seedbox, "dc1|pod1|seedbox", "--seedbox")
         keys = {h.name: self.passkey(h, f"dc1|pod1|{self.rack_of[h.name]}") for h in self.clients}
-        before = {rack: self.fabric.rack_bytes(rack)[0] for rack in self.fabric.racks}
+        counters = self.fabric.counters()
         busy0, total0 = _cpu_times()
         started = time.monotonic()
         self.procs.start("seedbox", self.seedbox.argv(
@@ -233,14 +255,13 @@ class Lab:
                 *CLI, "client", "fetch", "m@1", "--tracker", self.tracker_url, "--passkey", keys[host.name],
                 "--root", str(self.workdir / "hosts" / host.name), "--listen", "0.0.0.0:6881",
                 "--trust-key", public, "--seed-for", "-1"))
-        done = self._run_until_done(
-            started, lambda h: (self.workdir / "hosts" / h.name / "m" / "current").exists())
+        done, timeline = self._run_until_done(
+            started, lambda h: (self.workdir / "hosts" / h.name / "m" / "current").exists(), counters)
         busy1, total1 = _cpu_times()
-        into_racks = sum(self.fabric.rack_bytes(rack)[0] - before[rack] for rack in self.fabric.racks)
         status = json.loads((self.workdir / "seedbox" / "status" / "m@1.json").read_text())
         return Result(len(self.clients), size, max(done.values()), self._bound(size), status["bytes_read_from_source"],
-                      into_racks, self.topology.racks, [done[h.name] for h in self.clients],
-                      (busy1 - busy0) / max(total1 - total0, 1))
+                      sum(timeline[-1].racks.values()), self.topology.racks, [done[h.name] for h in self.clients],
+                      (busy1 - busy0) / max(total1 - total0, 1), timeline)
 
     def close(self) -> None:
         self.procs.stop_all()

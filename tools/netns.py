@@ -74,6 +74,7 @@ class Fabric:
     prefix: str = field(default_factory=lambda: f"mt{os.getpid() % 100_000}")
     hosts: dict[str, Host] = field(default_factory=dict)
     racks: dict[str, str] = field(default_factory=dict)  # rack -> its uplink's core end
+    ports: dict[str, str] = field(default_factory=dict)  # host -> its link's switch end
     _made: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -116,6 +117,15 @@ class Fabric:
         stats = self._stats(self.hosts[name].ns, "eth0")
         return stats["rx"]["bytes"], stats["tx"]["bytes"]
 
+    def counters(self) -> tuple[dict[str, int], dict[str, int]]:
+        """(bytes received by each host, bytes into each rack) so far, read in one call: every
+        link's switch end is in the switch's namespace, and what it sends the other end receives."""
+        out = subprocess.run(["ip", "-n", self.switch, "-j", "-s", "link", "show"], capture_output=True,
+                             text=True, check=True).stdout
+        sent = {link["ifname"]: link["stats64"]["tx"]["bytes"] for link in json.loads(out)}
+        return ({name: sent[port] for name, port in self.ports.items()},
+                {name: sent[dev] for name, dev in self.racks.items()})
+
     @staticmethod
     def _stats(ns: str, dev: str) -> dict[str, dict[str, int]]:
         out = subprocess.run(["ip", "-n", ns, "-j", "-s", "link", "show", "dev", dev], capture_output=True,
@@ -145,6 +155,7 @@ class Fabric:
                 self._shape(where, dev, rate)
         host = Host(name, ns, ip)
         self.hosts[name] = host
+        self.ports[name] = port
         return host
 
     def close(self) -> None:
