@@ -13,7 +13,11 @@ Scenarios, side by side in one run, each in a freshly built lab with the same to
 Prints per scenario: time to every host done T, the lower bound T_min for the topology (DESIGN.md),
 T / T_min, bytes read from external storage / model size, cross-rack bytes / (racks x model size),
 per-host completion p50/p99/max and the share of CPU busy (above 0.9 the run measured the machine,
-not the network, and is flagged). Writes the same as a markdown report under ``--out``. Needs root.
+not the network, and is flagged). Then runs the simulator (``tools/simulate.py``) on the same
+topology, piece size and interval, with the start-up measured in the run (the seedbox's first bytes
+from external storage), and prints simulated against measured T: the simulator's validation.
+Writes a markdown report, its JSON (with the byte counters over time) and PNG charts (completion
+curves per host, bytes into each rack over time) under ``--out``. Needs root.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import sys
 import time
 from dataclasses import asdict
@@ -29,8 +34,10 @@ from typing import Any
 
 from common.units import parse_size
 from tools.charts import draw
-from tools.lab import Lab, Result, Topology
+from tools.lab import INTERVAL, PIECE, Lab, Result, Topology
 from tools.netns import NetnsUnavailable
+from tools.physics import mbit
+from tools.simulate import Scenario, simulate
 
 SCENARIOS = ("naive", "plain-bittorrent", "modeltorrent")
 COLUMNS = [("T s", "seconds"), ("T_min s", "t_min"), ("T/T_min", "t_over_t_min"),
@@ -45,6 +52,17 @@ def run(scenario: str, topology: Topology, size: int) -> tuple[Result, dict[str,
         else:
             result = lab.distribute(size, stock=scenario == "plain-bittorrent")
         return result, dict(lab.rack_of)
+
+
+def simulated(scenario: str, topology: Topology, measured: Result) -> dict[str, float]:
+    """The simulator (``tools/simulate.py``) on the same topology, piece size and announce interval,
+    its start-up taken from this run (the seedbox's first bytes from external storage)."""
+    sc = Scenario(topology.racks, topology.hosts_per_rack, measured.size, PIECE, mbit(topology.ingress_mbit),
+                  mbit(topology.nic_mbit), mbit(topology.uplink_mbit) if topology.uplink_mbit else None,
+                  stock=scenario == "plain-bittorrent", interval=INTERVAL, start=measured.ingress_start)
+    sim = simulate(sc, random.Random(1))
+    return {"sim_seconds": round(sim.seconds, 2), "sim_error": round(sim.seconds / measured.seconds - 1, 3),
+            "sim_cross_rack_over_min": sim.summary(sc)["cross_rack_over_min"], "start": round(sc.start, 2)}
 
 
 def table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
@@ -81,10 +99,17 @@ def main() -> None:
     except NetnsUnavailable as exc:
         sys.exit(f"cannot build the lab: {exc}")
     rows = [(name, r.summary()) for name, r in results]
+    checks = [(name, simulated(name, topology, r)) for name, r in results if name != "naive"]
     head = (f"{topology.racks} racks x {topology.hosts_per_rack} hosts, NIC {args.nic:g} Mbit/s, uplink "
             f"{args.uplink or 'unshaped'} Mbit/s, ingress {args.ingress:g} Mbit/s, model {args.size}, "
             f"{os.cpu_count()} cores")
     lines = table(rows)
+    if checks:
+        lines += ["", "Simulator (`tools/simulate.py`) on the same topology, start-up taken from the run:", "",
+                  "| scenario | measured T s | simulated T s | error | simulated cross-rack/min | start-up s |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {name} | {dict(rows)[name]['seconds']} | {c['sim_seconds']} | {c['sim_error']:+.1%} | "
+                  f"{c['sim_cross_rack_over_min']} | {c['start']} |" for name, c in checks]
     print("\n" + head)
     print("\n".join(lines))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -94,7 +119,7 @@ def main() -> None:
         f"# Distribution benchmark {stamp}\n\n{head}\n\n" + "\n".join(lines) + "\n\n"
         + "".join(f"![{p.stem}]({stamp}/{p.name})\n" for p in charts))
     (args.out / f"{stamp}.json").write_text(json.dumps({
-        "topology": vars(args) | {"out": str(args.out)}, "results": dict(rows),
+        "topology": vars(args) | {"out": str(args.out)}, "results": dict(rows), "simulated": dict(checks),
         "timelines": {name: [asdict(s) for s in r.timeline] for name, r in results}}, indent=2))
     print(f"report: {args.out / f'{stamp}.md'}, charts: {', '.join(str(p) for p in charts)}")
 

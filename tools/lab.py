@@ -44,6 +44,10 @@ from tools.procs import CLI, REPO, Procs
 PORT_TRACKER, PORT_ORIGIN = 8000, 9000
 
 
+INTERVAL = 5  # the tracker's announce interval in the lab, s
+PIECE = 1 << 20  # the torrents' piece size in the lab: tens of pieces for a model of tens of MiB
+
+
 @dataclass(frozen=True)
 class Topology:
     racks: int = 2
@@ -60,8 +64,9 @@ class Topology:
 @dataclass(frozen=True)
 class Sample:
     at: float
-    hosts: dict[str, int]
-    racks: dict[str, int]
+    hosts: dict[str, int]  # bytes received by each client host
+    racks: dict[str, int]  # bytes into each rack over its uplink
+    seedbox: int = 0  # bytes received by the seedbox (from external storage, nearly all)
 
 
 @dataclass
@@ -75,8 +80,14 @@ class Result:
     racks: int
     completion: list[float] = field(default_factory=list)  # per host, seconds from the start
     cpu_busy: float = 0.0  # share of all cores busy during the run
-    # (seconds from the start, bytes received by each host, bytes into each rack), every ~0.5 s
+    # byte counters over time, every ~0.25 s
     timeline: list[Sample] = field(default_factory=list)
+
+    @property
+    def ingress_start(self) -> float:
+        """Seconds from the start to the seedbox's first bytes from external storage (its start-up:
+        process, manifest, session, first announce), to the counters' resolution."""
+        return next((s.at for s in self.timeline if s.seedbox > 64 * 1024), 0.0)
 
     @property
     def ratio(self) -> float:
@@ -153,7 +164,7 @@ class Lab:
                                                      "--host", "0.0.0.0", "--port", str(PORT_ORIGIN)))
         self.procs.start("tracker", self.tracker.argv(
             *CLI, "tracker", "serve", "--host", "0.0.0.0", "--port", str(PORT_TRACKER),
-            "--db", f"sqlite:///{self.workdir / 'tracker.db'}", "--interval", "5"),
+            "--db", f"sqlite:///{self.workdir / 'tracker.db'}", "--interval", str(INTERVAL)),
             env={"MODELTORRENT_ADMIN_TOKEN": self.token} | (tracker_env or {}))
         self._wait(lambda: self._answers(self.tracker, f"{self.tracker_url}/healthz"), "the tracker")
         self._wait(lambda: self._answers(self.storage, f"http://{self.storage.ip}:{PORT_ORIGIN}/_stats"), "the origin")
@@ -183,11 +194,12 @@ class Lab:
 
         def sample(final: bool = False) -> None:
             now = time.monotonic() - started
-            if timeline and now - timeline[-1].at < 0.5 and not final:
+            if timeline and now - timeline[-1].at < 0.25 and not final:
                 return
             hosts, racks = self.fabric.counters()
             timeline.append(Sample(now, {h: v - base[0][h] for h, v in hosts.items() if h in self.rack_of},
-                                   {r: v - base[1][r] for r, v in racks.items()}))
+                                   {r: v - base[1][r] for r, v in racks.items()},
+                                   hosts["seedbox"] - base[0]["seedbox"]))
 
         def all_done() -> bool:
             sample()
@@ -229,7 +241,7 @@ class Lab:
                              capture_output=True, text=True, check=True, env=self.env).stdout
         return int(json.loads(out)["bytes_sent"])
 
-    def distribute(self, size: int, piece_size: str = "1MiB", *, stock: bool = False) -> Result:
+    def distribute(self, size: int, piece_size: int = PIECE, *, stock: bool = False) -> Result:
         """modeltorrent: publish a generated model of ``size`` bytes and fetch it on every client
         host at once (streaming seedbox, rack-aware peer lists). ``stock``: plain BitTorrent
         instead, the seedbox seeding only once it has the whole model and the tracker handing
@@ -240,7 +252,7 @@ class Lab:
         self.start_services(model, {"MODELTORRENT_TRACKER_RACK_AWARE": "false"} if stock else None)
         source = f"http://{self.storage.ip}:{PORT_ORIGIN}/m"
         self.cli(self.tracker, "publish", str(model), "--name", "m", "--version", "1", "--key", str(key),
-                 "--source", source, "--piece-size", piece_size, "--tracker", self.tracker_url)
+                 "--source", source, "--piece-size", str(piece_size), "--tracker", self.tracker_url)
         seed_key = self.passkey(self.seedbox, "dc1|pod1|seedbox", "--seedbox")
         keys = {h.name: self.passkey(h, f"dc1|pod1|{self.rack_of[h.name]}") for h in self.clients}
         counters = self.fabric.counters()

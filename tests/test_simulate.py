@@ -1,0 +1,64 @@
+"""The simulator (tools/simulate.py): pure, so checked against the physics it must respect and the
+behaviours it claims to model, on small swarms."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from tools.physics import mbit
+from tools.simulate import Scenario, simulate
+from tracker.peers import Policy
+
+MiB = 1 << 20
+
+
+def scenario(**kw: object) -> Scenario:
+    base: dict[str, object] = dict(racks=2, hosts_per_rack=3, size=32 * MiB, piece=1 * MiB, ingress=mbit(50),
+                                   nic=mbit(200), uplink=mbit(100), interval=5.0, start=1.0)
+    return Scenario(**(base | kw))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name,sc", [
+    ("ingress-bound", scenario()),
+    ("uplink-bound", scenario(ingress=mbit(400), uplink=mbit(20))),
+    ("nic-bound", scenario(ingress=mbit(1000), nic=mbit(30), uplink=None)),
+    ("upload-bound", scenario(racks=1, hosts_per_rack=8, ingress=mbit(1000), nic=mbit(40), uplink=None,
+                              seedbox_nic=mbit(40))),
+    ("plain", scenario(stock=True)),
+])
+def test_never_faster_than_the_physical_limit(name: str, sc: Scenario) -> None:
+    result = simulate(sc, random.Random(3))
+    assert result.t_min == sc.bound()
+    assert result.seconds >= sc.start + result.t_min
+    assert len(result.completion) == sc.hosts and max(result.completion) == result.seconds
+
+
+def test_a_streamed_model_arrives_close_behind_the_ingress() -> None:
+    sc = scenario(racks=1, uplink=None)
+    result = simulate(sc, random.Random(1))
+    ingest = sc.size / (sc.ingress * sc.efficiency)
+    assert result.seconds <= sc.start + ingest + 10 * sc.piece / (sc.nic * sc.efficiency)  # a few pieces behind
+
+
+def test_plain_bittorrent_waits_for_the_whole_model_first() -> None:
+    streamed = simulate(scenario(), random.Random(1))
+    plain = simulate(scenario(stock=True), random.Random(1))
+    ingest = 32 * MiB / (mbit(50) * 0.96)
+    assert plain.seconds >= 1.0 + ingest + 32 * MiB / (mbit(200) * 0.96)  # read it all, then send it
+    assert plain.seconds > 1.5 * streamed.seconds
+
+
+def test_rack_gateways_bring_each_piece_into_a_rack_about_once() -> None:
+    gateways = simulate(scenario(racks=4, hosts_per_rack=4), random.Random(2))
+    flat = simulate(scenario(racks=4, hosts_per_rack=4, policy=Policy(gateways=False, seedbox_per_rack=1 << 30,
+                                                                       remote_share=0.0)), random.Random(2))
+    minimum = 4 * 32 * MiB
+    assert minimum <= gateways.cross_rack_bytes <= 1.2 * minimum
+    assert flat.cross_rack_bytes > 1.5 * minimum
+
+
+def test_same_seed_same_result() -> None:
+    a, b = (simulate(scenario(), random.Random(7)) for _ in range(2))
+    assert a.completion == b.completion and a.cross_rack_bytes == b.cross_rack_bytes

@@ -1,0 +1,301 @@
+"""Distribution time for fleets too large for the testbed: a time-stepped fluid simulator.
+
+    python -m tools.simulate --racks 25 --hosts-per-rack 40 --size 500GB --ingress 10000 --nic 25000 --uplink 100000
+
+It uses the tracker's own peer selection (``tracker.peers.SwarmIndex`` with the same ``Policy``) for
+who is told about whom, and models the rest:
+
+- **Source.** From ``start`` on, the seedbox receives pieces from external storage in index order
+  at the ingress rate (streaming) and offers each as soon as it has it; ``stock`` (plain BitTorrent): only once it has
+  the whole model, and the tracker hands out peers at random (``Policy(gateways=False)``, flat).
+- **Announces.** Every host first announces ``start`` seconds after the start (plus up to
+  ``start_spread``), then every ``interval``; it connects to every peer it is told about, up to
+  ``max_peers`` connections each side. Connections are kept.
+- **Pieces.** A host asks each connected peer for a piece that peer has and it lacks: one it has
+  begun first, then the rarest (fewest holders fleet-wide, ties at random). Blocks of one piece may
+  come from several peers at once (libtorrent requests 16 KiB blocks): the piece is done when their
+  bytes add up to it. A piece is forwarded only once whole and verified (store and forward). Each
+  host uploads to at most ``slots`` peers at once (libtorrent's ``unchoke_slots_limit``).
+- **Bandwidth.** Every transfer is a fluid flow; rates are shared max-min fairly (approximately:
+  a few rounds of progressive filling) over each host's NIC up and down, the seedbox's NIC and each
+  rack uplink each way. ``efficiency`` is the payload share of a link's rate (TCP/IP and BitTorrent
+  framing). Latency, loss, TCP's ramp-up, disk and CPU are not modelled.
+
+The piece size of the simulation (``--piece``) may be larger than the torrent's for large runs:
+a coarser piece lengthens store-and-forward by one piece time per hop, not the steady rate.
+Pure: no I/O, the RNG passed in. ``tools/bench_distribute.py`` runs it beside the testbed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import random
+import statistics
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from common.units import parse_size
+from tools.physics import mbit, t_min
+from tracker.peers import Asker, Candidate, Location, Policy, SwarmIndex
+
+SEEDBOX = 0  # node 0; hosts are 1..N
+
+
+@dataclass(frozen=True)
+class Scenario:
+    racks: int
+    hosts_per_rack: int
+    size: float  # bytes
+    piece: float  # bytes, the simulation's piece
+    ingress: float  # bytes/s, external storage -> seedbox
+    nic: float  # bytes/s each way, every host
+    uplink: float | None  # bytes/s each way per rack; None: not narrower than its hosts
+    seedbox_nic: float | None = None  # bytes/s each way; None: as a host's
+    stock: bool = False
+    policy: Policy = field(default_factory=Policy)
+    numwant: int = 50
+    interval: float = 60.0
+    start: float = 2.0  # first announce after the start, s (process start, manifest, session)
+    start_spread: float = 1.0
+    max_peers: int = 200
+    slots: int = 32
+    efficiency: float = 0.96
+    dt: float | None = None  # step, s; None: a tenth of a piece's time on a NIC, at most 0.5 s
+
+    @property
+    def hosts(self) -> int:
+        return self.racks * self.hosts_per_rack
+
+    @property
+    def pieces(self) -> int:
+        return max(1, math.ceil(self.size / self.piece))
+
+    def bound(self) -> float:
+        n, seed_nic = self.hosts, self.seedbox_nic or self.nic
+        return t_min(self.size, min(self.ingress, seed_nic), [self.nic] * n, [self.nic] * n, self.uplink)
+
+
+@dataclass
+class SimResult:
+    seconds: float  # start to the last host done
+    t_min: float
+    completion: list[float]  # per host
+    cross_rack_bytes: float  # into racks over their uplinks
+    seedbox_sent: float
+    steps: int
+
+    def summary(self, scenario: Scenario) -> dict[str, float]:
+        done = sorted(self.completion)
+        return {"hosts": scenario.hosts, "seconds": round(self.seconds, 2), "t_min": round(self.t_min, 2),
+                "t_over_t_min": round(self.seconds / self.t_min, 3),
+                "cross_rack_over_min": round(self.cross_rack_bytes / (scenario.racks * scenario.size), 3),
+                "seedbox_sent_over_size": round(self.seedbox_sent / scenario.size, 2),
+                "p50": round(statistics.median(done), 2),
+                "p99": round(done[min(len(done) - 1, int(len(done) * .99))], 2), "max": round(done[-1], 2)}
+
+
+class _Swarm:
+    """Who is told about whom: the tracker's index over the swarm as it stands, rebuilt at most
+    once a simulated second (the tracker's views refresh about as often)."""
+
+    def __init__(self, sc: Scenario, rack_of: np.ndarray, rng: random.Random) -> None:
+        self.sc = sc
+        self.rng = rng
+        self.policy = Policy(remote_share=0.0, seedbox_per_rack=1 << 30, gateways=False) if sc.stock else sc.policy
+        flat = Location()
+        self.loc = [Location("dc1", "pod1", "seedbox")] + [
+            flat if sc.stock else Location("dc1", "pod1", f"rack{rack_of[i] + 1}") for i in range(1, sc.hosts + 1)]
+        self.first_seen: dict[int, float] = {}
+        self.index: SwarmIndex[int] | None = None
+        self.built_at = -1e9
+
+    def peers(self, node: int, now: float, have_any: np.ndarray, have_all: np.ndarray) -> list[int]:
+        self.first_seen.setdefault(node, now)
+        if self.index is None or now - self.built_at >= 1.0 or node not in self.index.by_key:
+            self.index = SwarmIndex([
+                Candidate(n, self.loc[n], bool(have_any[n]), bool(have_all[n]) and n != SEEDBOX, n == SEEDBOX, t)
+                for n, t in self.first_seen.items()], self.policy)
+            self.built_at = now
+        asker = Asker(self.loc[node], self.first_seen[node], bool(have_all[node]) and node != SEEDBOX,
+                      node == SEEDBOX)
+        return self.index.select(asker, self.sc.numwant, self.rng, exclude=node)
+
+
+def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[float, ...]] | None = None
+             ) -> SimResult:
+    """Run ``sc`` to the last host done. ``trace`` (if given) receives, about once a simulated
+    second: (time, pieces at the seedbox, mean pieces per host, bytes/s moving, transfers moving)."""
+    rng = rng or random.Random(1)
+    nrng = np.random.default_rng(rng.randrange(1 << 30))
+    n, p, racks = sc.hosts + 1, sc.pieces, sc.racks
+    piece_bytes = np.full(p, sc.piece)
+    piece_bytes[-1] = sc.size - sc.piece * (p - 1)
+    rack_of = np.array([-1] + [h // sc.hosts_per_rack for h in range(sc.hosts)])
+    eff = sc.efficiency
+    seed_nic = (sc.seedbox_nic or sc.nic) * eff
+    # Constraints: up[0..n), down[n..2n), rack out [2n..2n+R), rack in [2n+R..2n+2R), none (inf).
+    cap0 = np.concatenate([[seed_nic], np.full(n - 1, sc.nic * eff), [seed_nic], np.full(n - 1, sc.nic * eff),
+                           np.full(2 * racks, (sc.uplink or math.inf) * eff), [math.inf]])
+    none = len(cap0) - 1
+    dt = sc.dt or min(0.5, sc.piece / (sc.nic * eff) / 10)
+
+    have = np.zeros((n, p), dtype=bool)
+    holders = np.zeros(p)  # hosts holding each piece
+    got = np.zeros((n, p))  # bytes of each piece each host has received
+    counts = np.zeros(n, dtype=np.int64)
+    # Directed edges (transfers src -> dst), grown as hosts connect.
+    src = np.zeros(0, dtype=np.int64)
+    dst = np.zeros(0, dtype=np.int64)
+    piece = np.zeros(0, dtype=np.int64)  # -1: idle
+    seen = np.zeros(0, dtype=np.int64)  # src count + dst count when last found idle
+    cons = np.zeros((0, 4), dtype=np.int64)
+    degree = np.zeros(n, dtype=np.int64)
+    connected: set[tuple[int, int]] = set()
+
+    swarm = _Swarm(sc, rack_of, rng)
+    announce_at = np.concatenate([[sc.start], sc.start + nrng.uniform(0, sc.start_spread, n - 1)])
+    finished = np.full(n, math.nan)
+    cross = sent_by_seedbox = 0.0
+    now, steps = 0.0, 0
+
+    new_edges: list[tuple[int, int, int, int, int, int]] = []
+
+    def connect(a: int, b: int) -> None:
+        if (min(a, b), max(a, b)) in connected or degree[a] >= sc.max_peers or degree[b] >= sc.max_peers:
+            return
+        connected.add((min(a, b), max(a, b)))
+        degree[a] += 1
+        degree[b] += 1
+        pairs = [(a, b), (b, a)] if SEEDBOX not in (a, b) else [(SEEDBOX, b if a == SEEDBOX else a)]
+        for u, d in pairs:
+            ru, rd = rack_of[u], rack_of[d]
+            crossing = ru != rd
+            new_edges.append((u, d, u, n + d, 2 * n + ru if crossing and ru >= 0 else none,
+                              2 * n + racks + rd if crossing else none))
+
+    while np.isnan(finished[1:]).any():
+        # The seedbox's pieces from external storage.
+        reading = max(0.0, now - sc.start)  # the seedbox starts as the hosts do
+        if sc.stock:
+            arrived = p if reading >= sc.size / (sc.ingress * eff) else 0
+        else:
+            arrived = min(p, int(reading * sc.ingress * eff // sc.piece))
+        if arrived > counts[SEEDBOX]:
+            have[SEEDBOX, :arrived] = True
+            counts[SEEDBOX] = arrived
+        # Announces: connect to whoever the tracker names.
+        due = np.nonzero(announce_at <= now)[0]
+        if len(due):
+            have_any, have_all = counts > 0, counts == p
+            for node in due:
+                for other in swarm.peers(int(node), now, have_any, have_all):
+                    connect(int(node), other)
+                announce_at[node] = now + sc.interval
+            if new_edges:
+                added = np.array(new_edges, dtype=np.int64)
+                new_edges.clear()
+                src, dst = np.concatenate([src, added[:, 0]]), np.concatenate([dst, added[:, 1]])
+                piece = np.concatenate([piece, np.full(len(added), -1)])
+                seen = np.concatenate([seen, np.full(len(added), -1)])
+                cons = np.vstack([cons, added[:, 2:]])
+        # Idle transfers whose ends changed pick a piece: rarest first, ties at random.
+        idle = np.nonzero((piece < 0) & (seen != counts[src] * (p + 1) + counts[dst]))[0]
+        if len(idle):
+            s, d = src[idle], dst[idle]
+            seen[idle] = counts[s] * (p + 1) + counts[d]
+            # Pieces it has begun first (libtorrent finishes partial pieces), then the rarest.
+            rarity = holders + nrng.random((len(idle), p)) * 0.5 - (got[d] > 0) * (n + 1.0)
+            rarity[~(have[s] & ~have[d])] = np.inf
+            choice = rarity.argmin(axis=1)
+            ok = np.isfinite(rarity[np.arange(len(idle)), choice])
+            busy = np.bincount(src[piece >= 0], minlength=n)
+            idle, d, choice = idle[ok], d[ok], choice[ok]
+            # An uploader serves at most `slots` peers at once.
+            order = np.argsort(src[idle], kind="stable")
+            sorted_src = src[idle][order]
+            rank = np.arange(len(order)) - np.searchsorted(sorted_src, sorted_src)
+            room = np.zeros(len(idle), dtype=bool)
+            room[order] = rank < (sc.slots - busy[sorted_src])
+            piece[idle[room]] = choice[room]
+            seen[idle[~room]] = -1  # try again next step
+        # Rates: approximate max-min fair share over NICs and uplinks.
+        active = np.nonzero(piece >= 0)[0]
+        if len(active):
+            c = cons[active]
+            rate = np.zeros(len(active))
+            cap = cap0.copy()
+            open_ = np.ones(len(active), dtype=bool)
+            for _ in range(4):
+                count = np.bincount(c[open_].ravel(), minlength=len(cap))
+                share = cap / np.maximum(count, 1)
+                give = np.where(open_, share[c].min(axis=1), 0.0)
+                rate += give
+                cap -= np.bincount(c.ravel(), weights=np.repeat(give, 4), minlength=len(cap))
+                cap[none] = math.inf
+                open_ &= ~(cap[c] <= 1e-9 * cap0[c]).any(axis=1)
+                if not open_.any():
+                    break
+            moved = rate * dt
+            d, q = dst[active], piece[active]
+            np.add.at(got, (d, q), moved)  # blocks of one piece may come from several peers at once
+            crossing = c[:, 3] != none
+            cross += moved[crossing].sum()
+            sent_by_seedbox += moved[src[active] == SEEDBOX].sum()
+            ended = got[d, q] >= piece_bytes[q]
+            piece[active[ended]] = -1
+            for dd, qq in set(zip(d[ended].tolist(), q[ended].tolist(), strict=True)):
+                have[dd, qq] = True
+                counts[dd] += 1
+                holders[qq] += 1
+                if counts[dd] == p:
+                    finished[dd] = now + dt
+                    announce_at[dd] = now + dt  # "completed": libtorrent announces at once
+            if trace is not None and int((now + dt) / max(1.0, dt)) != int(now / max(1.0, dt)):
+                trace.append((now, float(counts[SEEDBOX]), float(counts[1:].mean()), float(rate.sum()),
+                              float(len(active))))
+        now += dt
+        steps += 1
+        if now > 100 * sc.bound() + 3600:
+            raise RuntimeError("the simulated swarm stalled (no progress for far longer than the bound)")
+    return SimResult(float(np.nanmax(finished[1:])), sc.bound(), [float(x) for x in finished[1:]], cross,
+                     sent_by_seedbox, steps)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--racks", type=int, default=25)
+    parser.add_argument("--hosts-per-rack", type=int, default=40)
+    parser.add_argument("--size", default="500GB")
+    parser.add_argument("--piece", default="", help="simulation piece (default: 64MiB, coarser above 256 pieces)")
+    parser.add_argument("--ingress", type=float, default=10_000, help="Mbit/s")
+    parser.add_argument("--nic", type=float, default=25_000, help="Mbit/s each way")
+    parser.add_argument("--uplink", type=float, default=100_000, help="rack uplink, Mbit/s each way (0: unlimited)")
+    parser.add_argument("--seedbox-nic", type=float, default=0, help="Mbit/s (0: as a host's)")
+    parser.add_argument("--interval", type=float, default=60.0)
+    parser.add_argument("--start", type=float, default=2.0, help="seconds to a host's first announce")
+    parser.add_argument("--gateways", type=int, default=Policy().seedbox_per_rack,
+                        help="gateways per rack (the tracker's seedbox_per_rack)")
+    parser.add_argument("--stock", action="store_true", help="plain BitTorrent instead")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    size = parse_size(args.size)
+    piece = parse_size(args.piece) if args.piece else max(64 << 20, math.ceil(size / 256))
+    sc = Scenario(args.racks, args.hosts_per_rack, size, piece, mbit(args.ingress), mbit(args.nic),
+                  mbit(args.uplink) if args.uplink else None, mbit(args.seedbox_nic) if args.seedbox_nic else None,
+                  stock=args.stock, policy=Policy(seedbox_per_rack=args.gateways), interval=args.interval,
+                  start=args.start)
+    began = time.monotonic()
+    result = simulate(sc, random.Random(args.seed))
+    print(f"{sc.hosts} hosts ({sc.racks} racks x {sc.hosts_per_rack}), model {args.size} in {sc.pieces} simulated "
+          f"pieces, ingress {args.ingress:g} Mbit/s, NIC {args.nic:g}, uplink {args.uplink or 'unlimited'}, "
+          f"{'plain BitTorrent' if args.stock else 'modeltorrent'}")
+    for key, value in result.summary(sc).items():
+        print(f"  {key:<24}{value}")
+    print(f"  ({result.steps} steps in {time.monotonic() - began:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()
