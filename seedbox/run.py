@@ -10,7 +10,7 @@ import threading
 from dataclasses import asdict
 
 from common import torrent as torrents
-from common.errors import SourceError
+from common.errors import ApiError, SourceError
 from common.metrics_http import serve_metrics
 from common.ratelimit import TokenBucket
 from seedbox.limits import CappedSource
@@ -37,7 +37,13 @@ def run(settings: SeedboxSettings, name: str, version: str, source_uri: str | No
     source: Source = open_source(uri)
     if settings.ingress_rate:
         source = CappedSource(source, TokenBucket(settings.ingress_rate))
-    seeder = Seeder(settings, manifest, layout, torrent, source)
+    def swarm_holds() -> bool:
+        try:
+            return any(s["version"] == version and s["pieces_verified"] > 0 for s in api.status(name))
+        except ApiError:
+            return True  # cannot tell: wait for the swarm as if it did
+
+    seeder = Seeder(settings, manifest, layout, torrent, source, swarm_holds)
     if settings.metrics_listen:
         serve_metrics(settings.metrics_listen,
                       SeedboxCollector(manifest.ref, seeder.stats, lambda: source.bytes_read, manifest.total_size))

@@ -62,8 +62,11 @@ def next_pieces(queue: list[int], availability: list[int], n: int) -> list[int]:
 
 class Seeder:
     def __init__(self, settings: SeedboxSettings, manifest: Manifest, layout: Layout,
-                 torrent: bytes, source: Source) -> None:
+                 torrent: bytes, source: Source, swarm_holds: Callable[[], bool] | None = None) -> None:
         self.settings = settings
+        # Whether any host says it holds pieces of this version (None: assume so). A fresh publish
+        # skips the wait for the swarm's bitfields: there is nothing to learn from them.
+        self.swarm_holds = swarm_holds
         self.manifest = manifest
         self.layout = layout
         self.torrent = torrent
@@ -127,8 +130,10 @@ class Seeder:
             self.stats.pieces_found_on_disk = self.stats.pieces_done = self.layout.num_pieces - len(missing)
             self.stats.bytes_done = self.manifest.total_size - sum(self.layout.pieces[i].length for i in missing)
             self.stats.state = "ingesting" if missing else "seeding"
-            if missing:
+            if missing and (self.swarm_holds is None or self.swarm_holds()):
                 self._wait_for_swarm(ses, handle)
+            elif missing:
+                log.info("no host holds a piece of %s yet: reading at once", self.manifest.ref)
             self._ingest(ses, handle, ti, missing, on_tick)
             self.stats.state = "seeding"
             while not self.stop.is_set():

@@ -355,19 +355,22 @@ def test_a_seedbox_restarted_empty_reads_first_what_no_host_holds(
                   source=f"{origin}/external-m-1")
     seedbox = admin.add_host("seedbox", role="seedbox")["passkey"]
     # Slow ingress: the seedbox reads in index order and host h1 follows it.
-    start_seedbox(procs, tmp_path, tracker_url, seedbox, extra=("--ingress-rate", "1MiB"))
+    start_seedbox(procs, tmp_path, tracker_url, seedbox, extra=("--ingress-rate", "1MiB"),
+                  env={"MODELTORRENT_LOG": "INFO"})
     procs.start("client", client_argv(tmp_path, tracker_url, admin.add_host("h1")["passkey"], "h1", "m@1",
                                       "--seed-for", "-1"), env={"MODELTORRENT_CLIENT_RESUME_INTERVAL": "0.5"})
     sidecar = tmp_path / "hosts" / "h1" / "m" / "state" / "1.verified.json"
     wait_until(lambda: sidecar.exists() and len(json.loads(sidecar.read_text())["pieces"]) >= 16, 90,
                "host h1 holding a third of the model")
     procs.stop("seedbox", signal.SIGKILL)
+    first_log = procs.log("seedbox")
+    assert "no host holds a piece of m@1 yet: reading at once" in first_log  # a fresh publish: no wait
     shutil.rmtree(tmp_path / "seedbox")  # a new seedbox: nothing on its disk
     time.sleep(1.5)  # h1's last pieces from the old seedbox verified and saved
     held = set(json.loads(sidecar.read_text())["pieces"])
     before = len(httpx.get(f"{origin}/_stats").json()["reads"])
 
-    start_seedbox(procs, tmp_path, tracker_url, seedbox)
+    start_seedbox(procs, tmp_path, tracker_url, seedbox, env={"MODELTORRENT_LOG": "INFO"})
     status = tmp_path / "seedbox" / "status" / "m@1.json"
     wait_until(lambda: status.exists() and json.loads(status.read_text())["state"] == "seeding", 90,
                "the new seedbox holding the whole model")
@@ -378,6 +381,7 @@ def test_a_seedbox_restarted_empty_reads_first_what_no_host_holds(
     # What h1 lacked was read first (four reads in flight may overlap the turn); what it held was
     # read last, or not at all: the new seedbox downloads from h1 what h1 holds.
     assert not held & set(order[:len(lacked) - 4]), (sorted(held), order)
+    assert "reading at once" not in procs.log("seedbox")[len(first_log):]  # h1 said it holds pieces
     final = json.loads(status.read_text())
     assert final["pieces_done"] == pieces
     assert final["pieces_from_swarm"] == pieces - len(order)

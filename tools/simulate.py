@@ -8,8 +8,8 @@ who is told about whom, and models the rest:
 - **Source.** From ``start`` on, the seedbox receives pieces from external storage in index order
   at the ingress rate (streaming) and offers each as soon as it has it; ``stock`` (plain BitTorrent): only once it has
   the whole model, and the tracker hands out peers at random (``Policy(gateways=False)``, flat).
-- **Announces.** Every host first announces ``start`` seconds after the start (plus up to
-  ``start_spread``), then every ``interval``; it connects to every peer it is told about, up to
+- **Announces.** The seedbox first announces at ``start``, every host at ``hosts_start`` (plus up
+  to ``start_spread``), then every ``interval``; it connects to every peer it is told about, up to
   ``max_peers`` connections each side. Connections are kept.
 - **Pieces.** A host asks each connected peer for a piece that peer has and it lacks: one it has
   begun first, then the rarest (fewest holders fleet-wide, ties at random). Blocks of one piece may
@@ -58,7 +58,8 @@ class Scenario:
     policy: Policy = field(default_factory=Policy)
     numwant: int = 50
     interval: float = 60.0
-    start: float = 2.0  # first announce after the start, s (process start, manifest, session)
+    start: float = 2.0  # the seedbox's first announce and source read, s (process start, manifest, session)
+    hosts_start: float | None = None  # the hosts' first announces begin; None: at ``start``
     start_spread: float = 1.0
     max_peers: int = 200
     slots: int = 32
@@ -156,7 +157,8 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
     connected: set[tuple[int, int]] = set()
 
     swarm = _Swarm(sc, rack_of, rng)
-    announce_at = np.concatenate([[sc.start], sc.start + nrng.uniform(0, sc.start_spread, n - 1)])
+    first = sc.start if sc.hosts_start is None else sc.hosts_start
+    announce_at = np.concatenate([[sc.start], first + nrng.uniform(0, sc.start_spread, n - 1)])
     finished = np.full(n, math.nan)
     cross = sent_by_seedbox = 0.0
     now, steps = 0.0, 0
