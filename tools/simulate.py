@@ -280,6 +280,7 @@ def main() -> None:
     parser.add_argument("--start", type=float, default=2.0, help="seconds to a host's first announce")
     parser.add_argument("--gateways", type=int, default=Policy().seedbox_per_rack,
                         help="gateways per rack (the tracker's seedbox_per_rack)")
+    parser.add_argument("--slots", type=int, default=Scenario.slots, help="upload slots per host")
     parser.add_argument("--stock", action="store_true", help="plain BitTorrent instead")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
@@ -288,7 +289,7 @@ def main() -> None:
     sc = Scenario(args.racks, args.hosts_per_rack, size, piece, mbit(args.ingress), mbit(args.nic),
                   mbit(args.uplink) if args.uplink else None, mbit(args.seedbox_nic) if args.seedbox_nic else None,
                   stock=args.stock, policy=Policy(seedbox_per_rack=args.gateways), interval=args.interval,
-                  start=args.start)
+                  start=args.start, slots=args.slots)
     began = time.monotonic()
     result = simulate(sc, random.Random(args.seed))
     print(f"{sc.hosts} hosts ({sc.racks} racks x {sc.hosts_per_rack}), model {args.size} in {sc.pieces} simulated "
