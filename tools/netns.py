@@ -107,16 +107,6 @@ class Fabric:
         self.racks[name] = down
         return bridge
 
-    def rack_bytes(self, name: str) -> tuple[int, int]:
-        """(bytes into the rack, bytes out of it) over its uplink so far."""
-        stats = self._stats(self.switch, self.racks[name])
-        return stats["tx"]["bytes"], stats["rx"]["bytes"]
-
-    def host_bytes(self, name: str) -> tuple[int, int]:
-        """(bytes received, bytes sent) by a host's interface so far."""
-        stats = self._stats(self.hosts[name].ns, "eth0")
-        return stats["rx"]["bytes"], stats["tx"]["bytes"]
-
     def counters(self) -> tuple[dict[str, int], dict[str, int]]:
         """(bytes received by each host, bytes into each rack) so far, read in one call: every
         link's switch end is in the switch's namespace, and what it sends the other end receives."""
@@ -125,12 +115,6 @@ class Fabric:
         sent = {link["ifname"]: link["stats64"]["tx"]["bytes"] for link in json.loads(out)}
         return ({name: sent[port] for name, port in self.ports.items()},
                 {name: sent[dev] for name, dev in self.racks.items()})
-
-    @staticmethod
-    def _stats(ns: str, dev: str) -> dict[str, dict[str, int]]:
-        out = subprocess.run(["ip", "-n", ns, "-j", "-s", "link", "show", "dev", dev], capture_output=True,
-                             text=True, check=True).stdout
-        return json.loads(out)[0]["stats64"]  # type: ignore[no-any-return]
 
     @staticmethod
     def _shape(ns: str, dev: str, rate: str) -> None:
