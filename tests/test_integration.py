@@ -5,6 +5,7 @@ Marked ``integration``; each test starts its own tracker (SQLite) and origin.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -21,6 +22,7 @@ import pytest
 from client.store import ModelStore
 from common.manifest import Manifest
 from tests.conftest import ADMIN, publish_model
+from tests.system import skip_or_fail
 from tools.procs import CLI, REPO, Procs, free_port, start_origin
 
 pytestmark = pytest.mark.integration
@@ -438,6 +440,46 @@ def test_too_little_disk_is_refused_before_anything_is_written_and_the_active_ve
     store = ModelStore(tmp_path / "hosts" / "h1")
     assert os.readlink(store.current("m")) == "versions/1"
     assert not store.staging("m", "2").exists() and not store.version_dir("m", "2").exists()
+
+
+def test_a_disk_that_fills_up_mid_download_fails_it_cleanly_and_the_active_version_stays(
+        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path,  # type: ignore[no-untyped-def]
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A real full disk: the host's root is a small tmpfs that another writer fills while version 2
+    downloads (the free-space check passed before it started)."""
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        skip_or_fail("mounting a tmpfs needs root and mount(8)")
+    monkeypatch.setenv("MODELTORRENT_CLIENT_DISK_RESERVE", "0")  # the disk is tiny; the check is not the point
+    root = tmp_path / "hosts" / "h1"
+    root.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(root)], check=True)
+    try:
+        for version, seed, size in (("1", 1, MiB), ("2", 2, 2 * MiB)):
+            publish_model(tmp_path, tracker_url, publisher_key, {"w.safetensors": size}, version=version,
+                          piece_size=128 * KiB, source=str(tmp_path / f"external-m-{version}"), seed=seed)
+        seedbox = admin.add_host("seedbox", role="seedbox")["passkey"]
+        start_seedbox(procs, tmp_path, tracker_url, seedbox)
+        passkey = admin.add_host("h1")["passkey"]
+        assert run_client(tmp_path, tracker_url, passkey, "h1").returncode == 0
+        start_seedbox(procs, tmp_path, tracker_url, seedbox, "m@2", extra=("--ingress-rate", "256KiB"), name="seedbox2")
+        procs.start("h1", client_argv(tmp_path, tracker_url, passkey, "h1", "m@2"))
+        staging = ModelStore(root).staging("m", "2")
+        wait_until(lambda: any(p.is_file() and p.stat().st_blocks for p in staging.rglob("*")) if staging.exists()
+                   else False, 60, "version 2's first pieces on the host's disk")
+        free = shutil.disk_usage(root).free
+        with contextlib.suppress(OSError), open(root / "filler", "wb") as filler:  # another writer takes the rest
+            filler.write(b"\0" * free)
+        code = procs.procs["h1"].wait(timeout=120)
+        log = procs.log("h1")
+        assert code == 1, log
+        assert "No space left on device" in log or "no space" in log.lower(), log
+        store = ModelStore(root)
+        assert os.readlink(store.current("m")) == "versions/1"
+        admin.manifest("m", "1").verify_data(store.current("m"))  # the active version is whole and correct
+        rows = [r for r in admin.status("m") if r["host"] == "h1" and r["version"] == "2"]
+        assert rows and "space" in rows[0]["error"].lower(), rows  # the host's status says why
+    finally:
+        subprocess.run(["umount", "-l", str(root)], check=False)
 
 
 if __name__ == "__main__":  # pragma: no cover
