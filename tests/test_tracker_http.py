@@ -122,6 +122,21 @@ def test_malformed_announces_never_get_a_500(world: dict, raw: str) -> None:
     assert b"failure reason" in response.content
 
 
+def test_an_announce_flood_from_one_host_is_refused_without_affecting_others(world: dict) -> None:
+    v1 = bytes.fromhex(world["release"]["info_hash_v1"])
+    keys = world["hosts"]
+    started = time.monotonic()
+    answers = [announce(world["url"], keys["h1"], v1, pid(1), 7001) for _ in range(100)]
+    took = time.monotonic() - started
+    refused = [a for a in answers if "failure reason" in a]
+    # A burst of 30 and 2 a second after it: of a hundred in a row, 70 less what the refill allowed.
+    assert 70 - 2 * took - 1 <= len(refused) <= 70, (len(refused), took)
+    assert all("announcing too often" in a["failure reason"] for a in refused)
+    assert "peers" in answers[0]
+    other = announce(world["url"], keys["h2"], v1, pid(2), 7002)  # another host is not held back
+    assert "failure reason" not in other and other["peers"] == bytes([127, 0, 0, 1]) + (7001).to_bytes(2, "big")
+
+
 def test_scrape_should_reveal_nothing_to_strangers(world: dict) -> None:
     v1 = bytes.fromhex(world["release"]["info_hash_v1"])
     for qs in (f"info_hash={quote_from_bytes(v1)}", f"passkey=stranger&info_hash={quote_from_bytes(v1)}", ""):

@@ -67,7 +67,8 @@ def create_app(settings: TrackerSettings) -> FastAPI:
     app.state.settings = settings
     app.state.engine = make_engine(settings.database_url)
     app.state.metrics = TrackerMetrics(app.state.engine, settings)
-    app.state.directory = swarm.Directory(app.state.engine)
+    app.state.directory = swarm.Directory(app.state.engine, announces_per_host=settings.announces_per_host,
+                                          announce_burst=settings.announce_burst)
     app.state.peers = PeerStore(app.state.engine, refresh=app.state.directory.refresh)
     if settings.rack_aware:
         policy = Policy(remote_share=settings.remote_share, seedbox_per_rack=settings.seedbox_per_rack)

@@ -31,5 +31,8 @@ class TrackerSettings(BaseSettings):
     # Deployment jobs: a host silent this long is stalled; the reconcile loop runs this often.
     stall_timeout: float = Field(default=120.0, gt=0)
     reconcile_interval: float = Field(default=5.0, gt=0)
+    # Per host and worker: more announces than this a second (after a burst) are refused.
+    announces_per_host: float = Field(default=2.0, gt=0)
+    announce_burst: float = Field(default=30.0, ge=1)
     numwant_default: int = 50
     numwant_max: int = 200

@@ -48,8 +48,11 @@ class Directory:
     knows to rebuild.
     """
 
-    def __init__(self, engine: Engine, ttl: float = 5.0, lookups_per_second: float = 50.0) -> None:
+    def __init__(self, engine: Engine, ttl: float = 5.0, lookups_per_second: float = 50.0,
+                 announces_per_host: float = 2.0, announce_burst: float = 30.0) -> None:
         self.engine = engine
+        self._floods: dict[int, TokenBucket] = {}
+        self._flood_limits = (announces_per_host, announce_burst)
         self.ttl = ttl
         self._lock = threading.Lock()
         self._hosts_at = -1e9
@@ -60,6 +63,15 @@ class Directory:
         self.by_id: dict[int, HostInfo] = {}
         self.releases: dict[str, ReleaseInfo] = {}
         self._releases_loaded = False
+
+    def announce_allowed(self, host_id: int) -> bool:
+        """Whether a host may announce now: at most ``announces_per_host`` a second in bursts of
+        ``announce_burst``, in this worker. A fleet announces once an interval per torrent; a host
+        announcing in a loop is refused before it costs the swarm anything."""
+        bucket = self._floods.get(host_id)
+        if bucket is None:
+            bucket = self._floods[host_id] = TokenBucket(*self._flood_limits)
+        return bucket.try_take()
 
     def warm(self, now: float) -> None:
         """Load hosts and releases now (start-up), not at the first announce."""
@@ -230,6 +242,7 @@ def authenticate(session: Session, passkey: str) -> Host:
 
 UNKNOWN_PASSKEY = "unknown passkey: register this host with `modeltorrent hosts add`"
 REVOKED = "this host's passkey was revoked"
+TOO_OFTEN = "announcing too often: wait for the interval the tracker gave"
 
 
 def find_release(session: Session, info_hash: bytes) -> Release | None:
@@ -260,6 +273,8 @@ def announce(
         raise TrackerError(UNKNOWN_PASSKEY)
     if host.revoked:
         raise TrackerError(REVOKED)
+    if not directory.announce_allowed(host.id):
+        raise TrackerError(TOO_OFTEN)
     release = directory.release(req.info_hash)
     if release is None:
         raise TrackerError("unregistered torrent")
