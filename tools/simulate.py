@@ -262,8 +262,8 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
         steps += 1
         if now > 100 * sc.bound() + 3600:
             raise RuntimeError("the simulated swarm stalled (no progress for far longer than the bound)")
-    return SimResult(float(np.nanmax(finished[1:])), sc.bound(), [float(x) for x in finished[1:]], cross,
-                     sent_by_seedbox, steps)
+    return SimResult(float(np.nanmax(finished[1:])), sc.bound(), [float(x) for x in finished[1:]], float(cross),
+                     float(sent_by_seedbox), steps)
 
 
 def main() -> None:
