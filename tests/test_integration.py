@@ -422,15 +422,23 @@ def test_a_seedbox_killed_mid_ingest_reads_again_only_what_was_not_on_its_disk(
         ModelStore(tmp_path / "hosts" / "h1").current("m"))
 
 
-def test_too_little_disk_is_refused_before_anything_is_written_and_the_active_version_stays(
-        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
-    for version, seed in (("1", 1), ("2", 2)):
-        publish_model(tmp_path, tracker_url, publisher_key, {"w.safetensors": MiB}, version=version,
-                      piece_size=256 * KiB, source=str(tmp_path / f"external-m-{version}"), seed=seed)
+def h1_on_version_1(tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path,  # type: ignore[no-untyped-def]
+                    sizes: tuple[int, int], piece: int) -> tuple[str, str]:
+    """Versions 1 and 2 of model m published (one file each, of ``sizes``), a seedbox seeding
+    version 1 and host h1 holding it active; returns (h1's passkey, the seedbox's)."""
+    for version, size in zip(("1", "2"), sizes, strict=True):
+        publish_model(tmp_path, tracker_url, publisher_key, {"w.safetensors": size}, version=version,
+                      piece_size=piece, source=str(tmp_path / f"external-m-{version}"), seed=int(version))
     seedbox = admin.add_host("seedbox", role="seedbox")["passkey"]
     start_seedbox(procs, tmp_path, tracker_url, seedbox)
     passkey = admin.add_host("h1")["passkey"]
     assert run_client(tmp_path, tracker_url, passkey, "h1").returncode == 0
+    return passkey, seedbox
+
+
+def test_too_little_disk_is_refused_before_anything_is_written_and_the_active_version_stays(
+        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
+    passkey, _ = h1_on_version_1(tmp_path, procs, tracker_url, admin, publisher_key, (MiB, MiB), 256 * KiB)
     # A reserve larger than any disk: the free space check must refuse version 2 up front.
     env = os.environ | {"PYTHONPATH": str(REPO), "MODELTORRENT_CLIENT_DISK_RESERVE": str(1 << 60)}
     refused = subprocess.run(client_argv(tmp_path, tracker_url, passkey, "h1", "m@2"), capture_output=True,
@@ -454,13 +462,8 @@ def test_a_disk_that_fills_up_mid_download_fails_it_cleanly_and_the_active_versi
     root.mkdir(parents=True)
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(root)], check=True)
     try:
-        for version, seed, size in (("1", 1, MiB), ("2", 2, 2 * MiB)):
-            publish_model(tmp_path, tracker_url, publisher_key, {"w.safetensors": size}, version=version,
-                          piece_size=128 * KiB, source=str(tmp_path / f"external-m-{version}"), seed=seed)
-        seedbox = admin.add_host("seedbox", role="seedbox")["passkey"]
-        start_seedbox(procs, tmp_path, tracker_url, seedbox)
-        passkey = admin.add_host("h1")["passkey"]
-        assert run_client(tmp_path, tracker_url, passkey, "h1").returncode == 0
+        passkey, seedbox = h1_on_version_1(tmp_path, procs, tracker_url, admin, publisher_key, (MiB, 2 * MiB),
+                                           128 * KiB)
         start_seedbox(procs, tmp_path, tracker_url, seedbox, "m@2", extra=("--ingress-rate", "256KiB"), name="seedbox2")
         procs.start("h1", client_argv(tmp_path, tracker_url, passkey, "h1", "m@2"))
         staging = ModelStore(root).staging("m", "2")
