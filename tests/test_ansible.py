@@ -6,6 +6,7 @@ nothing, a failing health check stopping the rollout at its rack, and a fixed re
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import os
@@ -121,10 +122,8 @@ class Fleet:
 
     def stop(self) -> None:
         for pidfile in self.root.glob("hosts/*/run/*.pid"):
-            try:
+            with contextlib.suppress(ProcessLookupError, ValueError):
                 os.killpg(int(pidfile.read_text()), signal.SIGTERM)
-            except (ProcessLookupError, ValueError):
-                pass
 
 
 @pytest.fixture
@@ -171,8 +170,8 @@ def test_rollout_installs_the_fleet_and_activates_a_version_rack_by_rack_idempot
     # rack r2 is not touched.
     fleet.publish("v2", seed=2)
     (fleet.models("h1") / NAME / "unhealthy").touch()
-    check = 'test ! -e "$(dirname "$MODELTORRENT_CURRENT")/unhealthy" && test "$(readlink "$MODELTORRENT_CURRENT")" = ' \
-            '"versions/$MODELTORRENT_VERSION"'
+    check = ('test ! -e "$(dirname "$MODELTORRENT_CURRENT")/unhealthy" && '
+             'test "$(readlink "$MODELTORRENT_CURRENT")" = "versions/$MODELTORRENT_VERSION"')
     args = ["-e", f"model={NAME}", "-e", "version=v2", "-e", "modeltorrent_rollout_poll=1",
             "-e", json.dumps({"modeltorrent_rollout_health_check": check})]
     code, out, _ = fleet.playbook("rollout.yml", *args)

@@ -15,17 +15,27 @@ description:
     so a recycled pid is not mistaken for the service.
 options:
   name: {description: Service name (file names in run_dir)., type: str, required: true}
-  command: {description: The command and its arguments (required unless stopping)., type: list, elements: str, default: []}
+  command:
+    description: The command and its arguments (required unless stopping).
+    type: list
+    elements: str
+    default: []
   env_file:
-    description: KEY=VALUE lines added to the environment (as systemd's EnvironmentFile); keep secrets here, not in argv.
+    description: >-
+      KEY=VALUE lines added to the environment (as systemd's EnvironmentFile); keep secrets here,
+      not in argv.
     type: path
   run_dir: {description: Where the pidfile and the log go., type: path, required: true}
   chdir: {description: Working directory., type: path}
   state: {description: Wanted state., type: str, choices: [started, restarted, stopped], default: started}
-  startup_wait: {description: Seconds the process must stay alive after a start to count as started., type: float, default: 1.0}
+  startup_wait:
+    description: Seconds the process must stay alive after a start to count as started.
+    type: float
+    default: 1.0
 author: modeltorrent
 """
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -74,10 +84,8 @@ def _stop(pid: int, timeout: float = 30.0) -> None:
         except ProcessLookupError:
             return
         time.sleep(0.1)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _start(module: AnsibleModule, command: list[str], pidfile: str, log: str) -> int:
