@@ -7,7 +7,6 @@ the BitTorrent endpoints, a 4xx with a message on the API."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from urllib.parse import quote_from_bytes
 
 import bencode
