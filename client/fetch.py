@@ -29,7 +29,7 @@ from client.store import ModelStore
 from common import torrent as torrents
 from common.errors import DiskSpaceError, ModeltorrentError, PieceMismatch, SignatureError
 from common.layout import Layout
-from common.lt_session import add_params, make_session
+from common.lt_session import add_params, alert_message, make_session
 from common.manifest import Manifest
 from tracker.api_client import TrackerClient
 
@@ -224,7 +224,7 @@ class _Run:
 
     def _handle_alerts(self) -> None:
         for alert in self.ses.pop_alerts():
-            log.debug("%s: %s", type(alert).__name__, alert.message())
+            log.debug("%s: %s", type(alert).__name__, alert_message(alert))
             if isinstance(alert, lt.piece_finished_alert):
                 if alert.piece_index not in self.verified:
                     self.to_read.append(alert.piece_index)
@@ -235,12 +235,12 @@ class _Run:
                 log.warning("piece %d failed its torrent hash; libtorrent fetches it again",
                             alert.piece_index)
             elif isinstance(alert, (lt.peer_ban_alert, lt.peer_error_alert)):
-                log.warning("%s", alert.message())
+                log.warning("%s", alert_message(alert))
             elif isinstance(alert, lt.save_resume_data_alert):
                 self._persist(alert.params)
             elif isinstance(alert, (lt.file_error_alert, lt.torrent_error_alert)):
                 raise ModeltorrentError(
-                    f"storage error for {self.manifest.ref}: {alert.message()}",
+                    f"storage error for {self.manifest.ref}: {alert_message(alert)}",
                     hint="check free space and permissions under the client root",
                 )
 
@@ -331,7 +331,7 @@ class _Run:
                 if isinstance(alert, kind):
                     return alert
                 if isinstance(alert, (lt.storage_moved_failed_alert, lt.file_error_alert)):
-                    raise ModeltorrentError(f"storage error: {alert.message()}")
+                    raise ModeltorrentError(f"storage error: {alert_message(alert)}")
         raise ModeltorrentError(f"libtorrent did not answer in {timeout:.0f}s ({kind.__name__})")
 
     def _check_stop(self) -> None:

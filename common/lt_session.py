@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 import libtorrent as lt
@@ -99,3 +100,15 @@ def add_params(torrent: bytes, save_path: str, resume: bytes | None = None) -> l
     atp.ti = ti
     atp.save_path = save_path
     return atp
+
+
+_PASSKEY = re.compile(r"(passkey=)[^&\s)\]\"']+")
+
+
+def alert_message(alert: lt.alert) -> str:
+    """An alert's text with any passkey in it (tracker URLs carry one) masked: fit for a log."""
+    return redact(alert.message())
+
+
+def redact(text: str) -> str:
+    return _PASSKEY.sub(r"\1***", text)

@@ -25,7 +25,7 @@ import libtorrent as lt
 from common.backoff import backoff_delay
 from common.errors import PieceMismatch, SourceError
 from common.layout import Layout
-from common.lt_session import Caps, add_params, make_session
+from common.lt_session import Caps, add_params, alert_message, make_session
 from common.manifest import Manifest
 from seedbox.settings import SeedboxSettings
 from seedbox.sources import Source
@@ -138,7 +138,7 @@ class Seeder:
             self.stats.state = "seeding"
             while not self.stop.is_set():
                 for alert in ses.pop_alerts():
-                    log.debug("%s: %s", type(alert).__name__, alert.message())
+                    log.debug("%s: %s", type(alert).__name__, alert_message(alert))
                 self._tick(ses, handle, on_tick)
                 self.stop.wait(self.settings.status_interval)
         except Exception as exc:
@@ -188,7 +188,7 @@ class Seeder:
         named: int | None = None
         while time.monotonic() < deadline and not self.stop.is_set():
             for alert in ses.pop_alerts():
-                log.debug("%s: %s", type(alert).__name__, alert.message())
+                log.debug("%s: %s", type(alert).__name__, alert_message(alert))
                 if isinstance(alert, lt.tracker_reply_alert):
                     named = alert.num_peers
             if named == 0:
@@ -225,7 +225,7 @@ class Seeder:
                         order.append(index)
                         futures[index] = pool.submit(self.fetch_verified, index)
                 for alert in ses.pop_alerts():
-                    log.debug("%s: %s", type(alert).__name__, alert.message())
+                    log.debug("%s: %s", type(alert).__name__, alert_message(alert))
                     if isinstance(alert, lt.piece_finished_alert) and alert.piece_index in in_flight:
                         finish(alert.piece_index)
                     elif isinstance(alert, lt.piece_finished_alert) and alert.piece_index in queue:
