@@ -76,3 +76,19 @@ def test_publish_without_a_key_says_how_to_make_one(tmp_path: Path) -> None:
                  "http://127.0.0.1:9", "--admin-token", "x", "--key", str(tmp_path / "none.key"))
     assert result.returncode == 1
     assert "modeltorrent keygen" in result.stderr
+
+
+@pytest.mark.parametrize("target", ["/etc/passwd", "../outside.bin", "w.bin"])
+def test_publish_refuses_a_model_with_a_symlink_in_it(tmp_path: Path, target: str) -> None:
+    model = tmp_path / "m"
+    (model / "sub").mkdir(parents=True)
+    (model / "w.bin").write_bytes(b"x")
+    (tmp_path / "outside.bin").write_bytes(b"secret")
+    (model / "sub" / "link.bin").symlink_to(target)
+    key = tmp_path / "publisher.key"
+    assert run("keygen", "--out", str(key)).returncode == 0
+    result = run("publish", str(model), "--name", "m", "--version", "1", "--tracker", "http://127.0.0.1:9",
+                 "--admin-token", "x", "--key", str(key))
+    assert result.returncode == 1
+    assert "link.bin is a symlink" in result.stderr and "publish real files only" in result.stderr
+    assert "Traceback" not in result.stderr
