@@ -77,9 +77,11 @@ class Procs:
 
 
 def start_tracker(procs: Procs, db: Path | str, admin_token: str, *, interval: int = 5,
-                  name: str = "tracker", env: dict[str, str] | None = None, workers: int = 1) -> str:
-    """Start ``modeltorrent tracker serve`` on a free port; ``db`` is a SQLite file or a URL."""
-    port = free_port()
+                  name: str = "tracker", env: dict[str, str] | None = None, workers: int = 1,
+                  port: int | None = None) -> str:
+    """Start ``modeltorrent tracker serve`` on ``port`` (default: a free one); ``db`` is a SQLite file or
+    a URL."""
+    port = port or free_port()
     url = f"sqlite:///{db}" if isinstance(db, Path) else db
     proc = procs.start(name, [*CLI, "tracker", "serve", "--port", str(port), "--db", url,
                               "--interval", str(interval), "--workers", str(workers)],
