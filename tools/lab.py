@@ -31,10 +31,11 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 from common import signing
 from tools.modelgen import generate_model
@@ -105,6 +106,13 @@ class Result:
         }
 
 
+class Fault(Protocol):
+    """Something that goes wrong during a distribution (tools/lab_faults.py): looked at every poll
+    with the time since the start and the latest byte counters."""
+
+    def poll(self, lab: Lab, elapsed: float, sample: Sample) -> None: ...
+
+
 def _cpu_times() -> tuple[float, float]:
     """(busy, total) jiffies of all cores since boot (/proc/stat)."""
     fields = [float(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
@@ -138,6 +146,7 @@ class Lab:
             self.fabric.close()
             raise
         self.tracker_url = f"http://{self.tracker.ip}:{PORT_TRACKER}"
+        self.argv: dict[str, list[str]] = {}  # each service's command line, to restart it after a fault
 
     # -- running things in hosts --------------------------------------------------------------
 
@@ -186,10 +195,11 @@ class Lab:
         return t_min(size, mbit(t.ingress_mbit), [mbit(t.nic_mbit)] * n, [mbit(t.nic_mbit)] * n,
                      mbit(t.uplink_mbit) if t.uplink_mbit else None)
 
-    def _run_until_done(self, started: float, done_when: Any,
-                        base: tuple[dict[str, int], dict[str, int]]) -> tuple[dict[str, float], list[Sample]]:
+    def _run_until_done(self, started: float, done_when: Any, base: tuple[dict[str, int], dict[str, int]],
+                        faults: Sequence[Fault] = ()) -> tuple[dict[str, float], list[Sample]]:
         """Wait for every client to be done; returns when each was and the byte counters over time
-        (counted from ``base``, the counters read just before the start)."""
+        (counted from ``base``, the counters read just before the start). ``faults`` act first at
+        every look."""
         done: dict[str, float] = {}
         timeline: list[Sample] = []
 
@@ -204,6 +214,8 @@ class Lab:
 
         def all_done() -> bool:
             sample()
+            for fault in faults:
+                fault.poll(self, time.monotonic() - started, timeline[-1])
             for host in self.clients:
                 if host.name not in done and done_when(host):
                     done[host.name] = time.monotonic() - started
@@ -251,11 +263,12 @@ class Lab:
                              capture_output=True, text=True, check=True, env=self.env).stdout
         return int(json.loads(out)["bytes_sent"])
 
-    def distribute(self, size: int, piece_size: int = PIECE, *, stock: bool = False) -> Result:
+    def distribute(self, size: int, piece_size: int = PIECE, *, stock: bool = False,
+                   faults: Sequence[Fault] = ()) -> Result:
         """modeltorrent: publish a generated model of ``size`` bytes and fetch it on every client
         host at once (streaming seedbox, rack-aware peer lists). ``stock``: plain BitTorrent
         instead, the seedbox seeding only once it has the whole model and the tracker handing
-        out peers at random."""
+        out peers at random. ``faults`` (tools/lab_faults.py) are injected while it runs."""
         model, size = self._model(size)
         key = self.workdir / "publisher.key"
         public = signing.generate_key(key)
@@ -269,20 +282,22 @@ class Lab:
         # starts once each has announced (seven Python processes starting at once on two cores
         # would otherwise add seconds that no datacenter host spends).
         for host in self.clients:
-            self.procs.start(host.name, host.argv(
+            self.argv[host.name] = host.argv(
                 *CLI, "client", "fetch", "m@1", "--tracker", self.tracker_url, "--passkey", keys[host.name],
                 "--root", str(self.workdir / "hosts" / host.name), "--listen", "0.0.0.0:6881",
-                "--trust-key", public, "--seed-for", "-1"))
+                "--trust-key", public, "--seed-for", "-1")
+            self.procs.start(host.name, self.argv[host.name])
         self._wait(lambda: self._announces() >= len(self.clients), "every host's first announce")
         counters = self.fabric.counters()
         busy0, total0 = _cpu_times()
         started = time.monotonic()
-        self.procs.start("seedbox", self.seedbox.argv(
+        self.argv["seedbox"] = self.seedbox.argv(
             *CLI, "seedbox", "run", "m@1", "--tracker", self.tracker_url, "--passkey", seed_key,
-            "--workdir", str(self.workdir / "seedbox"), "--listen", "0.0.0.0:6881", "--trust-key", public),
-            env={"MODELTORRENT_SEEDBOX_STREAM": "false"} if stock else None)
+            "--workdir", str(self.workdir / "seedbox"), "--listen", "0.0.0.0:6881", "--trust-key", public)
+        self.procs.start("seedbox", self.argv["seedbox"],
+                         env={"MODELTORRENT_SEEDBOX_STREAM": "false"} if stock else None)
         done, timeline = self._run_until_done(
-            started, lambda h: (self.workdir / "hosts" / h.name / "m" / "current").exists(), counters)
+            started, lambda h: (self.workdir / "hosts" / h.name / "m" / "current").exists(), counters, faults)
         busy1, total1 = _cpu_times()
         status = json.loads((self.workdir / "seedbox" / "status" / "m@1.json").read_text())
         return Result(len(self.clients), size, max(done.values()), self._bound(size), status["bytes_read_from_source"],

@@ -107,6 +107,11 @@ class Fabric:
         self.racks[name] = down
         return bridge
 
+    def partition(self, rack: str, cut: bool = True) -> None:
+        """Cut ``rack`` off from everything outside it (its uplink down: 100 % loss both ways), or
+        heal it."""
+        _ip("-n", self.switch, "link", "set", self.racks[rack], "down" if cut else "up")
+
     def counters(self) -> tuple[dict[str, int], dict[str, int]]:
         """(bytes received by each host, bytes into each rack) so far, read in one call: every
         link's switch end is in the switch's namespace, and what it sends the other end receives."""

@@ -1,0 +1,83 @@
+"""Faults to inject into a running distribution in the emulated datacenter (``Lab.distribute(...,
+faults=[...])``): clients and the seedbox killed with SIGKILL and restarted, a rack cut off and
+healed. Each records what it did and what it saw, for the test or report to judge."""
+
+from __future__ import annotations
+
+import json
+import signal
+from dataclasses import dataclass, field
+
+from tools.lab import Lab, Sample
+
+
+@dataclass
+class KilledClient:
+    host: str
+    at: float  # seconds since the start
+    received_before: int  # bytes its NIC had received when it was killed
+    verified_pieces: list[int]  # the pieces its saved state called verified then
+
+
+@dataclass
+class KillClients:
+    """SIGKILL each of ``hosts`` once its NIC has received ``fraction`` of the model, and start it
+    again at once with the same command (as systemd would)."""
+
+    hosts: list[str]
+    size: int
+    fraction: float = 0.4
+    killed: dict[str, KilledClient] = field(default_factory=dict)
+
+    def poll(self, lab: Lab, elapsed: float, sample: Sample) -> None:
+        for host in self.hosts:
+            if host in self.killed or sample.hosts.get(host, 0) < self.fraction * self.size:
+                continue
+            state = lab.workdir / "hosts" / host / "m" / "state" / "1.verified.json"
+            pieces = json.loads(state.read_text())["pieces"] if state.exists() else []
+            lab.procs.stop(host, signal.SIGKILL)
+            self.killed[host] = KilledClient(host, elapsed, sample.hosts[host], pieces)
+            lab.procs.start(host, lab.argv[host])
+
+
+@dataclass
+class KillSeedbox:
+    """SIGKILL the seedbox once it has ingested ``fraction`` of the model's pieces, and start it
+    again at once."""
+
+    fraction: float = 0.5
+    killed_at: float | None = None
+    pieces_done: int = 0
+
+    def poll(self, lab: Lab, elapsed: float, sample: Sample) -> None:
+        status = lab.workdir / "seedbox" / "status" / "m@1.json"
+        if self.killed_at is not None or not status.exists():
+            return
+        try:
+            now = json.loads(status.read_text())
+        except json.JSONDecodeError:  # being rewritten
+            return
+        if now["pieces_done"] >= self.fraction * now["pieces_total"]:
+            lab.procs.stop("seedbox", signal.SIGKILL)
+            self.killed_at, self.pieces_done = elapsed, now["pieces_done"]
+            lab.procs.start("seedbox", lab.argv["seedbox"])
+
+
+@dataclass
+class Partition:
+    """Cut ``rack`` off (its uplink down, 100 % loss both ways) from ``at`` seconds for ``seconds``,
+    then heal it."""
+
+    rack: str
+    at: float
+    seconds: float
+    cut_at: float | None = None
+    healed_at: float | None = None
+
+    def poll(self, lab: Lab, elapsed: float, sample: Sample) -> None:
+        if self.cut_at is None and elapsed >= self.at:
+            lab.fabric.partition(self.rack)
+            self.cut_at = elapsed
+        elif self.cut_at is not None and self.healed_at is None and elapsed >= self.cut_at + self.seconds:
+            lab.fabric.partition(self.rack, cut=False)
+            self.healed_at = elapsed
