@@ -7,6 +7,8 @@ Needs root and iproute2: skipped elsewhere with the reason, required under CI.
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ import pytest
 from client.store import ModelStore
 from common.manifest import Manifest
 from tests.test_lab import lab_or_skip
-from tools.lab_faults import KillClients, KillSeedbox, Partition
+from tools.lab_faults import EvilPeer, KillClients, KillSeedbox, Partition
 
 pytestmark = pytest.mark.integration
 MiB = 1 << 20
@@ -73,3 +75,28 @@ def test_a_rack_cut_off_finishes_after_it_heals_and_the_other_rack_is_not_held_b
     assert max(rack1) < partition.healed_at  # rack1 finished while rack2 was still cut off
     assert min(rack2) > partition.healed_at  # rack2 could only finish once healed (and did, verified)
     assert result.source_bytes == result.size
+
+
+def test_a_peer_serving_corrupt_blocks_is_caught_and_banned_and_nothing_corrupt_is_activated(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MODELTORRENT_LOG", "INFO")
+    monkeypatch.setenv("MODELTORRENT_LT_DEBUG", "1")  # peer alerts (bans) in the hosts' logs
+    evil = EvilPeer("rack1", [sys.executable, "-m", "tests.evil_peer"])
+    with lab_or_skip(tmp_path) as lab:
+        result = lab.distribute(size=64 * MiB, faults=[evil])  # long enough for it to join
+        verify_every_host(tmp_path, [h.name for h in lab.clients])  # nothing corrupt activated
+        logs = {h.name: lab.procs.log(h.name) for h in lab.clients}
+        evil_log = lab.procs.log("evil")
+        ips = {h.name: h.ip for h in lab.clients} | {"seedbox": lab.seedbox.ip}
+    print(result.summary(), evil.ip, evil_log[-600:])
+    uploaded = max(json.loads(line)["uploaded"] for line in evil_log.splitlines() if line.startswith("{"))
+    assert uploaded > 0  # its junk did reach the swarm
+    failures = sum(text.count("failed its torrent hash") for text in logs.values())
+    bans = [line for text in logs.values() for line in text.splitlines() if "banned peer" in line]
+    assert failures > 0 and bans, "the corrupt blocks were caught and their sender banned"
+    assert any(f"{evil.ip}:" in line for line in bans), bans
+    # Known gap, not asserted: libtorrent also takes trust points from every peer that sent blocks of
+    # a piece that failed, and bans at -7, so an honest rack-mate that shared four failed pieces
+    # with the attacker can be banned too (seen in each run so far). Printed for the report.
+    honest = sorted({name for line in bans for name, ip in ips.items() if f"{ip}:" in line})
+    print("honest peers banned by someone:", honest)

@@ -81,3 +81,24 @@ class Partition:
         elif self.cut_at is not None and self.healed_at is None and elapsed >= self.cut_at + self.seconds:
             lab.fabric.partition(self.rack, cut=False)
             self.healed_at = elapsed
+
+
+@dataclass
+class EvilPeer:
+    """A registered host in ``rack`` that claims every piece and serves random bytes (``evil_argv``
+    runs it, given the tracker URL, its passkey, a folder and the model's), started at the first look."""
+
+    rack: str
+    evil_argv: list[str]
+    host: str = "evil"
+    ip: str = ""
+
+    def poll(self, lab: Lab, elapsed: float, sample: Sample) -> None:
+        if self.ip:
+            return
+        bridge = f"rk{int(self.rack.removeprefix('rack'))}"
+        host = lab.fabric.host(self.host, rate=f"{lab.topology.nic_mbit}mbit", bridge=bridge)
+        passkey = lab.passkey(host, f"dc1|pod1|{self.rack}")
+        folder, model = lab.workdir / "hosts" / self.host, lab.workdir / "external" / "m"
+        lab.procs.start(self.host, host.argv(*self.evil_argv, lab.tracker_url, passkey, str(folder), str(model)))
+        self.ip = host.ip
