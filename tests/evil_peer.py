@@ -28,8 +28,9 @@ def main() -> None:
     atp = add_params(torrent, workdir)
     assert atp.ti is not None
     layout = atp.ti.layout()  # paths as published: under the model's name, which add_params strips
+    # Pad files (hybrid torrents) are zeros that nobody stores.
     relative = [Path(*Path(layout.file_path(i)).parts[1:]) for i in range(layout.num_files())
-                if not layout.file_flags(i) & layout.flag_pad_file]  # pad files (hybrid torrents) are zeros nobody stores
+                if not layout.file_flags(i) & layout.flag_pad_file]
     paths = [Path(workdir) / rel for rel in relative]
     for rel, path in zip(relative, paths, strict=True):
         path.parent.mkdir(parents=True, exist_ok=True)
