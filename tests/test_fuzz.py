@@ -116,3 +116,16 @@ def test_json_api_never_answers_a_500(case, served: dict) -> None:  # type: igno
     # With the admin token, so that the fuzzing reaches past the authentication into every handler.
     case.call_and_validate(base_url=served["url"], headers={"Authorization": f"Bearer {ADMIN}"},
                            checks=[not_a_server_error])
+
+
+@pytest.mark.parametrize("method,path", [
+    ("GET", "/api/deployments/291034135336392008400896"),  # found by Schemathesis: a 500 from the driver
+    ("POST", "/api/deployments/7744754345030335856640/cancel"),
+    ("GET", "/api/deployments/-1"),
+    ("GET", "/api/deployments?limit=-99999999999999999999999"),
+    ("GET", "/api/deployments?limit=99999999999999999999999"),
+])
+def test_numbers_out_of_a_database_ids_range_are_a_422_with_the_reason(served: dict, method: str, path: str) -> None:
+    response = httpx.request(method, f"{served['url']}{path}", headers={"Authorization": f"Bearer {ADMIN}"})
+    assert response.status_code == 422, response.text
+    assert response.json()["detail"][0]["msg"].startswith("Input should be")

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import time
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Response, status
+from fastapi import APIRouter, HTTPException, Query, Response, status
+from fastapi import Path as PathParam
 from sqlmodel import Session, col, select
 
 from tracker import deployments
@@ -13,6 +15,9 @@ from tracker.deps import AdminDep, DirectoryDep, HostDep, SessionDep
 from tracker.models import AgentHello, Deployment, DeploymentCreate, DeploymentPublic, DesiredModel
 
 router = APIRouter(prefix="/api")
+
+# A database id: past 2**63 - 1 the drivers overflow (a 500), so it is refused as a 422 first.
+JobId = Annotated[int, PathParam(ge=1, le=2**63 - 1, description="a deployment id")]
 
 
 def _job(session: Session, job_id: int) -> Deployment:
@@ -35,20 +40,20 @@ def create_deployment(body: DeploymentCreate, session: SessionDep, response: Res
 
 @router.get("/deployments", response_model=list[DeploymentPublic], tags=["deployments"],
             summary="Every deployment, newest first (read-only, no token needed)")
-def list_deployments(session: SessionDep, limit: int = 50) -> list[DeploymentPublic]:
-    jobs = session.exec(select(Deployment).order_by(col(Deployment.id).desc()).limit(min(limit, 500))).all()
+def list_deployments(session: SessionDep, limit: Annotated[int, Query(ge=1, le=500)] = 50) -> list[DeploymentPublic]:
+    jobs = session.exec(select(Deployment).order_by(col(Deployment.id).desc()).limit(limit)).all()
     return [deployments.public(session, job, with_hosts=False) for job in jobs]
 
 
 @router.get("/deployments/{job_id}", response_model=DeploymentPublic, tags=["deployments"],
             summary="One deployment with per-host progress")
-def get_deployment(job_id: int, session: SessionDep) -> DeploymentPublic:
+def get_deployment(job_id: JobId, session: SessionDep) -> DeploymentPublic:
     return deployments.public(session, _job(session, job_id), with_hosts=True)
 
 
 @router.post("/deployments/{job_id}/cancel", response_model=DeploymentPublic, dependencies=[AdminDep],
              tags=["deployments"], summary="Cancel a deployment; agents stop fetching it")
-def cancel_deployment(job_id: int, session: SessionDep) -> DeploymentPublic:
+def cancel_deployment(job_id: JobId, session: SessionDep) -> DeploymentPublic:
     try:
         job = deployments.cancel(session, job_id, time.time())
     except DeploymentError as exc:
