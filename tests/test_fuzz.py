@@ -129,3 +129,9 @@ def test_numbers_out_of_a_database_ids_range_are_a_422_with_the_reason(served: d
     response = httpx.request(method, f"{served['url']}{path}", headers={"Authorization": f"Bearer {ADMIN}"})
     assert response.status_code == 422, response.text
     assert response.json()["detail"][0]["msg"].startswith("Input should be")
+
+
+def test_a_status_report_with_numbers_past_bigint_is_a_422(served: dict) -> None:
+    body = {"name": "m", "version": "1", "state": "downloading", "bytes_done": 2**70}
+    response = httpx.post(f"{served['url']}/api/status", json=body, headers={"X-Passkey": served["passkey"]})
+    assert response.status_code == 422, response.text

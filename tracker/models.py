@@ -145,10 +145,11 @@ class StatusReport(SQLModel):
     name: str
     version: str
     state: str = Field(max_length=32)
-    pieces_verified: int = Field(default=0, ge=0)
-    bytes_done: int = Field(default=0, ge=0)
-    bytes_downloaded: int = Field(default=0, ge=0)
-    download_rate: float = Field(default=0.0, ge=0)
+    # Bounded by what the database's BIGINT holds: beyond it the driver overflows (a 500).
+    pieces_verified: int = Field(default=0, ge=0, le=2**63 - 1)
+    bytes_done: int = Field(default=0, ge=0, le=2**63 - 1)
+    bytes_downloaded: int = Field(default=0, ge=0, le=2**63 - 1)
+    download_rate: float = Field(default=0.0, ge=0, le=1e18)
     error: str = Field(default="", max_length=4096)
 
 
