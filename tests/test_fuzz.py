@@ -74,11 +74,16 @@ def _decoded(response: httpx.Response) -> dict:
     return body
 
 
+def _ask(served: dict, data: st.DataObject, endpoint: str) -> dict:
+    """A generated query string sent to ``endpoint``; its bencoded answer (a 200, whatever it was)."""
+    query = data.draw(queries(served["info_hash"], served["passkey"]))
+    return _decoded(httpx.get(f"{served['url']}/{endpoint}?{query}"))
+
+
 @settings(max_examples=300, deadline=None)
 @given(data=st.data())
 def test_announce_never_answers_a_500_whatever_the_query(served: dict, data: st.DataObject) -> None:
-    query = data.draw(queries(served["info_hash"], served["passkey"]))
-    body = _decoded(httpx.get(f"{served['url']}/announce?{query}"))
+    body = _ask(served, data, "announce")
     assert b"failure reason" in body or b"interval" in body, body
     if b"failure reason" in body:
         assert body[b"failure reason"], "a failure must say why"
@@ -87,8 +92,7 @@ def test_announce_never_answers_a_500_whatever_the_query(served: dict, data: st.
 @settings(max_examples=200, deadline=None)
 @given(data=st.data())
 def test_scrape_never_answers_a_500_whatever_the_query(served: dict, data: st.DataObject) -> None:
-    query = data.draw(queries(served["info_hash"], served["passkey"]))
-    body = _decoded(httpx.get(f"{served['url']}/scrape?{query}"))
+    body = _ask(served, data, "scrape")
     assert b"failure reason" in body or b"files" in body, body
 
 
