@@ -134,10 +134,12 @@ class Lab:
             self.tracker = self.fabric.host("tracker")
             self.seedbox = self.fabric.host("seedbox", rate=f"{t.nic_mbit}mbit")
             self.rack_of: dict[str, str] = {}
+            self.bridges: dict[str, str] = {}  # rack -> its bridge, for hosts added later
             self.clients: list[Host] = []
             for r in range(t.racks):
                 rack = f"rack{r + 1}"
-                bridge = self.fabric.rack(rack, uplink=f"{t.uplink_mbit}mbit" if t.uplink_mbit else None)
+                bridge = self.bridges[rack] = self.fabric.rack(rack, uplink=f"{t.uplink_mbit}mbit"
+                                                               if t.uplink_mbit else None)
                 for h in range(t.hosts_per_rack):
                     host = self.fabric.host(f"r{r + 1}h{h + 1}", rate=f"{t.nic_mbit}mbit", bridge=bridge)
                     self.clients.append(host)

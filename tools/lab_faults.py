@@ -96,8 +96,7 @@ class EvilPeer:
     def poll(self, lab: Lab, elapsed: float, sample: Sample) -> None:
         if self.ip:
             return
-        bridge = f"rk{int(self.rack.removeprefix('rack'))}"
-        host = lab.fabric.host(self.host, rate=f"{lab.topology.nic_mbit}mbit", bridge=bridge)
+        host = lab.fabric.host(self.host, rate=f"{lab.topology.nic_mbit}mbit", bridge=lab.bridges[self.rack])
         passkey = lab.passkey(host, f"dc1|pod1|{self.rack}")
         folder, model = lab.workdir / "hosts" / self.host, lab.workdir / "external" / "m"
         lab.procs.start(self.host, host.argv(*self.evil_argv, lab.tracker_url, passkey, str(folder), str(model)))
