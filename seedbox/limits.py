@@ -6,6 +6,8 @@ keeps one model's pull from starving everything else on it.
 
 from __future__ import annotations
 
+from typing import BinaryIO
+
 from common.ratelimit import TokenBucket
 from seedbox.sources import Source
 
@@ -20,6 +22,10 @@ class CappedSource:
     @property
     def bytes_read(self) -> int:
         return self.source.bytes_read
+
+    def read_into(self, path: str, offset: int, length: int, out: BinaryIO) -> None:
+        self.bucket.take(length)
+        self.source.read_into(path, offset, length, out)
 
     def read(self, path: str, offset: int, length: int) -> bytes:
         self.bucket.take(length)

@@ -6,6 +6,11 @@ while later pieces are still crossing the ingress link. ``add_piece`` has no bac
 holds the GIL while it copies, so injection is paced on ``piece_finished_alert``
 (``inject_window`` pieces in flight). On restart, libtorrent rechecks what is on disk and only
 the missing pieces are read from the source again.
+
+Bytes from the source land in a spool file per piece as they arrive, and the file goes once
+libtorrent has written the piece. So a seedbox killed mid-read loses nothing it was sent: on
+restart a whole spooled piece is injected as it is, and a partial one is read from where it
+stopped (a range request for the rest).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import hashlib
 import heapq
 import logging
 import random
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -74,36 +80,47 @@ class Seeder:
         self.stats = IngressStats(pieces_total=layout.num_pieces)
         self.stop = threading.Event()
         self.data_dir = settings.workdir / "data" / manifest.name / manifest.version
+        self.spool_dir = settings.workdir / "spool" / manifest.name / manifest.version
         self._expected = manifest.piece_digests()
 
     # -- source side --------------------------------------------------------------------------
 
     def fetch_verified(self, index: int) -> bytes:
-        """Read a piece from the source until it matches the manifest.
+        """Read a piece from the source (through its spool file) until it matches the manifest.
 
         Raises PieceMismatch if the source keeps serving wrong bytes, SourceError if it fails.
         """
         span = self.layout.pieces[index]
         path = self.layout.files[span.file_index].path
+        spool = self.spool_dir / str(index)
         attempts = self.settings.fetch_retries + 1
         last: Exception | None = None
         for attempt in range(attempts):
             if self.stop.is_set():
                 raise SourceError("stopped")
             try:
-                data = self.source.read(path, span.file_offset, span.length)
+                with open(spool, "ab") as out:  # appends: what an earlier read left is kept
+                    have = out.tell()
+                    if have < span.length:
+                        self.source.read_into(path, span.file_offset + have, span.length - have, out)
             except SourceError as exc:
                 last = exc
             else:
+                data = spool.read_bytes()
                 digest = hashlib.sha256(data).digest()
                 if digest == self._expected[index]:
                     return data
+                spool.unlink()
                 self.stats.bad_pieces += 1
                 last = PieceMismatch(index, path, self._expected[index].hex(), digest.hex())
                 log.warning("source served wrong bytes for piece %d (attempt %d)", index, attempt + 1)
             time.sleep(backoff_delay(attempt + 1, 0.2, 5.0, _rng))
         assert last is not None
         raise last
+
+    def _unspool(self, index: int) -> None:
+        """The piece is on disk under libtorrent (or came from the swarm): its spool is not needed."""
+        (self.spool_dir / str(index)).unlink(missing_ok=True)
 
     # -- swarm side ---------------------------------------------------------------------------
 
@@ -113,6 +130,7 @@ class Seeder:
         Raises PieceMismatch or SourceError if the source cannot deliver a correct piece.
         """
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.spool_dir.mkdir(parents=True, exist_ok=True)
         if not self.settings.stream:
             self._read_to_disk(on_tick)
         ses = make_session(self.settings.listen, Caps(upload_rate=self.settings.upload_rate,
@@ -130,11 +148,17 @@ class Seeder:
             self.stats.pieces_found_on_disk = self.stats.pieces_done = self.layout.num_pieces - len(missing)
             self.stats.bytes_done = self.manifest.total_size - sum(self.layout.pieces[i].length for i in missing)
             self.stats.state = "ingesting" if missing else "seeding"
+            wanted = {str(i) for i in missing}
+            for spooled in self.spool_dir.iterdir():  # killed after libtorrent wrote, before the unspool
+                if spooled.name not in wanted:
+                    spooled.unlink()
             if missing and (self.swarm_holds is None or self.swarm_holds()):
                 self._wait_for_swarm(ses, handle)
             elif missing:
                 log.info("no host holds a piece of %s yet: reading at once", self.manifest.ref)
             self._ingest(ses, handle, ti, missing, on_tick)
+            if not self.stop.is_set():
+                shutil.rmtree(self.spool_dir, ignore_errors=True)
             self.stats.state = "seeding"
             while not self.stop.is_set():
                 for alert in ses.pop_alerts():
@@ -164,6 +188,7 @@ class Seeder:
                     with open(path, "r+b" if path.exists() else "wb") as f:
                         f.seek(span.file_offset)
                         f.write(data)
+                    self._unspool(index)
                     self.stats.bytes_ingested += len(data)
                 if on_tick:
                     on_tick(self.stats)
@@ -210,6 +235,8 @@ class Seeder:
 
         def finish(index: int, *, from_swarm: bool = False) -> None:
             in_flight.pop(index, None)
+            if index not in futures:  # a read still running writes to the spool
+                self._unspool(index)
             if index not in done:
                 done.add(index)
                 self.stats.pieces_done += 1

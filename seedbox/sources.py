@@ -2,14 +2,18 @@
 
 A source is addressed by a base URI; a model file is read at ``base/<relative path>``. Every
 source counts the bytes it read, so "bytes read from external storage" is measured, not assumed.
+Reads stream into a file as the bytes arrive (``read_into``): a read cut short by a crash or a
+dropped connection keeps what arrived, and the seedbox asks only for the rest.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 from urllib.parse import quote, unquote, urlparse
 
 import httpx
@@ -22,10 +26,17 @@ class Source(Protocol):
     def bytes_read(self) -> int:
         """Bytes read from external storage so far."""
 
+    def read_into(self, path: str, offset: int, length: int, out: BinaryIO) -> None:
+        """Write ``length`` bytes of ``path`` from ``offset`` to ``out`` as they arrive. Raises
+        SourceError; what arrived before the error stays written."""
+
     def read(self, path: str, offset: int, length: int) -> bytes:
         """``length`` bytes of ``path`` from ``offset``. Raises SourceError."""
 
     def close(self) -> None: ...
+
+
+CHUNK = 64 << 10  # at most this much read and not yet written to the spool
 
 
 class _Counter:
@@ -37,23 +48,48 @@ class _Counter:
         with self._lock:
             self.bytes_read += n
 
+    def read_into(self, path: str, offset: int, length: int, out: BinaryIO) -> None:
+        raise NotImplementedError
+
+    def read(self, path: str, offset: int, length: int) -> bytes:
+        buffer = io.BytesIO()
+        self.read_into(path, offset, length, buffer)
+        return buffer.getvalue()
+
+    def _copy(self, chunks: Iterator[bytes], length: int, out: BinaryIO, where: str, hint: str | None = None) -> None:
+        """Write the chunks to ``out`` and count them; a short body is a SourceError."""
+        got = 0
+        for chunk in chunks:
+            chunk = chunk[:length - got]  # a server sending more than asked gets no say
+            out.write(chunk)
+            got += len(chunk)
+            self._count(len(chunk))
+            if got == length:
+                break
+        if got != length:
+            raise SourceError(f"{where} returned {got} bytes, wanted {length}", hint=hint)
+
 
 class LocalSource(_Counter):
     def __init__(self, base: Path) -> None:
         super().__init__()
         self.base = base
 
-    def read(self, path: str, offset: int, length: int) -> bytes:
+    def read_into(self, path: str, offset: int, length: int, out: BinaryIO) -> None:
         target = self.base / path
-        try:
+
+        def chunks() -> Iterator[bytes]:
             with open(target, "rb") as f:
-                data = os.pread(f.fileno(), length, offset)
+                for start in range(offset, offset + length, CHUNK):
+                    chunk = os.pread(f.fileno(), min(CHUNK, offset + length - start), start)
+                    if not chunk:
+                        return
+                    yield chunk
+
+        try:
+            self._copy(chunks(), length, out, str(target), hint="it is shorter than the manifest says")
         except OSError as exc:
             raise SourceError(f"cannot read {target}: {exc.strerror}") from exc
-        self._count(len(data))
-        if len(data) != length:
-            raise SourceError(f"{target} is shorter than the manifest says")
-        return data
 
     def close(self) -> None:
         pass
@@ -65,22 +101,19 @@ class HttpSource(_Counter):
         self.base = base.rstrip("/")
         self._http = httpx.Client(timeout=timeout, follow_redirects=True)
 
-    def read(self, path: str, offset: int, length: int) -> bytes:
+    def read_into(self, path: str, offset: int, length: int, out: BinaryIO) -> None:
         url = f"{self.base}/{quote(path)}"
         headers = {"Range": f"bytes={offset}-{offset + length - 1}"}
         try:
-            response = self._http.get(url, headers=headers)
+            with self._http.stream("GET", url, headers=headers) as response:
+                if response.status_code != 206:
+                    raise SourceError(
+                        f"GET {url} answered {response.status_code}, not 206 Partial Content",
+                        hint="the server must support HTTP range requests",
+                    )
+                self._copy(response.iter_bytes(), length, out, f"GET {url}")
         except httpx.HTTPError as exc:
             raise SourceError(f"GET {url} failed: {exc}") from exc
-        self._count(len(response.content))
-        if response.status_code != 206:
-            raise SourceError(
-                f"GET {url} answered {response.status_code}, not 206 Partial Content",
-                hint="the server must support HTTP range requests",
-            )
-        if len(response.content) != length:
-            raise SourceError(f"GET {url} returned {len(response.content)} bytes, wanted {length}")
-        return response.content
 
     def close(self) -> None:
         self._http.close()
@@ -105,14 +138,15 @@ class S3Source(_Counter):
         self._s3 = boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 3},
                                                     max_pool_connections=32))
 
-    def read(self, path: str, offset: int, length: int) -> bytes:
+    def read_into(self, path: str, offset: int, length: int, out: BinaryIO) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
         key = f"{self.prefix}/{path}" if self.prefix else path
         where = f"s3://{self.bucket}/{key}"
         try:
             response = self._s3.get_object(Bucket=self.bucket, Key=key, Range=f"bytes={offset}-{offset + length - 1}")
-            data: bytes = response["Body"].read()
+            self._copy(response["Body"].iter_chunks(CHUNK), length, out, f"GET {where}",
+                       hint="the object is shorter than the manifest says")
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             hint = {"NoSuchKey": "is the model uploaded under this prefix?",
@@ -122,11 +156,6 @@ class S3Source(_Counter):
             raise SourceError(f"GET {where} failed: {code or exc}", hint=hint) from exc
         except BotoCoreError as exc:
             raise SourceError(f"GET {where} failed: {exc}") from exc
-        self._count(len(data))
-        if len(data) != length:
-            raise SourceError(f"GET {where} returned {len(data)} bytes, wanted {length}",
-                              hint="the object is shorter than the manifest says")
-        return data
 
     def close(self) -> None:
         self._s3.close()

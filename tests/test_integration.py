@@ -403,6 +403,7 @@ def test_a_seedbox_killed_mid_ingest_reads_again_only_what_was_not_on_its_disk(
                "a third of the model ingested")
     procs.stop("seedbox", signal.SIGKILL)
     reads_before = len(httpx.get(f"{origin}/_stats").json()["reads"])
+    spool = {int(p.name): p.stat().st_size for p in (tmp_path / "seedbox" / "spool" / "m" / "1").iterdir()}
 
     start_seedbox(procs, tmp_path, tracker_url, seedbox)
     wait_until(lambda: json.loads(status.read_text())["state"] == "seeding", 90, "the restarted seedbox seeding")
@@ -411,10 +412,14 @@ def test_a_seedbox_killed_mid_ingest_reads_again_only_what_was_not_on_its_disk(
     assert 16 <= on_disk < pieces
     stats = httpx.get(f"{origin}/_stats").json()
     again = {start // piece for _, start in stats["reads"][reads_before:]}
-    # What was on the seedbox's disk was not read again; only pieces in flight at the kill (read,
-    # not yet written: at most a fetch window of 8 and an inject window of 2) were read twice.
-    assert len(again) == pieces - on_disk
-    assert stats["bytes_sent"] <= (pieces + 10) * piece
+    # What was on the seedbox's disk was not read again; nor what was in flight at the kill (read
+    # but not yet written: spooled; a read cut short goes on from where it stopped).
+    assert len(again) <= pieces - on_disk
+    spooled = pieces - on_disk - len(again)
+    print(f"{on_disk} pieces on disk, {spooled} whole in the spool ({spool}), source sent "
+          f"{stats['bytes_sent'] - pieces * piece:+d} bytes beyond the model")
+    # Beyond the model: only what sat in the sockets at the kill (sent, never received).
+    assert pieces * piece <= stats["bytes_sent"] <= pieces * piece + piece
     assert final["bad_pieces"] == 0 and final["pieces_done"] == pieces
     done = run_client(tmp_path, tracker_url, admin.add_host("h1")["passkey"], "h1")
     assert done.returncode == 0, done.stderr

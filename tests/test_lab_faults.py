@@ -43,7 +43,8 @@ def test_clients_and_the_seedbox_killed_mid_download_finish_without_fetching_ver
     seedbox = KillSeedbox(fraction=0.5)
     with lab_or_skip(tmp_path) as lab:
         result = lab.distribute(size=size, faults=[clients, seedbox])
-        sent = lab.storage_bytes_sent()
+        storage = lab.storage_stats()
+        sent = storage["bytes_sent"]
         verify_every_host(tmp_path, [h.name for h in lab.clients])  # before the lab clears its folder
     print(result.summary(), clients.killed, seedbox, "source bytes", sent)
     assert set(clients.killed) == {"r1h1", "r2h2"} and seedbox.killed_at is not None
@@ -56,9 +57,15 @@ def test_clients_and_the_seedbox_killed_mid_download_finish_without_fetching_ver
         missing = size - len(kill.verified_pieces) * PIECE
         after = end[host] - kill.received_before
         assert after <= missing * 1.15 + PIECE < size, (host, after, missing, kill)
-    # External storage: read once, plus at most the pieces the seedbox had in flight when killed
-    # (read from the source, not yet on its disk: a fetch window of 8 and an inject window of 2).
-    assert size <= sent <= size + 10 * PIECE, sent
+    # External storage: read once. What the seedbox had read but not yet written when killed was
+    # in its spool; a read cut short went on from where it stopped.
+    print(f"source delivered {sent - size:+d} bytes beyond the model ({sent / size:.4f}x), "
+          f"wrote {storage['bytes_written'] - size:+d} into its sockets")
+    # What crossed the ingress link beyond the model is what sat in the seedbox's socket buffers
+    # and its last unwritten chunk when it was killed (KiB, against the 10 pieces read twice
+    # before the spool).
+    assert size <= sent <= size + PIECE, sent
+    assert result.source_bytes == sent  # the lab's own figure spans the restart
 
 
 def test_a_rack_cut_off_finishes_after_it_heals_and_the_other_rack_is_not_held_back(tmp_path: Path) -> None:

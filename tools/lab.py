@@ -259,11 +259,16 @@ class Lab:
         except sqlite3.Error:  # not created yet, or busy: look again
             return 0
 
-    def storage_bytes_sent(self) -> int:
+    def storage_stats(self) -> dict[str, Any]:
+        """The origin's counters (tools/origin.py): bytes delivered and written, the reads."""
         url = f"http://{self.storage.ip}:{PORT_ORIGIN}/_stats"
         out = subprocess.run(self.storage.argv(CLI[0], "-c", f"import httpx; print(httpx.get({url!r}).text)"),
                              capture_output=True, text=True, check=True, env=self.env).stdout
-        return int(json.loads(out)["bytes_sent"])
+        stats: dict[str, Any] = json.loads(out)
+        return stats
+
+    def storage_bytes_sent(self) -> int:
+        return int(self.storage_stats()["bytes_sent"])
 
     def distribute(self, size: int, piece_size: int = PIECE, *, stock: bool = False,
                    faults: Sequence[Fault] = ()) -> Result:
@@ -290,6 +295,7 @@ class Lab:
                 "--trust-key", public, "--seed-for", "-1")
             self.procs.start(host.name, self.argv[host.name])
         self._wait(lambda: self._announces() >= len(self.clients), "every host's first announce")
+        sent_before = self.storage_bytes_sent()  # measured at the storage: counts across seedbox restarts
         counters = self.fabric.counters()
         busy0, total0 = _cpu_times()
         started = time.monotonic()
@@ -301,8 +307,8 @@ class Lab:
         done, timeline = self._run_until_done(
             started, lambda h: (self.workdir / "hosts" / h.name / "m" / "current").exists(), counters, faults)
         busy1, total1 = _cpu_times()
-        status = json.loads((self.workdir / "seedbox" / "status" / "m@1.json").read_text())
-        return Result(len(self.clients), size, max(done.values()), self._bound(size), status["bytes_read_from_source"],
+        return Result(len(self.clients), size, max(done.values()), self._bound(size),
+                      self.storage_bytes_sent() - sent_before,
                       sum(timeline[-1].racks.values()), self.topology.racks, [done[h.name] for h in self.clients],
                       (busy1 - busy0) / max(total1 - total0, 1), timeline)
 

@@ -1,8 +1,10 @@
 """A tiny HTTP origin that stands in for external storage in the demo and tests.
 
-Serves a folder with Range support and counts every body byte it sends, so "bytes read from
-external storage" is measured at the source. ``GET /_stats`` returns the counters and the (path,
-first byte) of every read in order, as JSON;
+Serves a folder with Range support and counts every body byte it delivers, so "bytes read from
+external storage" is measured at the source. Delivered means acknowledged by the reader's TCP stack
+(``tcpi_bytes_acked``): the bytes that crossed the link. What a reader killed mid-body left in the
+origin's send queue never did; ``bytes_written`` (handed to the socket) counts those too.
+``GET /_stats`` returns the counters and the (path, first byte) of every read in order, as JSON;
 ``--fail-every N`` answers every Nth request with a 503 (transient-error tests).
 """
 
@@ -12,12 +14,39 @@ import argparse
 import json
 import os
 import re
+import socket
+import struct
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+_CHUNK = 256 << 10
+_ESTABLISHED = 1
+
+
+def _tcp_info(sock: socket.socket) -> tuple[int, int]:
+    """(tcpi_state, tcpi_bytes_acked) of a Linux TCP socket (struct tcp_info, Linux >= 4.1)."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 192)
+    return info[0], struct.unpack_from("=Q", info, 120)[0]
+
+
+class _CountingWriter:
+    """The handler's socket writer, counting every byte (headers too) handed to the socket."""
+
+    def __init__(self, raw: object) -> None:
+        self.raw = raw
+        self.written = 0
+
+    def write(self, data: bytes) -> int:
+        n: int = self.raw.write(data)  # type: ignore[attr-defined]
+        self.written += len(data)
+        return n
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.raw, name)
 
 
 class OriginServer(ThreadingHTTPServer):
@@ -27,7 +56,8 @@ class OriginServer(ThreadingHTTPServer):
         super().__init__(address, _Handler)
         self.root = root.resolve()
         self.fail_every = fail_every
-        self.bytes_sent = 0
+        self.bytes_sent = 0  # delivered: acknowledged by the reader
+        self.bytes_written = 0
         self.requests = 0
         self.reads: list[tuple[str, int]] = []  # (path, first byte) of every file read, in order
         self.lock = threading.Lock()
@@ -35,6 +65,11 @@ class OriginServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     server: OriginServer
+    wfile: _CountingWriter  # type: ignore[assignment]
+
+    def setup(self) -> None:
+        super().setup()
+        self.wfile = _CountingWriter(self.wfile)
 
     def log_message(self, *args: object) -> None:  # quiet
         pass
@@ -43,8 +78,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = unquote(urlparse(self.path).path)
         if path == "/_stats":
             with self.server.lock:
-                body = json.dumps({"bytes_sent": self.server.bytes_sent, "requests": self.server.requests,
-                                   "reads": self.server.reads}).encode()
+                body = json.dumps({"bytes_sent": self.server.bytes_sent, "bytes_written": self.server.bytes_written,
+                                   "requests": self.server.requests, "reads": self.server.reads}).encode()
             return self._send(200, body, "application/json")
         with self.server.lock:
             self.server.requests += 1
@@ -65,22 +100,43 @@ class _Handler(BaseHTTPRequestHandler):
             status = 206
         with self.server.lock:
             self.server.reads.append((path, start))
-        with open(target, "rb") as f:
-            body = os.pread(f.fileno(), end - start + 1, start)
         extra = {"Content-Range": f"bytes {start}-{end}/{size}"} if status == 206 else {}
-        self._send(status, body, "application/octet-stream", extra)
-        with self.server.lock:
-            self.server.bytes_sent += len(body)
+        self._head(status, end - start + 1, "application/octet-stream", extra)
+        before, written = self.wfile.written, 0
+        try:
+            with open(target, "rb") as f:
+                for at in range(start, end + 1, _CHUNK):
+                    chunk = os.pread(f.fileno(), min(_CHUNK, end + 1 - at), at)
+                    self.wfile.write(chunk)
+                    written += len(chunk)
+        finally:  # the reader may have died mid-body: count what reached it
+            delivered = self._acked_since(before, written)
+            with self.server.lock:
+                self.server.bytes_written += written
+                self.server.bytes_sent += delivered
+
+    def _acked_since(self, before: int, length: int) -> int:
+        """How many of the ``length`` body bytes written after the first ``before`` bytes on this
+        connection the reader acknowledged: waits until all are, or the connection is gone."""
+        deadline = time.monotonic() + 30.0
+        while True:
+            state, acked = _tcp_info(self.connection)
+            if acked >= before + length or state != _ESTABLISHED or time.monotonic() > deadline:
+                return max(0, min(length, acked - before))
+            time.sleep(0.002)
 
     def _send(self, status: int, body: bytes, ctype: str, extra: dict[str, str] | None = None) -> None:
+        self._head(status, len(body), ctype, extra)
+        self.wfile.write(body)
+
+    def _head(self, status: int, length: int, ctype: str, extra: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(length))
         self.send_header("Accept-Ranges", "bytes")
         for k, v in (extra or {}).items():
             self.send_header(k, v)
         self.end_headers()
-        self.wfile.write(body)
 
 
 def main() -> None:

@@ -1,0 +1,78 @@
+"""The seedbox's spool: bytes read from external storage are kept as they arrive, so a read cut
+short (a crash, a dropped connection) costs only what it had not received. Real HTTP origin."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from common import signing
+from common.errors import SourceError
+from common.hashing import hash_tree
+from common.layout import plan
+from common.manifest import Manifest
+from seedbox.seeder import Seeder
+from seedbox.settings import SeedboxSettings
+from seedbox.sources import HttpSource
+from tests.conftest import write_model
+from tools.procs import Procs, start_origin
+
+PIECE = 256 * 1024
+FILES = {"w.safetensors": 3 * PIECE + 1000}
+
+
+@pytest.fixture
+def seeder_and_origin(tmp_path: Path, publisher_key: Path, procs: Procs) -> tuple[Seeder, str]:
+    model = write_model(tmp_path / "external", FILES)
+    layout = plan(list(FILES.items()), PIECE)
+    manifest = Manifest.create(name="m", version="1", layout=layout, digests=hash_tree(model, layout),
+                               key=signing.load_private_key(publisher_key))
+    origin = start_origin(procs, model)
+    settings = SeedboxSettings(tracker_url="http://127.0.0.1:9", passkey="unused", workdir=tmp_path / "seedbox",
+                               fetch_retries=1)
+    seeder = Seeder(settings, manifest, layout, b"", HttpSource(origin))
+    seeder.spool_dir.mkdir(parents=True)
+    return seeder, origin
+
+
+def sent(origin: str) -> int:
+    return int(httpx.get(f"{origin}/_stats").json()["bytes_sent"])
+
+
+@pytest.mark.parametrize(("spooled", "case"), [
+    (0, "nothing spooled: the whole piece is read"),
+    (100_000, "a read cut short: only the rest is asked for"),
+    (PIECE - 1, "one byte missing"),
+    (PIECE, "a whole piece spooled: the source is not asked at all"),
+])
+def test_a_piece_is_read_from_where_its_spool_stops(
+        seeder_and_origin: tuple[Seeder, str], tmp_path: Path, spooled: int, case: str) -> None:
+    seeder, origin = seeder_and_origin
+    whole = (tmp_path / "external" / "w.safetensors").read_bytes()
+    (seeder.spool_dir / "1").write_bytes(whole[PIECE:PIECE + spooled])
+    assert seeder.fetch_verified(1) == whole[PIECE:2 * PIECE], case
+    assert sent(origin) == PIECE - spooled, case
+    assert seeder.stats.bad_pieces == 0
+
+
+def test_a_spool_with_wrong_bytes_is_dropped_and_the_piece_read_whole(
+        seeder_and_origin: tuple[Seeder, str], tmp_path: Path) -> None:
+    seeder, origin = seeder_and_origin
+    whole = (tmp_path / "external" / "w.safetensors").read_bytes()
+    (seeder.spool_dir / "3").write_bytes(b"\0" * 500)  # the last piece, 1000 bytes long
+    assert seeder.fetch_verified(3) == whole[3 * PIECE:]
+    assert seeder.stats.bad_pieces == 1
+    assert sent(origin) == 500 + 1000  # the rest of the bad spool, then the piece again
+
+
+def test_the_spool_keeps_what_arrived_before_a_failed_read(
+        seeder_and_origin: tuple[Seeder, str], tmp_path: Path) -> None:
+    seeder, _ = seeder_and_origin
+    whole = (tmp_path / "external" / "w.safetensors").read_bytes()
+    # The file runs out 1000 bytes into the last piece.
+    with open(tmp_path / "part", "wb") as out, pytest.raises(SourceError, match="returned 1000 bytes"):
+        seeder.source.read_into("w.safetensors", 3 * PIECE, PIECE, out)
+    kept = (tmp_path / "part").read_bytes()
+    assert kept == whole[3 * PIECE:]
