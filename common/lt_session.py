@@ -5,13 +5,15 @@
   "local" peer class, which ignores limits, so all addresses are moved to the global class.
 - No DHT, LSD, UPnP or NAT-PMP: torrents are private and peers come from our tracker only.
 - A narrow alert mask: with every category on, the queue drops alerts such as hash failures.
+  Peer alerts are in it for the bans (``Bans``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import libtorrent as lt
 
@@ -43,11 +45,12 @@ def settings_pack(listen: str, caps: Caps, *, announce_interval_floor: int = 5,
         | lt.alert_category.status
         | lt.alert_category.storage
         | lt.alert_category.piece_progress
+        | lt.alert_category.peer  # bans (also incoming connections, peer errors: a few per peer)
     )
     if tracker_alerts:  # tracker replies: a few per announce interval
         mask |= lt.alert_category.tracker
     if os.environ.get("MODELTORRENT_LT_DEBUG"):  # peers and trackers too, for troubleshooting
-        mask |= lt.alert_category.peer | lt.alert_category.connect | lt.alert_category.tracker
+        mask |= lt.alert_category.connect | lt.alert_category.tracker
     return {
         "listen_interfaces": listen,
         "user_agent": USER_AGENT,
@@ -76,6 +79,35 @@ def make_session(listen: str, caps: Caps, *, tracker_alerts: bool = False) -> lt
     everyone.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 1 << ses.global_peer_class_id)
     ses.set_peer_class_filter(everyone)
     return ses
+
+
+@dataclass
+class Bans:
+    """Addresses this session will not talk to again, once libtorrent has banned a peer there.
+
+    libtorrent bans an entry of its peer list, an (address, port). With
+    ``allow_multiple_connections_per_ip`` a banned host that connects back arrives from a new port,
+    as a new entry: in the lab a peer serving corrupt blocks was banned and kept reconnecting, and
+    each round of its junk cost its honest rack-mates trust points (they had sent blocks of the same
+    pieces) until one was banned too. So a ban blocks the whole address in the session's IP filter,
+    for both directions. Loopback is left alone: on one machine every peer shares it.
+    """
+
+    blocked: set[str] = field(default_factory=set)
+
+    def ban(self, ses: lt.session, address: str) -> bool:
+        """Block ``address``; False if it is loopback or already blocked."""
+        try:
+            if ipaddress.ip_address(address).is_loopback or address in self.blocked:
+                return False
+        except ValueError:
+            return False
+        self.blocked.add(address)
+        rules = lt.ip_filter()
+        for blocked in self.blocked:
+            rules.add_rule(blocked, blocked, 1)  # 1: ip_filter.blocked; libtorrent drops their connections
+        ses.set_ip_filter(rules)
+        return True
 
 
 def listen_port(ses: lt.session) -> int:

@@ -34,7 +34,7 @@ def run(settings: SeedboxSettings, name: str, version: str, source_uri: str | No
     uri = source_uri or manifest.source
     if not uri:
         raise SourceError(f"{manifest.ref} has no source", hint="pass --source URI")
-    source: Source = open_source(uri)
+    source: Source = open_source(uri, settings.source_timeout)
     if settings.ingress_rate:
         source = CappedSource(source, TokenBucket(settings.ingress_rate))
     def swarm_holds() -> bool:

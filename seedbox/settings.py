@@ -17,6 +17,8 @@ class SeedboxSettings(PeerSettings):
     connections: int = Field(default=500, ge=0)
     fetch_concurrency: int = Field(default=4, ge=1, description="parallel reads from the source")
     fetch_retries: int = Field(default=3, ge=0)
+    source_timeout: float = Field(default=60.0, gt=0, description="seconds without a byte from the source "
+                                  "before a read is given up and retried (from where it stopped)")
     ingress_rate: int = Field(default=0, ge=0, description="bytes/s read from the source, 0 = unlimited")
     # Pieces handed to libtorrent but not yet hashed and written: add_piece has no backpressure.
     inject_window: int = Field(default=2, ge=1)

@@ -124,7 +124,7 @@ class S3Source(_Counter):
     from the usual places (``AWS_*`` environment, ``~/.aws`` profiles, instance roles;
     ``AWS_ENDPOINT_URL`` for S3-compatible stores such as MinIO or Ceph)."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, timeout: float = 60.0) -> None:
         import boto3  # only a seedbox reading S3 pays for importing it
         from botocore.config import Config
 
@@ -136,7 +136,7 @@ class S3Source(_Counter):
             raise SourceError(f"no bucket in {uri!r}", hint="use s3://BUCKET/PREFIX")
         # boto3 clients are thread-safe; the seedbox reads with several threads at once.
         self._s3 = boto3.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 3},
-                                                    max_pool_connections=32))
+                                                    max_pool_connections=32, read_timeout=timeout))
 
     def read_into(self, path: str, offset: int, length: int, out: BinaryIO) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -161,13 +161,14 @@ class S3Source(_Counter):
         self._s3.close()
 
 
-def open_source(uri: str) -> Source:
-    """A source for ``file://``, a plain path, ``http://``, ``https://`` or ``s3://``. Raises SourceError."""
+def open_source(uri: str, timeout: float = 60.0) -> Source:
+    """A source for ``file://``, a plain path, ``http://``, ``https://`` or ``s3://``; ``timeout``:
+    seconds without a byte before a read gives up (and is retried). Raises SourceError."""
     parsed = urlparse(uri)
     if parsed.scheme in ("http", "https"):
-        return HttpSource(uri)
+        return HttpSource(uri, timeout)
     if parsed.scheme == "s3":
-        return S3Source(uri)
+        return S3Source(uri, timeout)
     if parsed.scheme == "file":
         return LocalSource(Path(unquote(parsed.path)))
     if parsed.scheme == "":

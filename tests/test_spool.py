@@ -3,6 +3,7 @@ short (a crash, a dropped connection) costs only what it had not received. Real 
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import httpx
@@ -23,18 +24,23 @@ PIECE = 256 * 1024
 FILES = {"w.safetensors": 3 * PIECE + 1000}
 
 
-@pytest.fixture
-def seeder_and_origin(tmp_path: Path, publisher_key: Path, procs: Procs) -> tuple[Seeder, str]:
+def make_seeder(tmp_path: Path, publisher_key: Path, procs: Procs, timeout: float = 60.0,
+                **origin: float) -> tuple[Seeder, str]:
     model = write_model(tmp_path / "external", FILES)
     layout = plan(list(FILES.items()), PIECE)
     manifest = Manifest.create(name="m", version="1", layout=layout, digests=hash_tree(model, layout),
                                key=signing.load_private_key(publisher_key))
-    origin = start_origin(procs, model)
+    url = start_origin(procs, model, **origin)  # type: ignore[arg-type]
     settings = SeedboxSettings(tracker_url="http://127.0.0.1:9", passkey="unused", workdir=tmp_path / "seedbox",
                                fetch_retries=1)
-    seeder = Seeder(settings, manifest, layout, b"", HttpSource(origin))
+    seeder = Seeder(settings, manifest, layout, b"", HttpSource(url, timeout))
     seeder.spool_dir.mkdir(parents=True)
-    return seeder, origin
+    return seeder, url
+
+
+@pytest.fixture
+def seeder_and_origin(tmp_path: Path, publisher_key: Path, procs: Procs) -> tuple[Seeder, str]:
+    return make_seeder(tmp_path, publisher_key, procs)
 
 
 def sent(origin: str) -> int:
@@ -76,3 +82,16 @@ def test_the_spool_keeps_what_arrived_before_a_failed_read(
         seeder.source.read_into("w.safetensors", 3 * PIECE, PIECE, out)
     kept = (tmp_path / "part").read_bytes()
     assert kept == whole[3 * PIECE:]
+
+
+def test_a_source_that_stalls_mid_read_times_out_and_the_retry_asks_only_for_the_rest(
+        tmp_path: Path, publisher_key: Path, procs: Procs) -> None:
+    seeder, origin = make_seeder(tmp_path, publisher_key, procs, timeout=0.5, stall_every=2, stall_seconds=3)
+    whole = (tmp_path / "external" / "w.safetensors").read_bytes()
+    assert seeder.fetch_verified(0) == whole[:PIECE]  # request 1: whole
+    assert seeder.fetch_verified(1) == whole[PIECE:2 * PIECE]  # request 2 stalls half way, 3 resumes
+    time.sleep(3.5)  # the stalled request counts what it delivered once its sleep ends
+    stats = httpx.get(f"{origin}/_stats").json()
+    assert [start for _, start in stats["reads"]] == [0, PIECE, PIECE + PIECE // 2]
+    assert stats["bytes_sent"] == 2 * PIECE  # each byte crossed once
+    assert seeder.stats.bad_pieces == 0

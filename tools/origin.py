@@ -5,7 +5,8 @@ external storage" is measured at the source. Delivered means acknowledged by the
 (``tcpi_bytes_acked``): the bytes that crossed the link. What a reader killed mid-body left in the
 origin's send queue never did; ``bytes_written`` (handed to the socket) counts those too.
 ``GET /_stats`` returns the counters and the (path, first byte) of every read in order, as JSON;
-``--fail-every N`` answers every Nth request with a 503 (transient-error tests).
+``--fail-every N`` answers every Nth request with a 503, ``--stall-every N`` stops every Nth body
+half way for ``--stall-seconds`` (transient-error and timeout tests).
 """
 
 from __future__ import annotations
@@ -52,10 +53,12 @@ class _CountingWriter:
 class OriginServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], root: Path, fail_every: int = 0) -> None:
+    def __init__(self, address: tuple[str, int], root: Path, fail_every: int = 0, stall_every: int = 0,
+                 stall_seconds: float = 0.0) -> None:
         super().__init__(address, _Handler)
         self.root = root.resolve()
         self.fail_every = fail_every
+        self.stall_every, self.stall_seconds = stall_every, stall_seconds
         self.bytes_sent = 0  # delivered: acknowledged by the reader
         self.bytes_written = 0
         self.requests = 0
@@ -103,12 +106,18 @@ class _Handler(BaseHTTPRequestHandler):
         extra = {"Content-Range": f"bytes {start}-{end}/{size}"} if status == 206 else {}
         self._head(status, end - start + 1, "application/octet-stream", extra)
         before, written = self.wfile.written, 0
+        stall_at = (start + end + 1) // 2 if self.server.stall_every and n % self.server.stall_every == 0 else -1
         try:
             with open(target, "rb") as f:
-                for at in range(start, end + 1, _CHUNK):
-                    chunk = os.pread(f.fileno(), min(_CHUNK, end + 1 - at), at)
+                at = start
+                while at <= end:
+                    if at == stall_at:
+                        time.sleep(self.server.stall_seconds)  # the reader's timeout fires meanwhile
+                    stop = min(at + _CHUNK, end + 1, stall_at if stall_at > at else end + 1)
+                    chunk = os.pread(f.fileno(), stop - at, at)
                     self.wfile.write(chunk)
                     written += len(chunk)
+                    at = stop
         finally:  # the reader may have died mid-body: count what reached it
             delivered = self._acked_since(before, written)
             with self.server.lock:
@@ -146,8 +155,10 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--port-file", type=Path, help="write the bound port here")
     parser.add_argument("--fail-every", type=int, default=0)
+    parser.add_argument("--stall-every", type=int, default=0)
+    parser.add_argument("--stall-seconds", type=float, default=5.0)
     args = parser.parse_args()
-    server = OriginServer((args.host, args.port), args.root, args.fail_every)
+    server = OriginServer((args.host, args.port), args.root, args.fail_every, args.stall_every, args.stall_seconds)
     if args.port_file:
         args.port_file.write_text(str(server.server_address[1]))
     server.serve_forever()

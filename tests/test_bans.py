@@ -1,0 +1,38 @@
+"""A ban blocks the peer's address in the session, not only the (address, port) libtorrent banned:
+with several connections per IP allowed, a banned host connecting back would arrive as a new peer."""
+
+from __future__ import annotations
+
+import libtorrent as lt
+import pytest
+
+from common.lt_session import Bans, Caps, make_session
+
+
+@pytest.fixture(scope="module")
+def session() -> lt.session:
+    return make_session("127.0.0.1:0", Caps())
+
+
+@pytest.mark.parametrize(("address", "blocks", "why"), [
+    ("10.1.2.3", True, "a host in the datacenter"),
+    ("fd00::7", True, "IPv6 too"),
+    ("127.0.0.1", False, "loopback: every peer on one machine shares it"),
+    ("::1", False, "IPv6 loopback"),
+    ("not-an-ip", False, "nothing to block"),
+])
+def test_a_ban_blocks_the_address_unless_it_is_shared_loopback(
+        session: lt.session, address: str, blocks: bool, why: str) -> None:
+    bans = Bans()
+    assert bans.ban(session, address) is blocks, why
+    if blocks:
+        assert session.get_ip_filter().access(address) == 1, why
+        assert bans.ban(session, address) is False  # once is enough
+
+
+def test_earlier_bans_stay_blocked_and_others_stay_open(session: lt.session) -> None:
+    bans = Bans()
+    bans.ban(session, "10.0.0.1")
+    bans.ban(session, "10.0.0.2")
+    rules = session.get_ip_filter()
+    assert [rules.access(a) for a in ("10.0.0.1", "10.0.0.2", "10.0.0.3", "127.0.0.1")] == [1, 1, 0, 0]
