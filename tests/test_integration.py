@@ -418,8 +418,11 @@ def test_a_seedbox_killed_mid_ingest_reads_again_only_what_was_not_on_its_disk(
     spooled = pieces - on_disk - len(again)
     print(f"{on_disk} pieces on disk, {spooled} whole in the spool ({spool}), source sent "
           f"{stats['bytes_sent'] - pieces * piece:+d} bytes beyond the model")
-    # Beyond the model: only what sat in the sockets at the kill (sent, never received).
-    assert pieces * piece <= stats["bytes_sent"] <= pieces * piece + piece
+    # Beyond the model: only what sat in the sockets at the kill (sent, never received). Below it
+    # by at most what the killed reader's kernel had received but not yet acknowledged when its RST
+    # went out: the origin counts acknowledged bytes, and handed every byte to a socket.
+    assert stats["bytes_written"] >= pieces * piece
+    assert pieces * piece - 256 * KiB <= stats["bytes_sent"] <= pieces * piece + piece
     assert final["bad_pieces"] == 0 and final["pieces_done"] == pieces
     done = run_client(tmp_path, tracker_url, admin.add_host("h1")["passkey"], "h1")
     assert done.returncode == 0, done.stderr

@@ -22,6 +22,7 @@ from tools.lab_faults import EvilPeer, KillClients, KillSeedbox, Partition
 pytestmark = pytest.mark.integration
 MiB = 1 << 20
 PIECE = 1 * MiB
+ACK_SLACK = 256 << 10  # unacknowledged bytes a RST can leave uncounted at the origin
 
 
 def verify_every_host(tmp_path: Path, hosts: list[str]) -> None:
@@ -64,8 +65,12 @@ def test_clients_and_the_seedbox_killed_mid_download_finish_without_fetching_ver
           f"wrote {storage['bytes_written'] - size:+d} into its sockets")
     # What crossed the ingress link beyond the model is what sat in the seedbox's socket buffers
     # and its last unwritten chunk when it was killed (KiB, against the 10 pieces read twice
-    # before the spool).
-    assert size <= sent <= size + PIECE, sent
+    # before the spool). The origin counts what the reader's kernel acknowledged; a reader killed
+    # with unread data answers with a RST, so the bytes it had received but not yet acknowledged
+    # (a delayed-ACK window, up to a few 64 KiB GRO segments on a veth) go uncounted: hence the
+    # lower slack. Every byte was handed to a socket at least once, which the job finishing proves.
+    assert storage["bytes_written"] >= size
+    assert size - ACK_SLACK <= sent <= size + PIECE, sent
     assert result.source_bytes == sent  # the lab's own figure spans the restart
 
 
