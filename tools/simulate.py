@@ -129,26 +129,73 @@ class _Swarm:
         return self.index.select(asker, self.sc.numwant, self.rng, exclude=node)
 
 
-def _choose(idle: np.ndarray, src: np.ndarray, dst: np.ndarray, words: np.ndarray, got: np.ndarray,
-            holders: np.ndarray, n: int, nrng: np.random.Generator) -> np.ndarray:
-    """The piece each idle transfer src -> dst asks for (-1: none): one dst has begun first (libtorrent
-    finishes partial pieces), then the rarest fleet-wide, ties at random. The candidates (pieces src
-    has and dst lacks) come from the packed bitfields: only their words that are not zero are
-    unpacked, so the cost follows the candidates, not the model's piece count. (Looking only at a
-    window of the pieces was tried: 15-40 % slower swarms at 200 hosts, so not a shortcut.)"""
+def _candidates(s: np.ndarray, d: np.ndarray, words: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, word index, word) of every nonzero word of ``words[s] & ~words[d]``: the pieces each
+    uploader s has and its downloader d lacks, 64 a word. Only the words between d's first
+    missing piece and s's last piece can hold any, so only those are read, rows grouped by how
+    many that is (in a streaming swarm a few words of a 500 GB model's 117)."""
+    full = words != np.uint64(0xFFFFFFFFFFFFFFFF)
+    lo = np.where(full.any(axis=1), full.argmax(axis=1), words.shape[1])
+    nonzero = words != 0
+    hi = np.where(nonzero.any(axis=1), words.shape[1] - 1 - nonzero[:, ::-1].argmax(axis=1), -1)
+    first = lo[d]
+    width = hi[s] - first + 1
+    out_r, out_w, out_v = [], [], []
+    bucket = np.ceil(np.log2(np.maximum(width, 1))).astype(np.int64)
+    for b in np.unique(bucket[width > 0]):
+        rows = np.nonzero((bucket == b) & (width > 0))[0]
+        span = np.arange(1 << int(b))
+        at = first[rows][:, None] + span
+        inside = span < width[rows][:, None]
+        at = np.minimum(at, words.shape[1] - 1)
+        cand = np.where(inside, words[s[rows][:, None], at] & ~words[d[rows][:, None], at], np.uint64(0))
+        r, k = np.nonzero(cand)
+        out_r.append(rows[r])
+        out_w.append(at[r, k])
+        out_v.append(cand[r, k])
+    if not out_r:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.zeros(0, dtype=np.uint64)
+    return np.concatenate(out_r), np.concatenate(out_w), np.concatenate(out_v)
+
+
+def _choose(idle: np.ndarray, src: np.ndarray, dst: np.ndarray, free: np.ndarray, words: np.ndarray,
+            got: np.ndarray, holders: np.ndarray, n: int, nrng: np.random.Generator) -> np.ndarray:
+    """The piece each idle transfer src -> dst asks for: one dst has begun first (libtorrent
+    finishes partial pieces), then the rarest fleet-wide, ties at random; -1 if src has nothing
+    dst lacks, -2 if it has but no free upload slot (``free``, per uploader: the first transfers
+    with something to move take them). The candidates come from the packed bitfields, and only
+    those of transfers that got a slot are unpacked, so the cost follows what moves, not the
+    model's piece count. (Looking only at a window of the pieces was tried: 15-40 % slower swarms
+    at 200 hosts, so not a shortcut.)"""
     choice = np.full(len(idle), -1)
-    cand = words[src[idle]] & ~words[dst[idle]]
-    r, w = np.nonzero(cand)
+    r, w, v = _candidates(src[idle], dst[idle], words)
+    if not len(r):
+        return choice
+    some = np.unique(r)  # transfers with something to move, in order
+    order = np.argsort(src[idle][some], kind="stable")
+    by_src = src[idle][some][order]
+    rank = np.arange(len(order)) - np.searchsorted(by_src, by_src)
+    room = np.zeros(len(idle), dtype=bool)
+    room[some[order]] = rank < free[by_src]
+    choice[some[~room[some]]] = -2
+    keep = room[r]
+    r, w, v = r[keep], w[keep], v[keep]
     if not len(r):
         return choice
     # Byte k of word w holds pieces 64w+8k .. 64w+8k+7, the first in the top bit (np.packbits).
-    flags = np.unpackbits(cand[r, w].view(np.uint8).reshape(-1, 8), axis=1)
+    flags = np.unpackbits(v.view(np.uint8).reshape(-1, 8), axis=1)
     at, bit = np.nonzero(flags)
     rows, pieces = r[at], w[at] * 64 + bit
     score = holders[pieces] + nrng.random(len(pieces)) * 0.5 - (got[dst[idle][rows], pieces] > 0) * (n + 1.0)
-    order = np.lexsort((score, rows))
-    firsts = order[np.concatenate([[0], np.nonzero(np.diff(rows[order]))[0] + 1])]
-    choice[rows[firsts]] = pieces[firsts]
+    # Each row's candidates are contiguous (row-major nonzero, a row in one group): the lowest
+    # score of each run, without sorting them all.
+    starts = np.concatenate([[0], np.nonzero(np.diff(rows))[0] + 1])
+    lowest = np.minimum.reduceat(score, starts)
+    run = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(rows))))
+    hit = np.nonzero(score == lowest[run])[0]
+    hit = hit[np.concatenate([[True], run[hit][1:] != run[hit][:-1]])]
+    choice[rows[hit]] = pieces[hit]
     return choice
 
 
@@ -179,7 +226,7 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
     src = np.zeros(0, dtype=np.int64)
     dst = np.zeros(0, dtype=np.int64)
     piece = np.zeros(0, dtype=np.int64)  # -1: idle
-    seen = np.zeros(0, dtype=np.int64)  # src count + dst count when last found idle
+    seen = np.zeros(0, dtype=np.int64)  # src's count when last found idle; -1: look again
     cons = np.zeros((0, 4), dtype=np.int64)
     degree = np.zeros(n, dtype=np.int64)
     connected: set[tuple[int, int]] = set()
@@ -233,23 +280,17 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
                 piece = np.concatenate([piece, np.full(len(added), -1)])
                 seen = np.concatenate([seen, np.full(len(added), -1)])
                 cons = np.vstack([cons, added[:, 2:]])
-        # Idle transfers whose ends changed pick a piece: rarest first, ties at random.
-        # Only uploaders with a free slot matter; the rest are looked at again once one frees.
+        # Idle transfers pick a piece: rarest first, ties at random. One found with nothing to
+        # move is looked at again only once its uploader gains a piece (its downloader gaining one
+        # cannot give it any); only uploaders with a free slot matter.
         busy = np.bincount(src[piece >= 0], minlength=n)
-        idle = np.nonzero((piece < 0) & (busy[src] < sc.slots) & (seen != counts[src] * (p + 1) + counts[dst]))[0]
+        idle = np.nonzero((piece < 0) & (busy[src] < sc.slots) & (seen != counts[src]))[0]
         if len(idle):
-            seen[idle] = counts[src[idle]] * (p + 1) + counts[dst[idle]]
-            choice = _choose(idle, src, dst, bits.view(np.uint64), got, holders, n, nrng)
-            ok = choice >= 0
-            idle, choice = idle[ok], choice[ok]
+            seen[idle] = counts[src[idle]]
             # An uploader serves at most `slots` peers at once.
-            order = np.argsort(src[idle], kind="stable")
-            sorted_src = src[idle][order]
-            rank = np.arange(len(order)) - np.searchsorted(sorted_src, sorted_src)
-            room = np.zeros(len(idle), dtype=bool)
-            room[order] = rank < (sc.slots - busy[sorted_src])
-            piece[idle[room]] = choice[room]
-            seen[idle[~room]] = -1  # try again next step
+            choice = _choose(idle, src, dst, sc.slots - busy, bits.view(np.uint64), got, holders, n, nrng)
+            piece[idle[choice >= 0]] = choice[choice >= 0]
+            seen[idle[choice == -2]] = -1  # no slot: try again next step
         # Rates: approximate max-min fair share over NICs and uplinks.
         active = np.nonzero(piece >= 0)[0]
         if len(active):
@@ -275,6 +316,7 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
             sent_by_seedbox += moved[src[active] == SEEDBOX].sum()
             ended = got[d, q] >= piece_bytes[q]
             piece[active[ended]] = -1
+            seen[active[ended]] = -1
             for dd, qq in set(zip(d[ended].tolist(), q[ended].tolist(), strict=True)):
                 have[dd, qq] = True
                 counts[dd] += 1
