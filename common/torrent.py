@@ -108,6 +108,9 @@ def check_matches(torrent: bytes, manifest: Manifest) -> InfoHashes:
         if fs.file_flags(i) & lt.file_storage.flag_pad_file:
             continue
         path = fs.file_path(i).replace("\\", "/")
+        if fs.file_flags(i) & lt.file_storage.flag_symlink:
+            # BEP 47: libtorrent would create the link on the host; a manifest holds real files only
+            raise TorrentMismatch(f"torrent file {path!r} is a symlink")
         if not path.startswith(prefix):
             raise TorrentMismatch(f"torrent file {path!r} is outside the model folder")
         files.append((path[len(prefix):], fs.file_size(i), fs.file_offset(i)))

@@ -85,3 +85,23 @@ def test_should_refuse_a_torrent_that_disagrees_with_its_manifest(tmp_path: Path
         torrent.check_matches(other, manifest)
     with pytest.raises(TorrentMismatch, match="not a valid torrent"):
         torrent.check_matches(b"d4:infoi1ee", manifest)
+
+
+def test_should_refuse_a_torrent_that_turns_a_manifest_file_into_a_symlink(tmp_path: Path) -> None:
+    """BEP 47 symlinks: same paths and sizes as the manifest, but libtorrent would create a link."""
+    key = tmp_path / "k"
+    signing.generate_key(key)
+    files = {"a.bin": 3 * PS, "empty.txt": 0}
+    model = write_model(tmp_path / "m", files)
+    built, digests = build_from_tree(model, PS)
+    manifest = Manifest.create(name="m", version="1", layout=plan(list(files.items()), PS),
+                               digests=digests, key=signing.load_private_key(key))
+    torrent.check_matches(built, manifest)
+    meta = lt.bdecode(built)
+    target = [b"..", b"..", b"..", b"etc", b"passwd"]
+    for entry in meta[b"info"][b"files"]:
+        if entry[b"path"] == [b"empty.txt"]:
+            entry.update({b"attr": b"l", b"symlink path": target})
+    meta[b"info"][b"file tree"][b"empty.txt"][b""].update({b"attr": b"l", b"symlink path": target})
+    with pytest.raises(TorrentMismatch, match="is a symlink"):
+        torrent.check_matches(lt.bencode(meta), manifest)
