@@ -37,9 +37,12 @@ import math
 import random
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from common.units import parse_size
 from tools.physics import mbit, t_min
@@ -336,6 +339,17 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
                      float(sent_by_seedbox), steps)
 
 
+class _Live(list[tuple[float, ...]]):
+    """A trace that shows each row as it comes instead of keeping it."""
+
+    def __init__(self, show: Callable[[tuple[float, ...]], object]) -> None:
+        super().__init__()
+        self.show = show
+
+    def append(self, row: tuple[float, ...]) -> None:
+        self.show(row)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--racks", type=int, default=25)
@@ -353,6 +367,7 @@ def main() -> None:
     parser.add_argument("--slots", type=int, default=Scenario.slots, help="upload slots per host")
     parser.add_argument("--stock", action="store_true", help="plain BitTorrent instead")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     parser.add_argument("--dt", type=float, default=0,
                         help="time step, s (0: a tenth of a piece's time on a NIC, at most 0.5 s)")
     args = parser.parse_args()
@@ -363,7 +378,13 @@ def main() -> None:
                   stock=args.stock, policy=Policy(seedbox_per_rack=args.gateways), interval=args.interval,
                   start=args.start, slots=args.slots, dt=args.dt or None)
     began = time.monotonic()
-    result = simulate(sc, random.Random(args.seed))
+    with Progress(TextColumn("simulated {task.fields[now]:>7.1f} s"), BarColumn(),
+                  TextColumn("mean host {task.percentage:>5.1f} %, seedbox {task.fields[seed]:.0f}/{task.total:.0f} "
+                             "pieces"), TimeElapsedColumn(), console=Console(stderr=True), transient=True,
+                  disable=args.quiet) as bar:
+        task = bar.add_task("", total=sc.pieces, now=0.0, seed=0)
+        result = simulate(sc, random.Random(args.seed), _Live(lambda row: bar.update(
+            task, completed=row[2], now=row[0], seed=row[1])))
     print(f"{sc.hosts} hosts ({sc.racks} racks x {sc.hosts_per_rack}), model {args.size} in {sc.pieces} simulated "
           f"pieces, ingress {args.ingress:g} Mbit/s, NIC {args.nic:g}, uplink {args.uplink or 'unlimited'}, "
           f"{'plain BitTorrent' if args.stock else 'modeltorrent'}")
