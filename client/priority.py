@@ -25,8 +25,9 @@ def _lower(normal: int, low: int) -> int:
 
 def caps(settings: ClientSettings, low: bool) -> Caps:
     if not low:
-        return Caps(settings.upload_rate, settings.download_rate, settings.connections, settings.dscp)
+        return Caps(settings.upload_rate, settings.download_rate, settings.connections, settings.dscp,
+                    settings.upload_slots)
     return Caps(_lower(settings.upload_rate, settings.low_priority_upload_rate),
                 _lower(settings.download_rate, settings.low_priority_download_rate),
                 _lower(settings.connections, settings.low_priority_connections),
-                settings.low_priority_dscp)
+                settings.low_priority_dscp, settings.upload_slots)

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 import libtorrent as lt
 
+from common.settings import UPLOAD_SLOTS
+
 USER_AGENT = "modeltorrent/0.1"
 
 
@@ -28,11 +30,13 @@ class Caps:
     download_rate: int = 0
     connections: int = 200
     dscp: int = 0  # DiffServ code point on peer connections (0: unmarked)
+    upload_slots: int = UPLOAD_SLOTS  # peers unchoked at once
 
     def pack(self) -> dict[str, int]:
         """The settings that carry these caps, also for ``session.apply_settings`` at run time."""
         return {"upload_rate_limit": self.upload_rate, "download_rate_limit": self.download_rate,
                 "connections_limit": self.connections or 100_000,
+                "unchoke_slots_limit": self.upload_slots,
                 # libtorrent 2.1 writes peer_dscp into the IP TOS byte as it is (checked with tcpdump:
                 # peer_dscp 8 went out as tos 0x08): the code point goes in the upper six bits.
                 "peer_dscp": self.dscp << 2}
@@ -66,7 +70,6 @@ def settings_pack(listen: str, caps: Caps, *, announce_interval_floor: int = 5,
         **caps.pack(),
         # libtorrent's default floor (300 s) would override a shorter tracker interval.
         "min_announce_interval": announce_interval_floor,
-        "unchoke_slots_limit": 32,
         # Inside a datacenter a lost connection is worth retrying at once, not after 60 s.
         "min_reconnect_time": 1,
     }

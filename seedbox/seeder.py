@@ -134,7 +134,8 @@ class Seeder:
         if not self.settings.stream:
             self._read_to_disk(on_tick)
         ses = make_session(self.settings.listen, Caps(upload_rate=self.settings.upload_rate,
-                                                      connections=self.settings.connections), tracker_alerts=True)
+                                                      connections=self.settings.connections,
+                                                      upload_slots=self.settings.upload_slots), tracker_alerts=True)
         handle = ses.add_torrent(add_params(self.torrent, str(self.data_dir)))
         ti = handle.torrent_file()
         assert ti is not None

@@ -22,11 +22,15 @@ def settings(**kw: object) -> ClientSettings:
     ({"upload_rate": 5 * MiB, "download_rate": 400 * MiB}, True, Caps(5 * MiB, 50 * MiB, 50, 8)),  # the lower
     ({"low_priority_upload_rate": 0, "connections": 20}, True, Caps(0, 50 * MiB, 20, 8)),  # 0: no low cap
     ({"low_priority_dscp": 1}, True, Caps(25 * MiB, 50 * MiB, 50, 1)),
-], ids=["normal", "normal, marked", "low", "low keeps a lower normal cap", "low without an upload cap", "LE mark"])
+    ({"upload_slots": 16}, False, Caps(0, 0, 200, 0, 16)),
+    ({"upload_slots": 16}, True, Caps(25 * MiB, 50 * MiB, 50, 8, 16)),  # low priority caps rates, not slots
+], ids=["normal", "normal, marked", "low", "low keeps a lower normal cap", "low without an upload cap", "LE mark",
+        "upload slots", "upload slots kept when low"])
 def test_caps(kw: dict[str, object], low: bool, expected: Caps) -> None:
     assert priority.caps(settings(**kw), low) == expected
 
 
 def test_caps_become_libtorrent_settings() -> None:
-    assert Caps(1, 2, 0, 8).pack() == {"upload_rate_limit": 1, "download_rate_limit": 2,
-                                       "connections_limit": 100_000, "peer_dscp": 32}
+    assert Caps(1, 2, 0, 8, 3).pack() == {"upload_rate_limit": 1, "download_rate_limit": 2,
+                                          "connections_limit": 100_000, "peer_dscp": 32,
+                                          "unchoke_slots_limit": 3}

@@ -1,7 +1,7 @@
 """Distribution through an emulated datacenter (``tools/lab.py``) against the physical limit.
 
     python -m tools.bench_distribute [--scenarios naive,plain-bittorrent,modeltorrent] [--racks 2] [--hosts-per-rack 3]
-        [--nic 200] [--uplink 100] [--ingress 50] [--size 64MiB] [--out results/distribute]
+        [--nic 200] [--uplink 100] [--ingress 50] [--size 64MiB] [--upload-slots 4] [--out results/distribute]
 
 Scenarios, side by side in one run, each in a freshly built lab with the same topology:
 
@@ -32,6 +32,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from common.settings import UPLOAD_SLOTS
 from common.units import parse_size
 from tools.charts import draw
 from tools.lab import INTERVAL, PIECE, Lab, Result, Topology
@@ -54,13 +55,13 @@ def run(scenario: str, topology: Topology, size: int) -> tuple[Result, dict[str,
         return result, dict(lab.rack_of)
 
 
-def simulated(scenario: str, topology: Topology, measured: Result) -> dict[str, float]:
+def simulated(scenario: str, topology: Topology, measured: Result, slots: int) -> dict[str, float]:
     """The simulator (``tools/simulate.py``) on the same topology, piece size and announce interval,
     its start-up taken from this run (the seedbox's first bytes from external storage)."""
     sc = Scenario(topology.racks, topology.hosts_per_rack, measured.size, PIECE, mbit(topology.ingress_mbit),
                   mbit(topology.nic_mbit), mbit(topology.uplink_mbit) if topology.uplink_mbit else None,
                   stock=scenario == "plain-bittorrent", interval=INTERVAL, start=measured.ingress_start,
-                  hosts_start=0.0)  # the lab's hosts are up and announced when its clock starts
+                  hosts_start=0.0, slots=slots)  # the lab's hosts are up and announced when its clock starts
     sim = simulate(sc, random.Random(1))
     return {"sim_seconds": round(sim.seconds, 2), "sim_error": round(sim.seconds / measured.seconds - 1, 3),
             "sim_cross_rack_over_min": sim.summary(sc)["cross_rack_over_min"], "start": round(sc.start, 2)}
@@ -83,8 +84,14 @@ def main() -> None:
     parser.add_argument("--uplink", type=float, default=100.0, help="rack uplink, Mbit/s each way (0: unshaped)")
     parser.add_argument("--ingress", type=float, default=50.0, help="external storage -> seedbox, Mbit/s")
     parser.add_argument("--size", default="64MiB")
+    parser.add_argument("--upload-slots", type=int, default=UPLOAD_SLOTS,
+                        help="peers each client and the seedbox upload to at once")
     parser.add_argument("--out", type=Path, default=Path("results/distribute"))
     args = parser.parse_args()
+    if args.upload_slots < 1:
+        parser.error("--upload-slots must be at least 1")
+    for service in ("CLIENT", "SEEDBOX"):  # the lab's processes inherit this environment
+        os.environ[f"MODELTORRENT_{service}_UPLOAD_SLOTS"] = str(args.upload_slots)
     scenarios = [s for s in args.scenarios.split(",") if s]
     unknown = set(scenarios) - set(SCENARIOS)
     if unknown:
@@ -100,10 +107,10 @@ def main() -> None:
     except NetnsUnavailable as exc:
         sys.exit(f"cannot build the lab: {exc}")
     rows = [(name, r.summary()) for name, r in results]
-    checks = [(name, simulated(name, topology, r)) for name, r in results if name != "naive"]
+    checks = [(name, simulated(name, topology, r, args.upload_slots)) for name, r in results if name != "naive"]
     head = (f"{topology.racks} racks x {topology.hosts_per_rack} hosts, NIC {args.nic:g} Mbit/s, uplink "
             f"{args.uplink or 'unshaped'} Mbit/s, ingress {args.ingress:g} Mbit/s, model {args.size}, "
-            f"{os.cpu_count()} cores")
+            f"{args.upload_slots} upload slots, {os.cpu_count()} cores")
     lines = table(rows)
     if checks:
         lines += ["", "Simulator (`tools/simulate.py`) on the same topology, start-up taken from the run:", "",

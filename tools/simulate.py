@@ -44,6 +44,7 @@ import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from common.settings import UPLOAD_SLOTS
 from common.units import parse_size
 from tools.physics import mbit, t_min
 from tracker.peers import Asker, Candidate, Location, Policy, SwarmIndex
@@ -69,7 +70,7 @@ class Scenario:
     hosts_start: float | None = None  # the hosts' first announces begin; None: at ``start``
     start_spread: float = 1.0
     max_peers: int = 200
-    slots: int = 32
+    slots: int = UPLOAD_SLOTS  # the hosts' and the seedbox's upload_slots
     efficiency: float = 0.96
     dt: float | None = None  # step, s; None: a tenth of a piece's time on a NIC, at most 0.5 s
 
