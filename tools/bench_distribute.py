@@ -2,13 +2,17 @@
 
     python -m tools.bench_distribute [--scenarios naive,plain-bittorrent,modeltorrent] [--racks 2] [--hosts-per-rack 3]
         [--nic 200] [--uplink 100] [--ingress 50] [--size 64MiB] [--upload-slots 4] [--out results/distribute]
+    python -m tools.bench_distribute --scenarios modeltorrent,modeltorrent-32-slots --racks 1 --hosts-per-rack 8 \
+        --nic 100 --ingress 100 --uplink 0
 
 Scenarios, side by side in one run, each in a freshly built lab with the same topology:
 
 - naive: every host downloads the model from external storage over HTTP, through the ingress link;
 - plain-bittorrent: a stock swarm, the same clients but the seedbox seeds only once it holds the
   whole model and the tracker hands out peers at random (and the seedbox to everyone);
-- modeltorrent: streaming seedbox and rack-aware peer lists.
+- modeltorrent: streaming seedbox and rack-aware peer lists;
+- modeltorrent-32-slots (not run unless named): the same, with every client and the seedbox
+  uploading to 32 peers at once (this project's setting before 4) instead of ``--upload-slots``.
 
 Prints per scenario: time to every host done T, the lower bound T_min for the topology (DESIGN.md),
 T / T_min, bytes read from external storage / model size, cross-rack bytes / (racks x model size),
@@ -41,13 +45,15 @@ from tools.physics import mbit
 from tools.simulate import Scenario, simulate
 
 SCENARIOS = ("naive", "plain-bittorrent", "modeltorrent")
+ABLATIONS = {"modeltorrent-32-slots": 32}  # scenario -> upload slots, modeltorrent otherwise
 COLUMNS = [("T s", "seconds"), ("T_min s", "t_min"), ("T/T_min", "t_over_t_min"),
            ("source/F", "source_bytes_over_size"), ("cross-rack/min", "cross_rack_over_min"),
            ("p50 s", "p50"), ("p99 s", "p99"), ("max s", "max"), ("CPU busy", "cpu_busy")]
 
 
-def run(scenario: str, topology: Topology, size: int) -> tuple[Result, dict[str, str]]:
-    with Lab(topology) as lab:
+def run(scenario: str, topology: Topology, size: int, slots: int) -> tuple[Result, dict[str, str]]:
+    env = {f"MODELTORRENT_{service}_UPLOAD_SLOTS": str(slots) for service in ("CLIENT", "SEEDBOX")}
+    with Lab(topology, env=env) as lab:
         if scenario == "naive":
             result = lab.pull_direct(size)
         else:
@@ -90,24 +96,24 @@ def main() -> None:
     args = parser.parse_args()
     if args.upload_slots < 1:
         parser.error("--upload-slots must be at least 1")
-    for service in ("CLIENT", "SEEDBOX"):  # the lab's processes inherit this environment
-        os.environ[f"MODELTORRENT_{service}_UPLOAD_SLOTS"] = str(args.upload_slots)
     scenarios = [s for s in args.scenarios.split(",") if s]
-    unknown = set(scenarios) - set(SCENARIOS)
+    unknown = set(scenarios) - set(SCENARIOS) - set(ABLATIONS)
     if unknown:
-        parser.error(f"unknown scenarios {', '.join(sorted(unknown))} (known: {', '.join(SCENARIOS)})")
+        parser.error(f"unknown scenarios {', '.join(sorted(unknown))} "
+                     f"(known: {', '.join([*SCENARIOS, *ABLATIONS])})")
+    slots = {s: ABLATIONS.get(s, args.upload_slots) for s in scenarios}
     topology = Topology(args.racks, args.hosts_per_rack, args.nic, args.uplink or None, args.ingress)
     size = parse_size(args.size)
     results: list[tuple[str, Result]] = []
     rack_of: dict[str, str] = {}
     try:
         for scenario in scenarios:
-            result, rack_of = run(scenario, topology, size)
+            result, rack_of = run(scenario, topology, size, slots[scenario])
             results.append((scenario, result))
     except NetnsUnavailable as exc:
         sys.exit(f"cannot build the lab: {exc}")
     rows = [(name, r.summary()) for name, r in results]
-    checks = [(name, simulated(name, topology, r, args.upload_slots)) for name, r in results if name != "naive"]
+    checks = [(name, simulated(name, topology, r, slots[name])) for name, r in results if name != "naive"]
     head = (f"{topology.racks} racks x {topology.hosts_per_rack} hosts, NIC {args.nic:g} Mbit/s, uplink "
             f"{args.uplink or 'unshaped'} Mbit/s, ingress {args.ingress:g} Mbit/s, model {args.size}, "
             f"{args.upload_slots} upload slots, {os.cpu_count()} cores")

@@ -121,12 +121,13 @@ def _cpu_times() -> tuple[float, float]:
 
 
 class Lab:
-    def __init__(self, topology: Topology, workdir: Path | None = None) -> None:
+    def __init__(self, topology: Topology, workdir: Path | None = None, env: dict[str, str] | None = None) -> None:
+        """``env``: settings for every process in the lab (e.g. ``MODELTORRENT_CLIENT_UPLOAD_SLOTS``)."""
         self.topology = topology
         self.workdir = (workdir or Path(tempfile.mkdtemp(prefix="modeltorrent-lab-"))).resolve()
-        self.procs = Procs(self.workdir / "logs")
+        self.procs = Procs(self.workdir / "logs", env=dict(env or {}))
         self.token = secrets.token_hex(16)
-        self.env = os.environ | {"PYTHONPATH": str(REPO), "MODELTORRENT_ADMIN_TOKEN": self.token}
+        self.env = os.environ | self.procs.env | {"PYTHONPATH": str(REPO), "MODELTORRENT_ADMIN_TOKEN": self.token}
         self.fabric = Fabric()
         try:
             t = topology

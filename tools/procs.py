@@ -45,10 +45,11 @@ class Procs:
 
     log_dir: Path
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)  # added to every process's environment
 
     def start(self, name: str, argv: Sequence[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        full_env = os.environ | {"PYTHONUNBUFFERED": "1"} | (env or {})
+        full_env = os.environ | {"PYTHONUNBUFFERED": "1"} | self.env | (env or {})
         full_env["PYTHONPATH"] = str(REPO) + os.pathsep + full_env.get("PYTHONPATH", "")
         with open(self.log_dir / f"{name}.log", "ab") as log:  # the child keeps its own copy
             proc = subprocess.Popen(list(argv), stdout=log, stderr=subprocess.STDOUT, env=full_env,
