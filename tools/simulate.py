@@ -177,7 +177,10 @@ def _choose(idle: np.ndarray, src: np.ndarray, dst: np.ndarray, free: np.ndarray
     if not len(r):
         return choice
     some = np.unique(r)  # transfers with something to move, in order
-    order = np.argsort(src[idle][some], kind="stable")
+    # Which of an uploader's waiting peers get its free slots: at random, as libtorrent's choker
+    # rotates its unchokes (in edge order, the peers connected first always won and whole racks
+    # starved behind them).
+    order = np.lexsort((nrng.random(len(some)), src[idle][some]))
     by_src = src[idle][some][order]
     rank = np.arange(len(order)) - np.searchsorted(by_src, by_src)
     room = np.zeros(len(idle), dtype=bool)
