@@ -5,9 +5,10 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings
 
-# Peers a host uploads to at once (libtorrent's ``unchoke_slots_limit``). Few: a 64 MiB piece is
-# forwarded only once whole, so each upload split more ways delays every hop of a piece through
-# the swarm (README, "Simulator": at 40 hosts a rack 4 slots beat libtorrent's usual 8 and our old 32).
+# Peers a host uploads to at once (libtorrent's ``unchoke_slots_limit``). Few: a piece is forwarded
+# only once whole, so each upload split more ways delays every hop of a piece through the swarm.
+# README, "Distribution benchmark": a lab rack of 8 took 14-18 s with 4 slots, 22 s with 8, 30 s
+# with 32; the simulator agrees at 40 hosts a rack with 64 MiB pieces.
 UPLOAD_SLOTS = 4
 
 
