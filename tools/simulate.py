@@ -15,7 +15,8 @@ who is told about whom, and models the rest:
   begun first, then the rarest (fewest holders fleet-wide, ties at random). Blocks of one piece may
   come from several peers at once (libtorrent requests 16 KiB blocks): the piece is done when their
   bytes add up to it. A piece is forwarded only once whole and verified (store and forward). Each
-  host uploads to at most ``slots`` peers at once (libtorrent's ``unchoke_slots_limit``).
+  host uploads to at most ``slots`` peers at once (libtorrent's ``unchoke_slots_limit``); a freed
+  slot goes to one of the waiting peers at random, as libtorrent's choker rotates its unchokes.
 - **Bandwidth.** Every transfer is a fluid flow; rates are shared max-min fairly (approximately:
   a few rounds of progressive filling) over each host's NIC up and down, the seedbox's NIC and each
   rack uplink each way. ``efficiency`` is the payload share of a link's rate (TCP/IP and BitTorrent
