@@ -51,12 +51,14 @@ def test_plain_bittorrent_waits_for_the_whole_model_first() -> None:
 
 
 def test_rack_gateways_bring_each_piece_into_a_rack_about_once() -> None:
-    gateways = simulate(scenario(racks=4, hosts_per_rack=4), random.Random(2))
-    flat = simulate(scenario(racks=4, hosts_per_rack=4, policy=Policy(gateways=False, seedbox_per_rack=1 << 30,
-                                                                       remote_share=0.0)), random.Random(2))
-    minimum = 4 * 32 * MiB
-    assert minimum <= gateways.cross_rack_bytes <= 1.2 * minimum
-    assert flat.cross_rack_bytes > 1.5 * minimum
+    # Means over a few seeds: one run of 16 hosts may send a few pieces twice into a rack.
+    def cross_rack(policy: Policy) -> float:
+        runs = [simulate(scenario(racks=4, hosts_per_rack=4, policy=policy), random.Random(seed)) for seed in range(4)]
+        assert all(r.cross_rack_bytes >= 4 * 32 * MiB for r in runs)
+        return sum(r.cross_rack_bytes for r in runs) / len(runs) / (4 * 32 * MiB)
+
+    assert cross_rack(Policy()) <= 1.15
+    assert cross_rack(Policy(gateways=False, seedbox_per_rack=1 << 30, remote_share=0.0)) > 1.5
 
 
 def test_same_seed_same_result() -> None:

@@ -47,6 +47,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from common.settings import UPLOAD_SLOTS
 from common.units import parse_size
+from tools import sim_kernel
 from tools.physics import mbit, t_min
 from tracker.peers import Asker, Candidate, Location, Policy, SwarmIndex
 
@@ -122,89 +123,19 @@ class _Swarm:
         self.index: SwarmIndex[int] | None = None
         self.built_at = -1e9
 
-    def peers(self, node: int, now: float, have_any: np.ndarray, have_all: np.ndarray) -> list[int]:
-        self.first_seen.setdefault(node, now)
-        if self.index is None or now - self.built_at >= 1.0 or node not in self.index.by_key:
+    def peers(self, nodes: list[int], now: float, have_any: np.ndarray, have_all: np.ndarray) -> list[list[int]]:
+        """The peer lists of ``nodes``, all announcing at ``now``: the index is rebuilt once for
+        them (once per new host made 10,000 hosts' first second quadratic)."""
+        for node in nodes:
+            self.first_seen.setdefault(node, now)
+        if self.index is None or now - self.built_at >= 1.0 or any(n not in self.index.by_key for n in nodes):
             self.index = SwarmIndex([
                 Candidate(n, self.loc[n], bool(have_any[n]), bool(have_all[n]) and n != SEEDBOX, n == SEEDBOX, t)
                 for n, t in self.first_seen.items()], self.policy)
             self.built_at = now
-        asker = Asker(self.loc[node], self.first_seen[node], bool(have_all[node]) and node != SEEDBOX,
-                      node == SEEDBOX)
-        return self.index.select(asker, self.sc.numwant, self.rng, exclude=node)
-
-
-def _candidates(s: np.ndarray, d: np.ndarray, words: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(row, word index, word) of every nonzero word of ``words[s] & ~words[d]``: the pieces each
-    uploader s has and its downloader d lacks, 64 a word. Only the words between d's first
-    missing piece and s's last piece can hold any, so only those are read, rows grouped by how
-    many that is (in a streaming swarm a few words of a 500 GB model's 117)."""
-    full = words != np.uint64(0xFFFFFFFFFFFFFFFF)
-    lo = np.where(full.any(axis=1), full.argmax(axis=1), words.shape[1])
-    nonzero = words != 0
-    hi = np.where(nonzero.any(axis=1), words.shape[1] - 1 - nonzero[:, ::-1].argmax(axis=1), -1)
-    first = lo[d]
-    width = hi[s] - first + 1
-    out_r, out_w, out_v = [], [], []
-    bucket = np.ceil(np.log2(np.maximum(width, 1))).astype(np.int64)
-    for b in np.unique(bucket[width > 0]):
-        rows = np.nonzero((bucket == b) & (width > 0))[0]
-        span = np.arange(1 << int(b))
-        at = first[rows][:, None] + span
-        inside = span < width[rows][:, None]
-        at = np.minimum(at, words.shape[1] - 1)
-        cand = np.where(inside, words[s[rows][:, None], at] & ~words[d[rows][:, None], at], np.uint64(0))
-        r, k = np.nonzero(cand)
-        out_r.append(rows[r])
-        out_w.append(at[r, k])
-        out_v.append(cand[r, k])
-    if not out_r:
-        empty = np.zeros(0, dtype=np.int64)
-        return empty, empty, np.zeros(0, dtype=np.uint64)
-    return np.concatenate(out_r), np.concatenate(out_w), np.concatenate(out_v)
-
-
-def _choose(idle: np.ndarray, src: np.ndarray, dst: np.ndarray, free: np.ndarray, words: np.ndarray,
-            got: np.ndarray, holders: np.ndarray, n: int, nrng: np.random.Generator) -> np.ndarray:
-    """The piece each idle transfer src -> dst asks for: one dst has begun first (libtorrent
-    finishes partial pieces), then the rarest fleet-wide, ties at random; -1 if src has nothing
-    dst lacks, -2 if it has but no free upload slot (``free``, per uploader: the first transfers
-    with something to move take them). The candidates come from the packed bitfields, and only
-    those of transfers that got a slot are unpacked, so the cost follows what moves, not the
-    model's piece count. (Looking only at a window of the pieces was tried: 15-40 % slower swarms
-    at 200 hosts, so not a shortcut.)"""
-    choice = np.full(len(idle), -1)
-    r, w, v = _candidates(src[idle], dst[idle], words)
-    if not len(r):
-        return choice
-    some = np.unique(r)  # transfers with something to move, in order
-    # Which of an uploader's waiting peers get its free slots: at random, as libtorrent's choker
-    # rotates its unchokes (in edge order, the peers connected first always won and whole racks
-    # starved behind them).
-    order = np.lexsort((nrng.random(len(some)), src[idle][some]))
-    by_src = src[idle][some][order]
-    rank = np.arange(len(order)) - np.searchsorted(by_src, by_src)
-    room = np.zeros(len(idle), dtype=bool)
-    room[some[order]] = rank < free[by_src]
-    choice[some[~room[some]]] = -2
-    keep = room[r]
-    r, w, v = r[keep], w[keep], v[keep]
-    if not len(r):
-        return choice
-    # Byte k of word w holds pieces 64w+8k .. 64w+8k+7, the first in the top bit (np.packbits).
-    flags = np.unpackbits(v.view(np.uint8).reshape(-1, 8), axis=1)
-    at, bit = np.nonzero(flags)
-    rows, pieces = r[at], w[at] * 64 + bit
-    score = holders[pieces] + nrng.random(len(pieces)) * 0.5 - (got[dst[idle][rows], pieces] > 0) * (n + 1.0)
-    # Each row's candidates are contiguous (row-major nonzero, a row in one group): the lowest
-    # score of each run, without sorting them all.
-    starts = np.concatenate([[0], np.nonzero(np.diff(rows))[0] + 1])
-    lowest = np.minimum.reduceat(score, starts)
-    run = np.repeat(np.arange(len(starts)), np.diff(np.append(starts, len(rows))))
-    hit = np.nonzero(score == lowest[run])[0]
-    hit = hit[np.concatenate([[True], run[hit][1:] != run[hit][:-1]])]
-    choice[rows[hit]] = pieces[hit]
-    return choice
+        index = self.index
+        return [index.select(Asker(self.loc[node], self.first_seen[node], bool(have_all[node]) and node != SEEDBOX,
+                                   node == SEEDBOX), self.sc.numwant, self.rng, exclude=node) for node in nodes]
 
 
 def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[float, ...]] | None = None
@@ -213,6 +144,7 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
     second: (time, pieces at the seedbox, mean pieces per host, bytes/s moving, transfers moving)."""
     rng = rng or random.Random(1)
     nrng = np.random.default_rng(rng.randrange(1 << 30))
+    sim_kernel.seed(int(nrng.integers(1 << 31)))
     n, p, racks = sc.hosts + 1, sc.pieces, sc.racks
     piece_bytes = np.full(p, sc.piece)
     piece_bytes[-1] = sc.size - sc.piece * (p - 1)
@@ -224,25 +156,13 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
                            np.full(2 * racks, (sc.uplink or math.inf) * eff), [math.inf]])
     none = len(cap0) - 1
     dt = sc.dt or min(0.5, sc.piece / (sc.nic * eff) / 10)
-
-    have = np.zeros((n, p), dtype=bool)
-    holders = np.zeros(p)  # hosts holding each piece
-    got = np.zeros((n, p))  # bytes of each piece each host has received
-    counts = np.zeros(n, dtype=np.int64)
-    bits = np.zeros((n, (p + 63) // 64 * 8), dtype=np.uint8)  # ``have`` packed, for a quick test
-    # Directed edges (transfers src -> dst), grown as hosts connect.
-    src = np.zeros(0, dtype=np.int64)
-    dst = np.zeros(0, dtype=np.int64)
-    piece = np.zeros(0, dtype=np.int64)  # -1: idle
-    seen = np.zeros(0, dtype=np.int64)  # src's count when last found idle; -1: look again
-    cons = np.zeros((0, 4), dtype=np.int64)
+    state = sim_kernel.State.empty(n, p, piece_bytes, cap0)
     degree = np.zeros(n, dtype=np.int64)
     connected: set[tuple[int, int]] = set()
 
     swarm = _Swarm(sc, rack_of, rng)
     first = sc.start if sc.hosts_start is None else sc.hosts_start
-    announce_at = np.concatenate([[sc.start], first + nrng.uniform(0, sc.start_spread, n - 1)])
-    finished = np.full(n, math.nan)
+    state.announce_at[:] = np.concatenate([[sc.start], first + nrng.uniform(0, sc.start_spread, n - 1)])
     cross = sent_by_seedbox = 0.0
     now, steps = 0.0, 0
 
@@ -261,85 +181,37 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
             new_edges.append((u, d, u, n + d, 2 * n + ru if crossing and ru >= 0 else none,
                               2 * n + racks + rd if crossing else none))
 
-    while np.isnan(finished[1:]).any():
+    while np.isnan(state.finished[1:]).any():
         # The seedbox's pieces from external storage.
         reading = max(0.0, now - sc.start)  # the seedbox starts as the hosts do
         if sc.stock:
             arrived = p if reading >= sc.size / (sc.ingress * eff) else 0
         else:
             arrived = min(p, int(reading * sc.ingress * eff // sc.piece))
-        if arrived > counts[SEEDBOX]:
-            have[SEEDBOX, :arrived] = True
-            counts[SEEDBOX] = arrived
-            packed = np.packbits(have[SEEDBOX])
-            bits[SEEDBOX, :len(packed)] = packed
+        for q in range(int(state.counts[SEEDBOX]), arrived):
+            state.add_piece(SEEDBOX, q, host=False)
         # Announces: connect to whoever the tracker names.
-        due = np.nonzero(announce_at <= now)[0]
+        due = np.nonzero(state.announce_at <= now)[0]
         if len(due):
-            have_any, have_all = counts > 0, counts == p
-            for node in due:
-                for other in swarm.peers(int(node), now, have_any, have_all):
-                    connect(int(node), other)
-                announce_at[node] = now + sc.interval
+            have_any, have_all = state.counts > 0, state.counts == p
+            for node, others in zip(due.tolist(), swarm.peers(due.tolist(), now, have_any, have_all), strict=True):
+                for other in others:
+                    connect(node, other)
+                state.announce_at[node] = now + sc.interval
             if new_edges:
-                added = np.array(new_edges, dtype=np.int64)
+                state.add_edges(np.array(new_edges, dtype=np.int64))
                 new_edges.clear()
-                src, dst = np.concatenate([src, added[:, 0]]), np.concatenate([dst, added[:, 1]])
-                piece = np.concatenate([piece, np.full(len(added), -1)])
-                seen = np.concatenate([seen, np.full(len(added), -1)])
-                cons = np.vstack([cons, added[:, 2:]])
-        # Idle transfers pick a piece: rarest first, ties at random. One found with nothing to
-        # move is looked at again only once its uploader gains a piece (its downloader gaining one
-        # cannot give it any); only uploaders with a free slot matter.
-        busy = np.bincount(src[piece >= 0], minlength=n)
-        idle = np.nonzero((piece < 0) & (busy[src] < sc.slots) & (seen != counts[src]))[0]
-        if len(idle):
-            seen[idle] = counts[src[idle]]
-            # An uploader serves at most `slots` peers at once.
-            choice = _choose(idle, src, dst, sc.slots - busy, bits.view(np.uint64), got, holders, n, nrng)
-            piece[idle[choice >= 0]] = choice[choice >= 0]
-            seen[idle[choice == -2]] = -1  # no slot: try again next step
-        # Rates: approximate max-min fair share over NICs and uplinks.
-        active = np.nonzero(piece >= 0)[0]
-        if len(active):
-            c = cons[active]
-            rate = np.zeros(len(active))
-            cap = cap0.copy()
-            open_ = np.ones(len(active), dtype=bool)
-            for _ in range(4):
-                count = np.bincount(c[open_].ravel(), minlength=len(cap))
-                share = cap / np.maximum(count, 1)
-                give = np.where(open_, share[c].min(axis=1), 0.0)
-                rate += give
-                cap -= np.bincount(c.ravel(), weights=np.repeat(give, 4), minlength=len(cap))
-                cap[none] = math.inf
-                open_ &= ~(cap[c] <= 1e-9 * cap0[c]).any(axis=1)
-                if not open_.any():
-                    break
-            moved = rate * dt
-            d, q = dst[active], piece[active]
-            np.add.at(got, (d, q), moved)  # blocks of one piece may come from several peers at once
-            crossing = c[:, 3] != none
-            cross += moved[crossing].sum()
-            sent_by_seedbox += moved[src[active] == SEEDBOX].sum()
-            ended = got[d, q] >= piece_bytes[q]
-            piece[active[ended]] = -1
-            seen[active[ended]] = -1
-            for dd, qq in set(zip(d[ended].tolist(), q[ended].tolist(), strict=True)):
-                have[dd, qq] = True
-                counts[dd] += 1
-                holders[qq] += 1
-                bits[dd, qq >> 3] |= 128 >> (qq & 7)
-                if counts[dd] == p:
-                    finished[dd] = now + dt
-                    announce_at[dd] = now + dt  # "completed": libtorrent announces at once
-            if trace is not None and int((now + dt) / max(1.0, dt)) != int(now / max(1.0, dt)):
-                trace.append((now, float(counts[SEEDBOX]), float(counts[1:].mean()), float(rate.sum()),
-                              float(len(active))))
+        crossed, from_seedbox, moving, transfers = state.step(now, dt, sc.slots, none)
+        cross += crossed
+        sent_by_seedbox += from_seedbox
+        if trace is not None and transfers and int((now + dt) / max(1.0, dt)) != int(now / max(1.0, dt)):
+            trace.append((now, float(state.counts[SEEDBOX]), float(state.counts[1:].mean()), moving,
+                          float(transfers)))
         now += dt
         steps += 1
         if now > 100 * sc.bound() + 3600:
             raise RuntimeError("the simulated swarm stalled (no progress for far longer than the bound)")
+    finished = state.finished
     return SimResult(float(np.nanmax(finished[1:])), sc.bound(), [float(x) for x in finished[1:]], float(cross),
                      float(sent_by_seedbox), steps)
 
