@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.system import skip_or_fail
+from tests.system import require_debian_package, skip_or_fail
 from tools.charts import draw
 from tools.lab import Lab, Topology
 from tools.netns import NetnsUnavailable
@@ -63,3 +63,27 @@ def test_the_benchmark_baselines_deliver_the_model_too(tmp_path: Path, scenario:
     print(scenario, result.summary())
     # The naive way reads the model once per host; a stock swarm reads it once.
     assert result.source_bytes == (4 if scenario == "naive" else 1) * result.size
+
+
+def test_the_model_gets_through_links_with_latency_and_loss(tmp_path: Path) -> None:
+    # 5 ms on every link into a host (a round trip between two hosts: 10 ms) and 1 % of the
+    # packets dropped there.
+    topology = Topology(racks=2, hosts_per_rack=2, nic_mbit=200, uplink_mbit=100, ingress_mbit=50,
+                        latency_ms=5, loss=0.01)
+    require_debian_package("iptables", "iptables")
+    require_debian_package("ethtool", "ethtool")
+    try:
+        lab = Lab(topology, tmp_path)
+    except NetnsUnavailable as exc:
+        skip_or_fail(f"cannot make network namespaces here: {exc}")
+        raise
+    with lab:
+        result = lab.distribute(size=8 * MiB)
+        files = sorted((tmp_path / "external" / "m").rglob("*.safetensors"))
+        for host in lab.clients:
+            got = sorted((tmp_path / "hosts" / host.name / "m" / "current").rglob("*.safetensors"))
+            assert [p.read_bytes() for p in got] == [p.read_bytes() for p in files]
+    print(result.summary())
+    assert len(result.completion) == 4
+    assert result.source_bytes == result.size  # external storage read exactly once, retransmissions or not
+    assert result.cross_rack_bytes >= 2 * result.size

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import ADMIN, write_model
-from tests.system import skip_or_fail
+from tests.system import require_debian_package, skip_or_fail
 from tools.netns import Fabric, Host, NetnsUnavailable
 from tools.procs import CLI, REPO, Procs
 
@@ -187,3 +187,62 @@ def connection_cap_and_low_priority(fabric: Fabric, swarm: Swarm, x: Host, y: Ho
     assert slow <= 1.25 * 6 * 4  # 4 pieces of 256 KiB per second at 1 MiB/s
     assert rest < (64 - slow) / 4 / 2  # well under half the time the low cap would have taken
     assert result["activated"] and result["bytes_downloaded"] >= 16 * MiB
+
+
+ECHO = """
+import socket, sys, time
+tcp, udp = socket.socket(), socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+tcp.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+tcp.bind(("0.0.0.0", 7000)); tcp.listen(64); udp.bind(("0.0.0.0", 7001))
+print("up", flush=True)
+udp.recv(64)  # the probe's connects first (a lost SYN waits 1 s), then its datagrams
+got = 1
+udp.settimeout(3)
+try:
+    while True:
+        udp.recv(64)
+        got += 1
+except TimeoutError:
+    print(got, flush=True)
+"""
+
+PROBE = """
+import socket, sys, time
+host = sys.argv[1]
+rtt = []
+for _ in range(10):
+    began = time.monotonic()
+    socket.create_connection((host, 7000), timeout=10).close()
+    rtt.append(time.monotonic() - began)
+udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for i in range(1000):
+    udp.sendto(b"x", (host, 7001))
+    time.sleep(0.0005)
+print(min(rtt))
+"""
+
+
+def test_latency_and_loss_are_added_on_every_link_into_a_host() -> None:
+    require_debian_package("iptables", "iptables")
+    require_debian_package("ethtool", "ethtool")
+    try:
+        made = Fabric(latency_ms=20, loss=0.2)
+    except NetnsUnavailable as exc:
+        skip_or_fail(f"cannot make network namespaces here: {exc}")
+    with made as fabric:
+        a, b = fabric.host("a"), fabric.host("b")
+        echo = subprocess.Popen(b.argv(CLI[0], "-c", ECHO), stdout=subprocess.PIPE, text=True)
+        try:
+            assert echo.stdout is not None and echo.stdout.readline().strip() == "up"
+            probe = subprocess.run(a.argv(CLI[0], "-c", PROBE, b.ip), capture_output=True, text=True, timeout=120)
+            assert probe.returncode == 0, probe.stderr
+            rtt = float(probe.stdout)
+            received = int(echo.communicate(timeout=30)[0])
+        finally:
+            echo.kill()
+            echo.communicate()
+    print(f"connect (one round trip) at least {rtt * 1000:.1f} ms; {received} of 1000 datagrams arrived")
+    # A round trip meets the latency twice (into b, back into a); a veth pair alone takes ~0.1 ms.
+    assert 0.040 <= rtt <= 0.060
+    # 20 % dropped into b: binomial, mean 800, standard deviation ~13.
+    assert 720 <= received <= 880

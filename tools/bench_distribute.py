@@ -1,7 +1,8 @@
 """Distribution through an emulated datacenter (``tools/lab.py``) against the physical limit.
 
     python -m tools.bench_distribute [--scenarios naive,plain-bittorrent,modeltorrent] [--racks 2] [--hosts-per-rack 3]
-        [--nic 200] [--uplink 100] [--ingress 50] [--size 64MiB] [--upload-slots 4] [--out results/distribute]
+        [--nic 200] [--uplink 100] [--ingress 50] [--size 64MiB] [--upload-slots 4] [--latency MS] [--loss PCT]
+        [--out results/distribute]
     python -m tools.bench_distribute --scenarios modeltorrent,modeltorrent-32-slots --racks 1 --hosts-per-rack 8 \
         --nic 100 --ingress 100 --uplink 0
 
@@ -39,7 +40,7 @@ from typing import Any
 from common.settings import UPLOAD_SLOTS
 from common.units import parse_size
 from tools.charts import draw
-from tools.lab import INTERVAL, PIECE, Lab, Result, Topology
+from tools.lab import INTERVAL, PIECE, Lab, Result, Topology, add_impairments, check_impairments
 from tools.netns import NetnsUnavailable
 from tools.physics import mbit
 from tools.simulate import Scenario, simulate
@@ -93,7 +94,9 @@ def main() -> None:
     parser.add_argument("--upload-slots", type=int, default=UPLOAD_SLOTS,
                         help="peers each client and the seedbox upload to at once")
     parser.add_argument("--out", type=Path, default=Path("results/distribute"))
+    add_impairments(parser)
     args = parser.parse_args()
+    check_impairments(parser, args)
     if args.upload_slots < 1:
         parser.error("--upload-slots must be at least 1")
     scenarios = [s for s in args.scenarios.split(",") if s]
@@ -102,7 +105,8 @@ def main() -> None:
         parser.error(f"unknown scenarios {', '.join(sorted(unknown))} "
                      f"(known: {', '.join([*SCENARIOS, *ABLATIONS])})")
     slots = {s: ABLATIONS.get(s, args.upload_slots) for s in scenarios}
-    topology = Topology(args.racks, args.hosts_per_rack, args.nic, args.uplink or None, args.ingress)
+    topology = Topology(args.racks, args.hosts_per_rack, args.nic, args.uplink or None, args.ingress,
+                        args.latency, args.loss / 100)
     size = parse_size(args.size)
     results: list[tuple[str, Result]] = []
     rack_of: dict[str, str] = {}
@@ -116,7 +120,8 @@ def main() -> None:
     checks = [(name, simulated(name, topology, r, slots[name])) for name, r in results if name != "naive"]
     head = (f"{topology.racks} racks x {topology.hosts_per_rack} hosts, NIC {args.nic:g} Mbit/s, uplink "
             f"{args.uplink or 'unshaped'} Mbit/s, ingress {args.ingress:g} Mbit/s, model {args.size}, "
-            f"{args.upload_slots} upload slots, {os.cpu_count()} cores")
+            f"{args.upload_slots} upload slots, {os.cpu_count()} cores"
+            + (f", latency {args.latency:g} ms one way, loss {args.loss:g} %" if args.latency or args.loss else ""))
     lines = table(rows)
     if checks:
         lines += ["", "Simulator (`tools/simulate.py`) on the same topology, start-up taken from the run:", "",

@@ -21,6 +21,7 @@ saturated run measures the machine, not the network).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -57,6 +58,8 @@ class Topology:
     nic_mbit: float = 200.0
     uplink_mbit: float | None = None
     ingress_mbit: float = 50.0
+    latency_ms: float = 0.0  # one way, on every link into a host (tools/netns.py)
+    loss: float = 0.0  # share of the packets dropped on every link into a host
 
     @property
     def hosts(self) -> int:
@@ -128,7 +131,7 @@ class Lab:
         self.procs = Procs(self.workdir / "logs", env=dict(env or {}))
         self.token = secrets.token_hex(16)
         self.env = os.environ | self.procs.env | {"PYTHONPATH": str(REPO), "MODELTORRENT_ADMIN_TOKEN": self.token}
-        self.fabric = Fabric()
+        self.fabric = Fabric(latency_ms=topology.latency_ms, loss=topology.loss)
         try:
             t = topology
             self.storage = self.fabric.host("storage", rate=f"{t.ingress_mbit}mbit")
@@ -327,8 +330,21 @@ class Lab:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def add_impairments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--latency", type=float, default=0.0,
+                        help="ms added one way on every link into a host (a round trip: twice); needs iptables")
+    parser.add_argument("--loss", type=float, default=0.0,
+                        help="percent of the packets dropped on every link into a host; needs iptables, ethtool")
+
+
+def check_impairments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.latency < 0:
+        parser.error("--latency must not be negative")
+    if not 0 <= args.loss < 100:
+        parser.error("--loss must be a percentage in [0, 100)")
+
+
 def main() -> None:
-    import argparse
     import signal
 
     parser = argparse.ArgumentParser(description="Build the emulated datacenter and keep it up until Ctrl-C.")
@@ -338,9 +354,12 @@ def main() -> None:
     parser.add_argument("--nic", type=float, default=200.0, help="host NIC, Mbit/s each way")
     parser.add_argument("--uplink", type=float, default=100.0, help="rack uplink, Mbit/s each way (0: unshaped)")
     parser.add_argument("--ingress", type=float, default=50.0, help="external storage -> seedbox, Mbit/s")
+    add_impairments(parser)
     args = parser.parse_args()
+    check_impairments(parser, args)
     try:
-        lab = Lab(Topology(args.racks, args.hosts_per_rack, args.nic, args.uplink or None, args.ingress))
+        lab = Lab(Topology(args.racks, args.hosts_per_rack, args.nic, args.uplink or None, args.ingress,
+                           args.latency, args.loss / 100))
     except NetnsUnavailable as exc:
         raise SystemExit(f"cannot build the lab: {exc}") from exc
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # a KeyboardInterrupt: the lab comes down

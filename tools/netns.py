@@ -9,8 +9,15 @@ peer sits on a bridge in a namespace of its own (the core bridge, or a rack's br
 shaped uplink to the core), so nothing is added to the machine's own network:
 every address lives inside namespaces made here, and ``close`` deletes them all. A link's rate
 shapes both directions (``tbf`` on the host's egress for its upload and on the bridge port for its
-download). No added latency: ``netem`` is not in every kernel (not in this machine's). Needs root
-and iproute2 (``ip``, ``tc``).
+download). Needs root and iproute2 (``ip``, ``tc``).
+
+Latency and loss (``Fabric(latency_ms=..., loss=...)``) are added where each host receives, so
+every packet between two hosts meets them once and a round trip twice. ``netem`` is not in every
+kernel (not in this machine's), so they are made with iptables (Debian package ``iptables``): a
+``statistic`` rule drops a random share of the packets, and an NFQUEUE rule hands the rest to
+``tools/linkdelay.py``, one listener per host, which holds each for the latency. With loss, the
+hosts' TCP segmentation offload is turned off (``ethtool``), so that a drop loses one frame as on
+a wire, not a 64 KiB burst.
 """
 
 from __future__ import annotations
@@ -19,23 +26,32 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 
 SUBNET = "10.213"
+REPO = Path(__file__).resolve().parents[1]
 
 
 class NetnsUnavailable(RuntimeError):
     """Namespaces cannot be made here (not root, no iproute2, or a kernel that refuses)."""
 
 
-def check_available() -> None:
-    """Raise NetnsUnavailable with the reason when this machine cannot make namespaces."""
+def check_available(latency: bool = False, loss: bool = False) -> None:
+    """Raise NetnsUnavailable with the reason when this machine cannot make namespaces (or, if
+    asked for, add latency or loss)."""
     if os.geteuid() != 0:
         raise NetnsUnavailable("network namespaces need root")
-    for tool in ("ip", "tc"):
+    tools = {"ip": "iproute2", "tc": "iproute2"}
+    if latency or loss:
+        tools["iptables"] = "iptables"
+    if loss:
+        tools["ethtool"] = "ethtool"
+    for tool, package in tools.items():
         if not shutil.which(tool):
-            raise NetnsUnavailable(f"{tool} (Debian package iproute2) is not installed")
+            raise NetnsUnavailable(f"{tool} is not installed (Debian package {package}: apt-get install {package})")
     probe = f"mtprobe{os.getpid()}"
     made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
     if made.returncode != 0:
@@ -72,13 +88,18 @@ class Fabric:
     concurrent runs never meet."""
 
     prefix: str = field(default_factory=lambda: f"mt{os.getpid() % 100_000}")
+    latency_ms: float = 0.0  # one way, added where each host receives
+    loss: float = 0.0  # share of the packets each host receives that are dropped
     hosts: dict[str, Host] = field(default_factory=dict)
     racks: dict[str, str] = field(default_factory=dict)  # rack -> its uplink's core end
     ports: dict[str, str] = field(default_factory=dict)  # host -> its link's switch end
     _made: list[str] = field(default_factory=list)
+    _delays: list[subprocess.Popen[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        check_available()
+        if self.latency_ms < 0 or not 0 <= self.loss < 1:
+            raise ValueError("latency must not be negative and loss must be in [0, 1)")
+        check_available(latency=self.latency_ms > 0, loss=self.loss > 0)
         self.switch = f"{self.prefix}-sw"
         self._add_ns(self.switch)
         _ip("-n", self.switch, "link", "add", "br0", "type", "bridge")
@@ -143,11 +164,38 @@ class Fabric:
             for where, dev in ((ns, "eth0"), (self.switch, port)):
                 self._shape(where, dev, rate)
         host = Host(name, ns, ip)
+        self._impair(host)
         self.hosts[name] = host
         self.ports[name] = port
         return host
 
+    def _impair(self, host: Host) -> None:
+        """This fabric's loss and latency on what ``host`` receives."""
+        def run(*cmd: str) -> None:
+            done = subprocess.run(host.argv(*cmd), capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"{' '.join(cmd)} in {host.name}: {done.stderr.strip()}")
+
+        if self.loss > 0:
+            run("ethtool", "-K", "eth0", "tso", "off", "gso", "off")
+            run("iptables", "-w", "-A", "INPUT", "-i", "eth0", "-m", "statistic", "--mode", "random",
+                "--probability", f"{self.loss:.6f}", "-j", "DROP")
+        if self.latency_ms > 0:
+            # The listener first: without one, the kernel drops what the rule queues.
+            delay = subprocess.Popen(host.argv(sys.executable, "-m", "tools.linkdelay", "--delay-ms",
+                                               str(self.latency_ms)), cwd=REPO, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True)
+            self._delays.append(delay)
+            assert delay.stdout is not None
+            if delay.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"tools.linkdelay in {host.name}: {delay.communicate()[1].strip()}")
+            run("iptables", "-w", "-A", "INPUT", "-i", "eth0", "-j", "NFQUEUE", "--queue-num", "0")
+
     def close(self) -> None:
+        for delay in self._delays:
+            delay.kill()
+            delay.communicate()  # reaps it and closes its pipes
+        self._delays.clear()
         for ns in reversed(self._made):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         self._made.clear()
