@@ -75,3 +75,15 @@ def test_fewer_upload_slots_move_whole_pieces_through_a_big_rack_sooner() -> Non
 
     assert Scenario.slots == 4
     assert seconds(4) < 0.8 * seconds(32)
+
+
+def test_while_streaming_no_host_outruns_the_ingress_and_no_uplink_exceeds_its_rate() -> None:
+    sc = scenario(racks=2, hosts_per_rack=6, size=64 * MiB)
+    streaming = simulate(sc, random.Random(1)).while_streaming(sc)
+    assert set(streaming) == {"goodput_over_ingress", "seedbox_uplink_use", "gateway_uplink_use",
+                              "gateway_goodput_over_ingress", "other_uplink_use"}
+    assert 0 < streaming["goodput_over_ingress"] <= 1.05  # a host gets only what the seedbox has
+    assert all(0 <= v <= 1.0 + 1e-6 for k, v in streaming.items() if k.endswith("uplink_use"))
+    # The gateways hear of the seedbox and pass its pieces on: they upload more than the others.
+    assert streaming["gateway_uplink_use"] > streaming["other_uplink_use"]
+    assert simulate(scenario(stock=True), random.Random(1)).while_streaming(scenario(stock=True)) == {}

@@ -49,6 +49,8 @@ class State:
     cap0: np.ndarray  # per constraint, bytes/s
     finished: np.ndarray  # per node, s; NaN: not yet
     announce_at: np.ndarray
+    inflight: np.ndarray  # transfers moving each piece
+    sent: np.ndarray  # bytes each node has uploaded
 
     @classmethod
     def empty(cls, nodes: int, pieces: int, piece_bytes: np.ndarray, cap0: np.ndarray) -> State:
@@ -59,7 +61,7 @@ class State:
                    z(0, dtype=np.int64), z(0, dtype=np.int64), z(0, dtype=np.int64), z(0, dtype=np.int64),
                    z((0, 4), dtype=np.int64), z(0, dtype=np.int64), z(nodes + 1, dtype=np.int64),
                    z(0, dtype=np.int64), z(1, dtype=np.int64), z(0), cap0, np.full(nodes, math.nan),
-                   z(nodes))
+                   z(nodes), z(pieces), z(nodes))
 
     def add_edges(self, added: np.ndarray) -> None:
         """Append connections (rows: src, dst, and their four constraints), idle."""
@@ -79,13 +81,15 @@ class State:
     def add_piece(self, node: int, q: int, host: bool) -> None:
         _add_piece(node, q, host, self.words, self.lo, self.hi, self.counts, self.holders)
 
-    def step(self, now: float, dt: float, slots: int, none: int) -> tuple[float, float, float, int]:
+    def step(self, now: float, dt: float, slots: int, none: int, spread: bool = False
+             ) -> tuple[float, float, float, int]:
         """One step: idle connections pick pieces, rates are shared, bytes move, pieces end.
+        ``spread``: a piece in flight counts as held in the rarity (see ``Scenario.picker``).
         Returns (bytes into racks over uplinks, bytes the seedbox sent, bytes/s moving, transfers)."""
-        return _step(now, dt, slots, none, self.words, self.lo, self.hi, self.counts, self.holders, self.got,
-                     self.piece_bytes, self.busy, self.retry, self.scanned, self.src, self.dst, self.piece,
-                     self.seen, self.cons, self.order, self.start, self.active, self.moving, self.rate, self.cap0,
-                     self.finished, self.announce_at)
+        return _step(now, dt, slots, none, spread, self.inflight, self.sent, self.words, self.lo, self.hi,
+                     self.counts, self.holders, self.got, self.piece_bytes, self.busy, self.retry, self.scanned,
+                     self.src, self.dst, self.piece, self.seen, self.cons, self.order, self.start, self.active,
+                     self.moving, self.rate, self.cap0, self.finished, self.announce_at)
 
 
 @njit(cache=True)
@@ -123,7 +127,7 @@ def _has_something(u: int, d: int, words: np.ndarray, lo: np.ndarray, hi: np.nda
 
 @njit(cache=True)
 def _pick(u: int, d: int, words: np.ndarray, lo: np.ndarray, hi: np.ndarray, holders: np.ndarray,
-          got: np.ndarray, n: int) -> int:
+          got: np.ndarray, n: int, inflight: np.ndarray, spread: bool) -> int:
     """The piece d asks u for: one d has begun first (libtorrent finishes partial pieces), then the
     rarest fleet-wide, ties at random."""
     best, best_score = -1, math.inf
@@ -134,6 +138,8 @@ def _pick(u: int, d: int, words: np.ndarray, lo: np.ndarray, hi: np.ndarray, hol
             x &= x - ONE
             q = w * 64 + bit
             score = holders[q] + np.random.random() * 0.5
+            if spread:
+                score += inflight[q]
             if got[d, q] > 0:
                 score -= n + 1.0
             if score < best_score:
@@ -142,7 +148,8 @@ def _pick(u: int, d: int, words: np.ndarray, lo: np.ndarray, hi: np.ndarray, hol
 
 
 @njit(cache=True)
-def _step(now: float, dt: float, slots: int, none: int, words: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+def _step(now: float, dt: float, slots: int, none: int, spread: bool, inflight: np.ndarray, sent: np.ndarray,
+          words: np.ndarray, lo: np.ndarray, hi: np.ndarray,
           counts: np.ndarray, holders: np.ndarray, got: np.ndarray, piece_bytes: np.ndarray, busy: np.ndarray,
           retry: np.ndarray, scanned: np.ndarray, src: np.ndarray, dst: np.ndarray, piece: np.ndarray,
           seen: np.ndarray, cons: np.ndarray, order: np.ndarray, start: np.ndarray, active: np.ndarray,
@@ -177,7 +184,8 @@ def _step(now: float, dt: float, slots: int, none: int, words: np.ndarray, lo: n
             waiting[i], waiting[r] = waiting[r], waiting[i]
             e = waiting[i]
             if i < free:
-                piece[e] = _pick(u, dst[e], words, lo, hi, holders, got, n)
+                piece[e] = _pick(u, dst[e], words, lo, hi, holders, got, n, inflight, spread)
+                inflight[piece[e]] += 1
                 busy[u] += 1
                 active[nact] = e
                 nact += 1
@@ -224,6 +232,7 @@ def _step(now: float, dt: float, slots: int, none: int, words: np.ndarray, lo: n
         e = active[i]
         moved = rate[i] * dt
         got[dst[e], piece[e]] += moved
+        sent[src[e]] += moved
         total += rate[i]
         if cons[e, 3] != none:
             cross += moved
@@ -242,6 +251,7 @@ def _step(now: float, dt: float, slots: int, none: int, words: np.ndarray, lo: n
             if counts[d] == got.shape[1]:
                 finished[d] = now + dt
                 announce_at[d] = now + dt  # "completed": libtorrent announces at once
+        inflight[q] -= 1
         piece[e] = -1
         seen[e] = -1
         busy[src[e]] -= 1

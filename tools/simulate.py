@@ -73,6 +73,10 @@ class Scenario:
     start_spread: float = 1.0
     max_peers: int = 200
     slots: int = UPLOAD_SLOTS  # the hosts' and the seedbox's upload_slots
+    # "rarest": rarest first by the pieces hosts hold, as libtorrent (which cannot see what its
+    # peers are fetching); "spread": a piece in flight counts as held, an idealised picker whose
+    # peers fetch different pieces (a what-if, to measure what duplicate fetches cost).
+    picker: str = "rarest"
     efficiency: float = 0.96
     dt: float | None = None  # step, s; None: a tenth of a piece's time on a NIC, at most 0.5 s
 
@@ -97,6 +101,31 @@ class SimResult:
     cross_rack_bytes: float  # into racks over their uplinks
     seedbox_sent: float
     steps: int
+    # Over the middle half of the ingest (streaming; none for plain BitTorrent): each node's
+    # upload and goodput (pieces completed), bytes/s, and which hosts were their rack's gateway.
+    window_up: list[float] = field(default_factory=list)
+    window_goodput: list[float] = field(default_factory=list)
+    gateways: list[int] = field(default_factory=list)
+
+    def while_streaming(self, scenario: Scenario) -> dict[str, float]:
+        """Where the bytes went while the model streamed in: mean goodput per host against the
+        ingress, and the share of the uplink in use at the seedbox, the gateways and the other
+        hosts. Empty when there was no such window."""
+        if not self.window_up:
+            return {}
+        up, good = np.array(self.window_up), np.array(self.window_goodput)
+        gw = np.zeros(len(up), dtype=bool)
+        gw[self.gateways] = True
+        others = ~gw
+        others[SEEDBOX] = False
+        nic = scenario.nic * scenario.efficiency
+        return {"goodput_over_ingress": round(float(good[1:].mean()) / (scenario.ingress * scenario.efficiency), 3),
+                "seedbox_uplink_use": round(float(up[SEEDBOX]) / ((scenario.seedbox_nic or scenario.nic)
+                                                                 * scenario.efficiency), 3),
+                "gateway_uplink_use": round(float(up[gw].mean()) / nic, 3) if gw.any() else 0.0,
+                "gateway_goodput_over_ingress": round(float(good[gw].mean()) / (scenario.ingress * scenario.efficiency),
+                                                      3) if gw.any() else 0.0,
+                "other_uplink_use": round(float(up[others].mean()) / nic, 3) if others.any() else 0.0}
 
     def summary(self, scenario: Scenario) -> dict[str, float]:
         done = sorted(self.completion)
@@ -165,6 +194,10 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
     state.announce_at[:] = np.concatenate([[sc.start], first + nrng.uniform(0, sc.start_spread, n - 1)])
     cross = sent_by_seedbox = 0.0
     now, steps = 0.0, 0
+    ingest = sc.size / (sc.ingress * eff)
+    window = (sc.start + ingest / 4, sc.start + ingest * 3 / 4)
+    marks: list[tuple[float, np.ndarray, np.ndarray]] = []  # (time, sent, pieces held) at the window's ends
+    gateways: list[int] = []  # at the window's end
 
     new_edges: list[tuple[int, int, int, int, int, int]] = []
 
@@ -201,7 +234,7 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
             if new_edges:
                 state.add_edges(np.array(new_edges, dtype=np.int64))
                 new_edges.clear()
-        crossed, from_seedbox, moving, transfers = state.step(now, dt, sc.slots, none)
+        crossed, from_seedbox, moving, transfers = state.step(now, dt, sc.slots, none, sc.picker == "spread")
         cross += crossed
         sent_by_seedbox += from_seedbox
         if trace is not None and transfers and int((now + dt) / max(1.0, dt)) != int(now / max(1.0, dt)):
@@ -209,11 +242,21 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
                           float(transfers)))
         now += dt
         steps += 1
+        if not sc.stock and len(marks) < 2 and now >= window[len(marks)]:
+            marks.append((now, state.sent.copy(), state.counts.copy()))
+            if swarm.index is not None:
+                gateways = [int(k) for k in swarm.index.gateways]  # the role moves on as hosts finish
         if now > 100 * sc.bound() + 3600:
             raise RuntimeError("the simulated swarm stalled (no progress for far longer than the bound)")
     finished = state.finished
-    return SimResult(float(np.nanmax(finished[1:])), sc.bound(), [float(x) for x in finished[1:]], float(cross),
-                     float(sent_by_seedbox), steps)
+    result = SimResult(float(np.nanmax(finished[1:])), sc.bound(), [float(x) for x in finished[1:]], float(cross),
+                       float(sent_by_seedbox), steps)
+    if len(marks) == 2:
+        (t0, sent0, held0), (t1, sent1, held1) = marks
+        result.window_up = ((sent1 - sent0) / (t1 - t0)).tolist()
+        result.window_goodput = ((held1 - held0) * sc.piece / (t1 - t0)).tolist()
+        result.gateways = gateways
+    return result
 
 
 class _Live(list[tuple[float, ...]]):
@@ -243,6 +286,8 @@ def main() -> None:
                         help="gateways per rack (the tracker's seedbox_per_rack)")
     parser.add_argument("--slots", type=int, default=Scenario.slots, help="upload slots per host")
     parser.add_argument("--stock", action="store_true", help="plain BitTorrent instead")
+    parser.add_argument("--picker", choices=["rarest", "spread"], default="rarest",
+                        help="spread: a what-if picker that counts pieces in flight as held (Scenario.picker)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     parser.add_argument("--dt", type=float, default=0,
@@ -253,7 +298,7 @@ def main() -> None:
     sc = Scenario(args.racks, args.hosts_per_rack, size, piece, mbit(args.ingress), mbit(args.nic),
                   mbit(args.uplink) if args.uplink else None, mbit(args.seedbox_nic) if args.seedbox_nic else None,
                   stock=args.stock, policy=Policy(seedbox_per_rack=args.gateways), interval=args.interval,
-                  start=args.start, slots=args.slots, dt=args.dt or None)
+                  start=args.start, slots=args.slots, dt=args.dt or None, picker=args.picker)
     began = time.monotonic()
     with Progress(TextColumn("simulated {task.fields[now]:>7.1f} s"), BarColumn(),
                   TextColumn("mean host {task.percentage:>5.1f} %, seedbox {task.fields[seed]:.0f}/{task.total:.0f} "
@@ -267,6 +312,11 @@ def main() -> None:
           f"{'plain BitTorrent' if args.stock else 'modeltorrent'}")
     for key, value in result.summary(sc).items():
         print(f"  {key:<24}{value}")
+    streaming = result.while_streaming(sc)
+    if streaming:
+        print("  while the model streamed in (the middle half of the ingest):")
+        for key, value in streaming.items():
+            print(f"    {key:<30}{value}")
     print(f"  ({result.steps} steps of {result.seconds / max(result.steps, 1) * 1000:.1f} ms in "
           f"{time.monotonic() - began:.0f} s)")
 

@@ -125,6 +125,11 @@ class SwarmIndex(Generic[K]):
         self._tiers: dict[Location, list[_Tier[K]]] = {}
         self._elsewhere: dict[Location, list[K]] = {}
 
+    @property
+    def gateways(self) -> list[K]:
+        """Each rack's gateways: its ``seedbox_per_rack`` earliest downloaders."""
+        return [c.key for c in self._early]
+
     def tiers(self, location: Location, rng: random.Random | None = None) -> list[_Tier[K]]:
         """Candidates (seedboxes aside) by distance from ``location``: rack, pod, datacenter,
         elsewhere; each list in a random order (``rng``), so that any run of it is a random pick."""
