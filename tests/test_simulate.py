@@ -87,3 +87,24 @@ def test_while_streaming_no_host_outruns_the_ingress_and_no_uplink_exceeds_its_r
     # The gateways hear of the seedbox and pass its pieces on: they upload more than the others.
     assert streaming["gateway_uplink_use"] > streaming["other_uplink_use"]
     assert simulate(scenario(stock=True), random.Random(1)).while_streaming(scenario(stock=True)) == {}
+
+
+def test_gateways_with_disjoint_shares_bring_each_piece_in_once_and_sooner() -> None:
+    # The what-if of Scenario.disjoint: two gateways a rack, each fetching from outside only its
+    # half of the pieces, against one gateway and against two that both fetch everything.
+    def run(**kw: object) -> tuple[float, float]:
+        sc = scenario(racks=4, hosts_per_rack=10, size=64 * MiB, ingress=mbit(200), nic=mbit(400),
+                      uplink=mbit(1000), **kw)
+        r = simulate(sc, random.Random(1))
+        return r.seconds / r.t_min, r.cross_rack_bytes / (sc.racks * sc.size)
+
+    one, (_, two_cross), (disjoint, disjoint_cross) = (
+        run()[0], run(policy=Policy(seedbox_per_rack=2)), run(policy=Policy(seedbox_per_rack=2), disjoint=True))
+    assert two_cross > 1.5  # both gateways pull every piece into the rack
+    assert 1.0 <= disjoint_cross <= 1.15  # between them, once
+    assert disjoint < 0.9 * one
+
+
+def test_disjoint_shares_need_a_power_of_two_gateways() -> None:
+    with pytest.raises(ValueError, match="1, 2, 4, 8"):
+        simulate(scenario(policy=Policy(seedbox_per_rack=3), disjoint=True), random.Random(1))

@@ -51,6 +51,7 @@ class State:
     announce_at: np.ndarray
     inflight: np.ndarray  # transfers moving each piece
     sent: np.ndarray  # bytes each node has uploaded
+    share: np.ndarray  # per node, uint64: the bits of each word it may fetch from outside its rack
 
     @classmethod
     def empty(cls, nodes: int, pieces: int, piece_bytes: np.ndarray, cap0: np.ndarray) -> State:
@@ -61,7 +62,7 @@ class State:
                    z(0, dtype=np.int64), z(0, dtype=np.int64), z(0, dtype=np.int64), z(0, dtype=np.int64),
                    z((0, 4), dtype=np.int64), z(0, dtype=np.int64), z(nodes + 1, dtype=np.int64),
                    z(0, dtype=np.int64), z(1, dtype=np.int64), z(0), cap0, np.full(nodes, math.nan),
-                   z(nodes), z(pieces), z(nodes))
+                   z(nodes), z(pieces), z(nodes), np.full(nodes, FULL, dtype=np.uint64))
 
     def add_edges(self, added: np.ndarray) -> None:
         """Append connections (rows: src, dst, and their four constraints), idle."""
@@ -86,7 +87,7 @@ class State:
         """One step: idle connections pick pieces, rates are shared, bytes move, pieces end.
         ``spread``: a piece in flight counts as held in the rarity (see ``Scenario.picker``).
         Returns (bytes into racks over uplinks, bytes the seedbox sent, bytes/s moving, transfers)."""
-        return _step(now, dt, slots, none, spread, self.inflight, self.sent, self.words, self.lo, self.hi,
+        return _step(now, dt, slots, none, spread, self.inflight, self.sent, self.share, self.words, self.lo, self.hi,
                      self.counts, self.holders, self.got, self.piece_bytes, self.busy, self.retry, self.scanned,
                      self.src, self.dst, self.piece, self.seen, self.cons, self.order, self.start, self.active,
                      self.moving, self.rate, self.cap0, self.finished, self.announce_at)
@@ -118,21 +119,21 @@ def _lowest_bit(x: np.uint64) -> int:
 
 
 @njit(cache=True)
-def _has_something(u: int, d: int, words: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> bool:
+def _has_something(u: int, d: int, words: np.ndarray, lo: np.ndarray, hi: np.ndarray, mask: np.uint64) -> bool:
     for w in range(lo[d], hi[u] + 1):  # noqa: SIM110 (numba compiles the loop, not a generator)
-        if words[u, w] & ~words[d, w]:
+        if words[u, w] & ~words[d, w] & mask:
             return True
     return False
 
 
 @njit(cache=True)
 def _pick(u: int, d: int, words: np.ndarray, lo: np.ndarray, hi: np.ndarray, holders: np.ndarray,
-          got: np.ndarray, n: int, inflight: np.ndarray, spread: bool) -> int:
+          got: np.ndarray, n: int, inflight: np.ndarray, spread: bool, mask: np.uint64) -> int:
     """The piece d asks u for: one d has begun first (libtorrent finishes partial pieces), then the
     rarest fleet-wide, ties at random."""
     best, best_score = -1, math.inf
     for w in range(lo[d], hi[u] + 1):
-        x = words[u, w] & ~words[d, w]
+        x = words[u, w] & ~words[d, w] & mask
         while x:
             bit = _lowest_bit(x)
             x &= x - ONE
@@ -149,7 +150,7 @@ def _pick(u: int, d: int, words: np.ndarray, lo: np.ndarray, hi: np.ndarray, hol
 
 @njit(cache=True)
 def _step(now: float, dt: float, slots: int, none: int, spread: bool, inflight: np.ndarray, sent: np.ndarray,
-          words: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+          share: np.ndarray, words: np.ndarray, lo: np.ndarray, hi: np.ndarray,
           counts: np.ndarray, holders: np.ndarray, got: np.ndarray, piece_bytes: np.ndarray, busy: np.ndarray,
           retry: np.ndarray, scanned: np.ndarray, src: np.ndarray, dst: np.ndarray, piece: np.ndarray,
           seen: np.ndarray, cons: np.ndarray, order: np.ndarray, start: np.ndarray, active: np.ndarray,
@@ -172,7 +173,7 @@ def _step(now: float, dt: float, slots: int, none: int, spread: bool, inflight: 
             if piece[e] >= 0 or seen[e] == counts[u]:
                 continue
             seen[e] = counts[u]
-            if _has_something(u, dst[e], words, lo, hi):
+            if _has_something(u, dst[e], words, lo, hi, share[dst[e]] if cons[e, 3] != none else FULL):
                 waiting[k] = e
                 k += 1
         # A freed slot goes to one of the waiting peers at random, as libtorrent's choker rotates
@@ -184,7 +185,8 @@ def _step(now: float, dt: float, slots: int, none: int, spread: bool, inflight: 
             waiting[i], waiting[r] = waiting[r], waiting[i]
             e = waiting[i]
             if i < free:
-                piece[e] = _pick(u, dst[e], words, lo, hi, holders, got, n, inflight, spread)
+                piece[e] = _pick(u, dst[e], words, lo, hi, holders, got, n, inflight, spread,
+                                 share[dst[e]] if cons[e, 3] != none else FULL)
                 inflight[piece[e]] += 1
                 busy[u] += 1
                 active[nact] = e

@@ -77,6 +77,10 @@ class Scenario:
     # peers are fetching); "spread": a piece in flight counts as held, an idealised picker whose
     # peers fetch different pieces (a what-if, to measure what duplicate fetches cost).
     picker: str = "rarest"
+    # A what-if: each of a rack's gateways (``policy.seedbox_per_rack`` of them, 2, 4 or 8) fetches
+    # from outside its rack only its share of the pieces (index mod gateways), so the rack's
+    # gateways bring each piece in once between them.
+    disjoint: bool = False
     efficiency: float = 0.96
     dt: float | None = None  # step, s; None: a tenth of a piece's time on a NIC, at most 0.5 s
 
@@ -234,6 +238,8 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
             if new_edges:
                 state.add_edges(np.array(new_edges, dtype=np.int64))
                 new_edges.clear()
+            if sc.disjoint and swarm.index is not None:
+                _share(state.share, swarm.index.gateways, rack_of, sc.policy.seedbox_per_rack)
         crossed, from_seedbox, moving, transfers = state.step(now, dt, sc.slots, none, sc.picker == "spread")
         cross += crossed
         sent_by_seedbox += from_seedbox
@@ -257,6 +263,19 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
         result.window_goodput = ((held1 - held0) * sc.piece / (t1 - t0)).tolist()
         result.gateways = gateways
     return result
+
+
+def _share(share: np.ndarray, gateways: list[int], rack_of: np.ndarray, k: int) -> None:
+    """Give the i-th gateway of each rack (by when it joined) the pieces ``q % k == i`` from
+    outside its rack; everyone else may fetch anything."""
+    if 64 % k:
+        raise ValueError("disjoint shares need 1, 2, 4, 8, ... gateways a rack")
+    share[:] = np.uint64(0xFFFFFFFFFFFFFFFF)
+    seen: dict[int, int] = {}
+    for g in gateways:  # the index lists them by rack, earliest first
+        i = seen.setdefault(int(rack_of[g]), 0)
+        seen[int(rack_of[g])] = i + 1
+        share[g] = np.uint64(sum(1 << b for b in range(64) if b % k == i % k))
 
 
 class _Live(list[tuple[float, ...]]):
@@ -286,6 +305,8 @@ def main() -> None:
                         help="gateways per rack (the tracker's seedbox_per_rack)")
     parser.add_argument("--slots", type=int, default=Scenario.slots, help="upload slots per host")
     parser.add_argument("--stock", action="store_true", help="plain BitTorrent instead")
+    parser.add_argument("--disjoint", action="store_true",
+                        help="what-if: each of a rack's --gateways fetches only its share of the pieces from outside")
     parser.add_argument("--picker", choices=["rarest", "spread"], default="rarest",
                         help="spread: a what-if picker that counts pieces in flight as held (Scenario.picker)")
     parser.add_argument("--seed", type=int, default=1)
@@ -298,7 +319,8 @@ def main() -> None:
     sc = Scenario(args.racks, args.hosts_per_rack, size, piece, mbit(args.ingress), mbit(args.nic),
                   mbit(args.uplink) if args.uplink else None, mbit(args.seedbox_nic) if args.seedbox_nic else None,
                   stock=args.stock, policy=Policy(seedbox_per_rack=args.gateways), interval=args.interval,
-                  start=args.start, slots=args.slots, dt=args.dt or None, picker=args.picker)
+                  start=args.start, slots=args.slots, dt=args.dt or None, picker=args.picker,
+                  disjoint=args.disjoint)
     began = time.monotonic()
     with Progress(TextColumn("simulated {task.fields[now]:>7.1f} s"), BarColumn(),
                   TextColumn("mean host {task.percentage:>5.1f} %, seedbox {task.fields[seed]:.0f}/{task.total:.0f} "
