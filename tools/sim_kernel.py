@@ -52,6 +52,7 @@ class State:
     inflight: np.ndarray  # transfers moving each piece
     sent: np.ndarray  # bytes each node has uploaded
     share: np.ndarray  # per node, uint64: the bits of each word it may fetch from outside its rack
+    edges: int = 0  # edges in use; the edge arrays have room for more
 
     @classmethod
     def empty(cls, nodes: int, pieces: int, piece_bytes: np.ndarray, cap0: np.ndarray) -> State:
@@ -65,18 +66,28 @@ class State:
                    z(nodes), z(pieces), z(nodes), np.full(nodes, FULL, dtype=np.uint64))
 
     def add_edges(self, added: np.ndarray) -> None:
-        """Append connections (rows: src, dst, and their four constraints), idle."""
-        self.src = np.concatenate([self.src, added[:, 0]])
-        self.dst = np.concatenate([self.dst, added[:, 1]])
-        self.piece = np.concatenate([self.piece, np.full(len(added), -1, dtype=np.int64)])
-        self.seen = np.concatenate([self.seen, np.full(len(added), -1, dtype=np.int64)])
-        self.cons = np.vstack([self.cons, added[:, 2:]])
-        self.order = np.argsort(self.src, kind="stable")
-        self.start = np.searchsorted(self.src[self.order], np.arange(len(self.counts) + 1))
-        grown = np.zeros(len(self.src), dtype=np.int64)
-        grown[:len(self.active)] = self.active
-        self.active = grown
-        self.rate = np.zeros(len(self.src))
+        """Append connections (rows: src, dst, and their four constraints), idle. The edge arrays
+        grow by doubling and the grouping by src is merged, not re-sorted: hosts connect at every
+        announce, and re-sorting a million edges each time was most of a 10,000-host run's start."""
+        e0, e1 = self.edges, self.edges + len(added)
+        if e1 > len(self.src):
+            size = max(e1, 2 * len(self.src))
+            for name in ("src", "dst", "piece", "seen", "active"):
+                grown = np.zeros(size, dtype=np.int64)
+                grown[:e0] = getattr(self, name)[:e0]
+                setattr(self, name, grown)
+            cons = np.zeros((size, 4), dtype=np.int64)
+            cons[:e0] = self.cons[:e0]
+            self.cons = cons
+            self.rate = np.zeros(size)
+        self.src[e0:e1], self.dst[e0:e1], self.cons[e0:e1] = added[:, 0], added[:, 1], added[:, 2:]
+        self.piece[e0:e1] = -1
+        self.seen[e0:e1] = -1
+        by_src = np.argsort(added[:, 0], kind="stable")
+        # Each new edge goes after its src's existing ones: the order stays by src, then by edge.
+        self.order = np.insert(self.order, self.start[added[by_src, 0] + 1], e0 + by_src)
+        self.start = self.start + np.concatenate([[0], np.cumsum(np.bincount(added[:, 0], minlength=len(self.counts)))])
+        self.edges = e1
         self.retry[added[:, 0]] = True
 
     def add_piece(self, node: int, q: int, host: bool) -> None:

@@ -202,6 +202,9 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
     window = (sc.start + ingest / 4, sc.start + ingest * 3 / 4)
     marks: list[tuple[float, np.ndarray, np.ndarray]] = []  # (time, sent, pieces held) at the window's ends
     gateways: list[int] = []  # at the window's end
+    shared_at = -1.0  # when the gateways' shares were last given out (Scenario.disjoint)
+    bound = sc.bound()
+    stalled = 100 * bound + 3600  # no swarm takes this long: the simulation has a bug
 
     new_edges: list[tuple[int, int, int, int, int, int]] = []
 
@@ -238,8 +241,9 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
             if new_edges:
                 state.add_edges(np.array(new_edges, dtype=np.int64))
                 new_edges.clear()
-            if sc.disjoint and swarm.index is not None:
+            if sc.disjoint and swarm.index is not None and swarm.built_at != shared_at:
                 _share(state.share, swarm.index.gateways, rack_of, sc.policy.seedbox_per_rack)
+                shared_at = swarm.built_at  # the gateways change only when the index does
         crossed, from_seedbox, moving, transfers = state.step(now, dt, sc.slots, none, sc.picker == "spread")
         cross += crossed
         sent_by_seedbox += from_seedbox
@@ -252,10 +256,10 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
             marks.append((now, state.sent.copy(), state.counts.copy()))
             if swarm.index is not None:
                 gateways = [int(k) for k in swarm.index.gateways]  # the role moves on as hosts finish
-        if now > 100 * sc.bound() + 3600:
+        if now > stalled:
             raise RuntimeError("the simulated swarm stalled (no progress for far longer than the bound)")
     finished = state.finished
-    result = SimResult(float(np.nanmax(finished[1:])), sc.bound(), [float(x) for x in finished[1:]], float(cross),
+    result = SimResult(float(np.nanmax(finished[1:])), bound, [float(x) for x in finished[1:]], float(cross),
                        float(sent_by_seedbox), steps)
     if len(marks) == 2:
         (t0, sent0, held0), (t1, sent1, held1) = marks
@@ -270,12 +274,13 @@ def _share(share: np.ndarray, gateways: list[int], rack_of: np.ndarray, k: int) 
     outside its rack; everyone else may fetch anything."""
     if 64 % k:
         raise ValueError("disjoint shares need 1, 2, 4, 8, ... gateways a rack")
+    masks = [np.uint64(sum(1 << b for b in range(64) if b % k == i)) for i in range(k)]
     share[:] = np.uint64(0xFFFFFFFFFFFFFFFF)
     seen: dict[int, int] = {}
     for g in gateways:  # the index lists them by rack, earliest first
-        i = seen.setdefault(int(rack_of[g]), 0)
+        i = seen.get(int(rack_of[g]), 0)
         seen[int(rack_of[g])] = i + 1
-        share[g] = np.uint64(sum(1 << b for b in range(64) if b % k == i % k))
+        share[g] = masks[i % k]
 
 
 class _Live(list[tuple[float, ...]]):
