@@ -13,7 +13,7 @@ State lives in arrays that the caller allocates (``State``); a bitfield is ``wor
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numba import njit
@@ -53,6 +53,7 @@ class State:
     sent: np.ndarray  # bytes each node has uploaded
     share: np.ndarray  # per node, uint64: the bits of each word it may fetch from outside its rack
     edges: int = 0  # edges in use; the edge arrays have room for more
+    waiting: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))  # one node's edges, scratch
 
     @classmethod
     def empty(cls, nodes: int, pieces: int, piece_bytes: np.ndarray, cap0: np.ndarray) -> State:
@@ -88,6 +89,9 @@ class State:
         self.order = np.insert(self.order, self.start[added[by_src, 0] + 1], e0 + by_src)
         self.start = self.start + np.concatenate([[0], np.cumsum(np.bincount(added[:, 0], minlength=len(self.counts)))])
         self.edges = e1
+        most = int(np.max(np.diff(self.start)))
+        if most > len(self.waiting):  # sized here, not at every step
+            self.waiting = np.zeros(most, dtype=np.int64)
         self.retry[added[:, 0]] = True
 
     def add_piece(self, node: int, q: int, host: bool) -> None:
@@ -101,7 +105,7 @@ class State:
         return _step(now, dt, slots, none, spread, self.inflight, self.sent, self.share, self.words, self.lo, self.hi,
                      self.counts, self.holders, self.got, self.piece_bytes, self.busy, self.retry, self.scanned,
                      self.src, self.dst, self.piece, self.seen, self.cons, self.order, self.start, self.active,
-                     self.moving, self.rate, self.cap0, self.finished, self.announce_at)
+                     self.moving, self.rate, self.cap0, self.finished, self.announce_at, self.waiting)
 
 
 @njit(cache=True)
@@ -166,10 +170,9 @@ def _step(now: float, dt: float, slots: int, none: int, spread: bool, inflight: 
           retry: np.ndarray, scanned: np.ndarray, src: np.ndarray, dst: np.ndarray, piece: np.ndarray,
           seen: np.ndarray, cons: np.ndarray, order: np.ndarray, start: np.ndarray, active: np.ndarray,
           moving: np.ndarray, rate: np.ndarray, cap0: np.ndarray, finished: np.ndarray,
-          announce_at: np.ndarray) -> tuple[float, float, float, int]:
+          announce_at: np.ndarray, waiting: np.ndarray) -> tuple[float, float, float, int]:
     n = len(counts)
     nact = moving[0]
-    waiting = np.empty(max(1, int(np.max(start[1:] - start[:-1]))), dtype=np.int64)
     # Idle connections pick a piece. One found with nothing to move is looked at again only once
     # its uploader gains a piece (its downloader gaining one cannot give it any); only uploaders
     # with a free slot matter.
