@@ -44,7 +44,7 @@ ADMIN = "test-admin-token"
 
 @pytest.fixture
 def procs(tmp_path: Path):  # type: ignore[no-untyped-def]
-    from tools.procs import Procs
+    from tools.demo.procs import Procs
 
     running = Procs(tmp_path / "logs")
     yield running
@@ -74,7 +74,7 @@ def both_databases(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def tracker_url(procs, db_url: str) -> str:  # type: ignore[no-untyped-def]
-    from tools.procs import start_tracker
+    from tools.demo.procs import start_tracker
 
     return start_tracker(procs, db_url, ADMIN, interval=2)
 
@@ -90,7 +90,7 @@ def admin(tracker_url: str):  # type: ignore[no-untyped-def]
 def publish_model(tmp_path: Path, tracker_url: str, key: Path, files: dict[str, int], *,
                   name: str = "m", version: str = "1", piece_size: int = 64 * 1024,
                   source: str | None = None, seed: int = 1) -> dict:
-    from tools.publish import publish
+    from tools.cli.publish import publish
 
     model = write_model(tmp_path / f"external-{name}-{version}", files, seed=seed)
     return publish(model, name=name, version=version, key_path=key, source=source,

@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 
 from tests.system import require_debian_package, skip_or_fail
-from tools.procs import free_port
+from tools.demo.procs import free_port
 
 
 def _bin_dir() -> Path | None:

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from client.store import ModelStore
 from tests.conftest import ADMIN, publish_model
 from tests.test_integration import public_key, start_seedbox, wait_until
-from tools.procs import CLI, REPO, Procs, free_port, start_tracker
+from tools.demo.procs import CLI, REPO, Procs, free_port, start_tracker
 from tracker.api_client import TrackerClient
 
 pytestmark = pytest.mark.integration

@@ -24,7 +24,7 @@ import yaml
 
 from common import signing
 from tests.conftest import write_model
-from tools.procs import REPO, free_port
+from tools.demo.procs import REPO, free_port
 
 ANSIBLE = REPO / "ansible"
 RACKS = {"r1": ["h1", "h2"], "r2": ["h3", "h4"]}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.procs import REPO
+from tools.demo.procs import REPO
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tools.procs import REPO
+from tools.demo.procs import REPO
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import pytest
 
 from common.errors import ApiError
 from tests.conftest import ADMIN, both_databases, publish_model
-from tools.procs import Procs, start_tracker
+from tools.demo.procs import Procs, start_tracker
 from tracker.api_client import TrackerClient
 
 

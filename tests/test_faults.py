@@ -11,7 +11,7 @@ import pytest
 from client.store import ModelStore
 from tests.conftest import ADMIN, both_databases, publish_model
 from tests.test_integration import public_key, start_seedbox, wait_until
-from tools.procs import CLI, Procs, start_tracker
+from tools.demo.procs import CLI, Procs, start_tracker
 from tracker.api_client import TrackerClient
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,7 @@ from schemathesis.checks import not_a_server_error
 
 from common import signing
 from tests.conftest import ADMIN, publish_model
-from tools.procs import Procs, start_tracker
+from tools.demo.procs import Procs, start_tracker
 
 _raw = bencode.Bencode(encoding=None)
 

@@ -23,7 +23,7 @@ from client.store import ModelStore
 from common.manifest import Manifest
 from tests.conftest import ADMIN, publish_model
 from tests.system import skip_or_fail
-from tools.procs import CLI, REPO, Procs, free_port, start_origin
+from tools.demo.procs import CLI, REPO, Procs, free_port, start_origin
 
 pytestmark = pytest.mark.integration
 
@@ -114,7 +114,7 @@ def test_a_model_in_s3_reaches_a_host_and_is_read_from_s3_once(
         tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
     import boto3
 
-    from tools.procs import start_s3
+    from tools.demo.procs import start_s3
 
     aws = {"AWS_ENDPOINT_URL": start_s3(procs), "AWS_ACCESS_KEY_ID": "mt", "AWS_SECRET_ACCESS_KEY": "mt",
            "AWS_DEFAULT_REGION": "us-east-1"}
@@ -500,7 +500,7 @@ if __name__ == "__main__":  # pragma: no cover
 def test_a_new_version_downloads_only_the_pieces_it_does_not_share_with_the_one_on_the_host(
         tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
     from tests.conftest import write_model
-    from tools.publish import publish
+    from tools.cli.publish import publish
 
     piece = 256 * KiB
     v1 = write_model(tmp_path / "external-m-1", {"a.safetensors": 2 * MiB, "b.safetensors": MiB + 5,

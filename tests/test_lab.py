@@ -1,4 +1,4 @@
-"""A small emulated datacenter (tools/lab.py): two racks behind shaped uplinks, an ingress link
+"""A small emulated datacenter (tools/lab/lab.py): two racks behind shaped uplinks, an ingress link
 to external storage, a model distributed to every host. A test of correctness, not of speed: every
 host activates, external storage is read exactly once, each rack receives the model over its uplink.
 
@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 from tests.system import require_debian_package, skip_or_fail
-from tools.charts import draw
-from tools.lab import Lab, Topology
-from tools.netns import NetnsUnavailable
+from tools.bench.charts import draw
+from tools.lab.lab import Lab
+from tools.lab.netns import NetnsUnavailable
+from tools.lab.topology import Topology
 
 pytestmark = pytest.mark.integration
 MiB = 1 << 20

@@ -1,4 +1,4 @@
-"""Faults during a running distribution in the emulated datacenter (tools/lab.py, tools/lab_faults.py):
+"""Faults during a running distribution in the emulated datacenter (tools/lab/lab.py, tools/lab/faults.py):
 real processes in network namespaces behind shaped links. Nothing is lost, nothing corrupt is
 activated, and verified bytes are not fetched twice.
 
@@ -17,7 +17,7 @@ import pytest
 from client.store import ModelStore
 from common.manifest import Manifest
 from tests.test_lab import lab_or_skip
-from tools.lab_faults import EvilPeer, KillClients, KillSeedbox, Partition
+from tools.lab.faults import EvilPeer, KillClients, KillSeedbox, Partition
 
 pytestmark = pytest.mark.integration
 MiB = 1 << 20

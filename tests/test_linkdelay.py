@@ -1,4 +1,4 @@
-"""The NFQUEUE messages of tools/linkdelay.py, byte for byte (the listener itself runs in
+"""The NFQUEUE messages of tools/lab/linkdelay.py, byte for byte (the listener itself runs in
 tests/test_netns.py, where the packets it holds are timed)."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from tools.linkdelay import PACKET, accept_up_to, packet_ids
-from tools.procs import REPO
+from tools.demo.procs import REPO
+from tools.lab.linkdelay import PACKET, accept_up_to, packet_ids
 
 
 def packet_message(packet_id: int, extra_first: bool = False) -> bytes:
@@ -47,10 +47,10 @@ def test_a_batch_verdict_accepts_every_packet_up_to_an_id() -> None:
 
 
 @pytest.mark.parametrize("argv,message", [
-    (["tools.linkdelay", "--delay-ms", "-1"], "--delay-ms must not be negative"),
+    (["tools.lab.linkdelay", "--delay-ms", "-1"], "--delay-ms must not be negative"),
     (["tools.lab", "up", "--latency", "-5"], "--latency must not be negative"),
     (["tools.lab", "up", "--loss", "100"], "--loss must be a percentage"),
-    (["tools.bench_distribute", "--loss", "-1"], "--loss must be a percentage"),
+    (["tools.bench.distribute", "--loss", "-1"], "--loss must be a percentage"),
 ])
 def test_bad_impairments_are_refused_before_anything_is_built(argv: list[str], message: str) -> None:
     done = subprocess.run([sys.executable, "-m", *argv], capture_output=True, text=True, cwd=REPO, timeout=60)

@@ -18,8 +18,8 @@ import pytest
 
 from tests.conftest import ADMIN, write_model
 from tests.system import require_debian_package, skip_or_fail
-from tools.netns import Fabric, Host, NetnsUnavailable
-from tools.procs import CLI, REPO, Procs
+from tools.demo.procs import CLI, REPO, Procs
+from tools.lab.netns import Fabric, Host, NetnsUnavailable
 
 pytestmark = pytest.mark.integration
 MiB = 1 << 20

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import ADMIN, publish_model
 from tests.system import require_debian_package, skip_or_fail
 from tests.test_integration import public_key, start_seedbox
-from tools.procs import CLI, Procs, start_tracker
+from tools.demo.procs import CLI, Procs, start_tracker
 from tracker.api_client import TrackerClient
 
 pytestmark = pytest.mark.integration

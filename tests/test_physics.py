@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools.physics import mbit, t_min
+from tools.sim.physics import mbit, t_min
 
 F = 1000.0
 

@@ -1,4 +1,4 @@
-"""The simulator (tools/simulate.py): pure, so checked against the physics it must respect and the
+"""The simulator (tools/sim/simulate.py): pure, so checked against the physics it must respect and the
 behaviours it claims to model, on small swarms."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import random
 
 import pytest
 
-from tools.physics import mbit
-from tools.simulate import Scenario, simulate
+from tools.sim.physics import mbit
+from tools.sim.simulate import Scenario, simulate
 from tracker.peers import Policy
 
 MiB = 1 << 20

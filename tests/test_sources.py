@@ -26,7 +26,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def s3_endpoint(tmp_path_factory: pytest.TempPathFactory, model: Path) -> Iterator[str]:
     import boto3
 
-    from tools.procs import Procs, start_s3
+    from tools.demo.procs import Procs, start_s3
 
     procs = Procs(tmp_path_factory.mktemp("s3-logs"))
     try:
@@ -47,7 +47,7 @@ def s3_endpoint(tmp_path_factory: pytest.TempPathFactory, model: Path) -> Iterat
 
 @pytest.fixture(params=["local", "http", "s3"])
 def source(request: pytest.FixtureRequest, model: Path, procs) -> Iterator[Source]:  # type: ignore[no-untyped-def]
-    from tools.procs import start_origin
+    from tools.demo.procs import start_origin
 
     if request.param == "local":
         uri = str(model)

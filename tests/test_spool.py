@@ -18,7 +18,7 @@ from seedbox.seeder import Seeder
 from seedbox.settings import SeedboxSettings
 from seedbox.sources import HttpSource
 from tests.conftest import write_model
-from tools.procs import Procs, start_origin
+from tools.demo.procs import Procs, start_origin
 
 PIECE = 256 * 1024
 FILES = {"w.safetensors": 3 * PIECE + 1000}

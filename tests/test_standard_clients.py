@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import publish_model
 from tests.test_integration import FILES, start_seedbox, wait_until
-from tools.procs import Procs
+from tools.demo.procs import Procs
 
 pytestmark = pytest.mark.integration
 KiB = 1024

@@ -240,7 +240,7 @@ def test_counters_of_a_500_gb_model_fit(world: dict) -> None:
 
 @pytest.fixture
 def workers_world(tmp_path: Path, procs, db_url: str, publisher_key: Path) -> dict:  # type: ignore[no-untyped-def]
-    from tools.procs import start_tracker
+    from tools.demo.procs import start_tracker
     from tracker.api_client import TrackerClient
 
     url = start_tracker(procs, db_url, ADMIN, interval=2, name="tracker-workers", workers=3)
@@ -267,3 +267,14 @@ def test_several_workers_share_one_swarm(workers_world: dict) -> None:
     text = httpx.get(f"{url}/metrics").text
     assert f'modeltorrent_announces_total{{result="ok"}} {sent}.0' in text  # summed over every worker
     assert 'modeltorrent_swarm_leechers{torrent="m@1"} 12.0' in text
+
+
+def test_several_workers_leave_no_metrics_directory_behind(tmp_path: Path, procs, db_url: str) -> None:  # type: ignore[no-untyped-def]
+    from tools.demo.procs import start_tracker
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    start_tracker(procs, db_url, ADMIN, name="tracker-workers", workers=2, env={"TMPDIR": str(scratch)})
+    assert [p.name for p in scratch.iterdir()][0].startswith("modeltorrent-metrics-")  # fresh, for this run
+    assert procs.stop("tracker-workers") == 0
+    assert not list(scratch.iterdir())

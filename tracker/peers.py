@@ -15,7 +15,7 @@ The seedbox itself is told about the gateways of each rack, the same peers that 
 it, so connections from either side agree. A gateway that completes, stops or expires hands the
 role to its rack's next downloader at that host's next announce.
 
-Measured in the emulated datacenter (``tools/bench_distribute.py``): bytes into racks went from
+Measured in the emulated datacenter (``tools/bench/distribute.py``): bytes into racks went from
 2.3x the minimum (two first downloaders per rack, lists filled from other racks up to numwant) to
 1.03x. ``Policy(gateways=False)`` keeps that older rule (``remote_share`` of ``numwant`` from other
 racks, the rest filled from wherever there are peers), which is also what a flat network gets.

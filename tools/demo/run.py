@@ -25,9 +25,9 @@ from common import signing
 from common.errors import ModeltorrentError
 from common.layout import auto_piece_size
 from common.units import format_size
-from tools.modelgen import generate_model
-from tools.procs import CLI, Procs, start_origin, start_tracker
-from tools.publish import publish
+from tools.cli.publish import publish
+from tools.demo.modelgen import generate_model
+from tools.demo.procs import CLI, Procs, start_origin, start_tracker
 from tracker.api_client import TrackerClient
 
 NAME, VERSION = "demo-model", "1"

@@ -1,6 +1,6 @@
 """The naive baseline of the distribution benchmark: download a model's files over HTTP.
 
-    python -m tools.pull BASE_URL OUT_DIR FILE...
+    python -m tools.lab.pull BASE_URL OUT_DIR FILE...
 """
 
 from __future__ import annotations

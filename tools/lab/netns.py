@@ -15,7 +15,7 @@ Latency and loss (``Fabric(latency_ms=..., loss=...)``) are added where each hos
 every packet between two hosts meets them once and a round trip twice. ``netem`` is not in every
 kernel (not in this machine's), so they are made with iptables (Debian package ``iptables``): a
 ``statistic`` rule drops a random share of the packets, and an NFQUEUE rule hands the rest to
-``tools/linkdelay.py``, one listener per host, which holds each for the latency. With loss, the
+``tools/lab/linkdelay.py``, one listener per host, which holds each for the latency. With loss, the
 hosts' TCP segmentation offload is turned off (``ethtool``), so that a drop loses one frame as on
 a wire, not a 64 KiB burst.
 """
@@ -32,7 +32,7 @@ from pathlib import Path
 from types import TracebackType
 
 SUBNET = "10.213"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 class NetnsUnavailable(RuntimeError):
@@ -182,13 +182,13 @@ class Fabric:
                 "--probability", f"{self.loss:.6f}", "-j", "DROP")
         if self.latency_ms > 0:
             # The listener first: without one, the kernel drops what the rule queues.
-            delay = subprocess.Popen(host.argv(sys.executable, "-m", "tools.linkdelay", "--delay-ms",
+            delay = subprocess.Popen(host.argv(sys.executable, "-m", "tools.lab.linkdelay", "--delay-ms",
                                                str(self.latency_ms)), cwd=REPO, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True)
             self._delays.append(delay)
             assert delay.stdout is not None
             if delay.stdout.readline().strip() != "ready":
-                raise RuntimeError(f"tools.linkdelay in {host.name}: {delay.communicate()[1].strip()}")
+                raise RuntimeError(f"tools.lab.linkdelay in {host.name}: {delay.communicate()[1].strip()}")
             run("iptables", "-w", "-A", "INPUT", "-i", "eth0", "-j", "NFQUEUE", "--queue-num", "0")
 
     def close(self) -> None:

@@ -1,9 +1,9 @@
-"""Distribution through an emulated datacenter (``tools/lab.py``) against the physical limit.
+"""Distribution through an emulated datacenter (``tools/lab/lab.py``) against the physical limit.
 
-    python -m tools.bench_distribute [--scenarios naive,plain-bittorrent,modeltorrent] [--racks 2] [--hosts-per-rack 3]
+    python -m tools.bench.distribute [--scenarios naive,plain-bittorrent,modeltorrent] [--racks 2] [--hosts-per-rack 3]
         [--nic 200] [--uplink 100] [--ingress 50] [--size 64MiB] [--upload-slots 4] [--latency MS] [--loss PCT]
         [--out results/distribute]
-    python -m tools.bench_distribute --scenarios modeltorrent,modeltorrent-32-slots --racks 1 --hosts-per-rack 8 \
+    python -m tools.bench.distribute --scenarios modeltorrent,modeltorrent-32-slots --racks 1 --hosts-per-rack 8 \
         --nic 100 --ingress 100 --uplink 0
 
 Scenarios, side by side in one run, each in a freshly built lab with the same topology:
@@ -18,7 +18,7 @@ Scenarios, side by side in one run, each in a freshly built lab with the same to
 Prints per scenario: time to every host done T, the lower bound T_min for the topology (DESIGN.md),
 T / T_min, bytes read from external storage / model size, cross-rack bytes / (racks x model size),
 per-host completion p50/p99/max and the share of CPU busy (above 0.9 the run measured the machine,
-not the network, and is flagged). Then runs the simulator (``tools/simulate.py``) on the same
+not the network, and is flagged). Then runs the simulator (``tools/sim/simulate.py``) on the same
 topology, piece size and interval, with the start-up measured in the run (the seedbox's first bytes
 from external storage), and prints simulated against measured T: the simulator's validation.
 Writes a markdown report, its JSON (with the byte counters over time) and PNG charts (completion
@@ -39,11 +39,13 @@ from typing import Any
 
 from common.settings import UPLOAD_SLOTS
 from common.units import parse_size
-from tools.charts import draw
-from tools.lab import INTERVAL, PIECE, Lab, Result, Topology, add_impairments, check_impairments
-from tools.netns import NetnsUnavailable
-from tools.physics import mbit
-from tools.simulate import Scenario, simulate
+from tools.bench.charts import draw
+from tools.lab.lab import INTERVAL, PIECE, Lab
+from tools.lab.measure import Result
+from tools.lab.netns import NetnsUnavailable
+from tools.lab.topology import Topology, add_impairments, check_impairments
+from tools.sim.physics import mbit
+from tools.sim.simulate import Scenario, simulate
 
 SCENARIOS = ("naive", "plain-bittorrent", "modeltorrent")
 ABLATIONS = {"modeltorrent-32-slots": 32}  # scenario -> upload slots, modeltorrent otherwise
@@ -63,7 +65,7 @@ def run(scenario: str, topology: Topology, size: int, slots: int) -> tuple[Resul
 
 
 def simulated(scenario: str, topology: Topology, measured: Result, slots: int) -> dict[str, float]:
-    """The simulator (``tools/simulate.py``) on the same topology, piece size and announce interval,
+    """The simulator (``tools/sim/simulate.py``) on the same topology, piece size and announce interval,
     its start-up taken from this run (the seedbox's first bytes from external storage)."""
     sc = Scenario(topology.racks, topology.hosts_per_rack, measured.size, PIECE, mbit(topology.ingress_mbit),
                   mbit(topology.nic_mbit), mbit(topology.uplink_mbit) if topology.uplink_mbit else None,
@@ -124,7 +126,7 @@ def main() -> None:
             + (f", latency {args.latency:g} ms one way, loss {args.loss:g} %" if args.latency or args.loss else ""))
     lines = table(rows)
     if checks:
-        lines += ["", "Simulator (`tools/simulate.py`) on the same topology, start-up taken from the run:", "",
+        lines += ["", "Simulator (`tools/sim/simulate.py`) on the same topology, start-up taken from the run:", "",
                   "| scenario | measured T s | simulated T s | error | simulated cross-rack/min | start-up s |",
                   "|---|---|---|---|---|---|"]
         lines += [f"| {name} | {dict(rows)[name]['seconds']} | {c['sim_seconds']} | {c['sim_error']:+.1%} | "

@@ -1,126 +1,49 @@
 """An emulated datacenter on one machine, and one model distributed through it.
 
-    python -m tools.lab up [--racks 2] [--hosts-per-rack 3] [--nic 200] [--uplink 100] [--ingress 50]
-
-builds the network and waits (Ctrl-C tears it down); in code::
-
     lab = Lab(Topology(racks=2, hosts_per_rack=3, nic_mbit=200, uplink_mbit=100, ingress_mbit=50))
     with lab:
         result = lab.distribute(size=64 * MiB)
 
-Built from ``tools/netns.py``: the external storage (an HTTP origin) sits behind the ingress link
-(``ingress_mbit``, its NIC); the tracker and the seedbox on the core switch; each rack a bridge
-behind an uplink (``uplink_mbit`` each way, None: unshaped) with ``hosts_per_rack`` hosts whose
-NICs are shaped to ``nic_mbit`` each way. Every process runs in its host's namespace with its own
-address, as the CLI runs it. ``distribute`` publishes a generated model, starts the seedbox and
-one ``client fetch`` per host at once, and measures: time to every host activated, the physical
-limit ``T_min`` for the topology (``tools/physics.py``), bytes read from external storage and
-bytes that crossed rack uplinks, per-host completion times, and how busy the CPUs were (a
-saturated run measures the machine, not the network).
+``python -m tools.lab up`` builds the network and waits (Ctrl-C tears it down). The network comes
+from ``topology.py`` (built with ``netns.py``); every process runs in its host's namespace with its
+own address, as the CLI runs it. ``distribute`` publishes a generated model, starts the seedbox and
+one ``client fetch`` per host at once, injects ``faults.py``'s faults if asked, and measures
+(``measure.py``): time to every host activated, the physical limit ``T_min`` for the topology
+(``tools/sim/physics.py``), bytes read from external storage and bytes that crossed rack uplinks,
+per-host completion times, and how busy the CPUs were.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
 import secrets
 import shutil
 import sqlite3
-import statistics
 import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from common import signing
-from tools.modelgen import generate_model
-from tools.netns import Fabric, Host, NetnsUnavailable
-from tools.physics import mbit, t_min
-from tools.procs import CLI, REPO, Procs
+from tools.demo.modelgen import generate_model
+from tools.demo.procs import CLI, REPO, Procs
+from tools.lab.measure import CpuMeter, Result, Sample
+from tools.lab.netns import Host
+from tools.lab.topology import Datacenter, Topology
+
+if TYPE_CHECKING:
+    from tools.lab.faults import Fault
 
 PORT_TRACKER, PORT_ORIGIN = 8000, 9000
 
 
 INTERVAL = 5  # the tracker's announce interval in the lab, s
 PIECE = 1 << 20  # the torrents' piece size in the lab: tens of pieces for a model of tens of MiB
-
-
-@dataclass(frozen=True)
-class Topology:
-    racks: int = 2
-    hosts_per_rack: int = 3
-    nic_mbit: float = 200.0
-    uplink_mbit: float | None = None
-    ingress_mbit: float = 50.0
-    latency_ms: float = 0.0  # one way, on every link into a host (tools/netns.py)
-    loss: float = 0.0  # share of the packets dropped on every link into a host
-
-    @property
-    def hosts(self) -> int:
-        return self.racks * self.hosts_per_rack
-
-
-@dataclass(frozen=True)
-class Sample:
-    at: float
-    hosts: dict[str, int]  # bytes received by each client host
-    racks: dict[str, int]  # bytes into each rack over its uplink
-    seedbox: int = 0  # bytes received by the seedbox (from external storage, nearly all)
-
-
-@dataclass
-class Result:
-    hosts: int
-    size: int
-    seconds: float  # start to the last host activated
-    t_min: float
-    source_bytes: int  # read from external storage
-    cross_rack_bytes: int  # into racks over their uplinks
-    racks: int
-    completion: list[float] = field(default_factory=list)  # per host, seconds from the start
-    cpu_busy: float = 0.0  # share of all cores busy during the run
-    # byte counters over time, every ~0.25 s
-    timeline: list[Sample] = field(default_factory=list)
-
-    @property
-    def ingress_start(self) -> float:
-        """Seconds from the start to the seedbox's first bytes from external storage (its start-up:
-        process, manifest, session, first announce), to the counters' resolution."""
-        return next((s.at for s in self.timeline if s.seedbox > 64 * 1024), 0.0)
-
-    @property
-    def ratio(self) -> float:
-        return self.seconds / self.t_min
-
-    def summary(self) -> dict[str, Any]:
-        done = sorted(self.completion)
-        return {
-            "hosts": self.hosts, "seconds": round(self.seconds, 2), "t_min": round(self.t_min, 2),
-            "t_over_t_min": round(self.ratio, 2), "source_bytes_over_size": round(self.source_bytes / self.size, 3),
-            "cross_rack_over_min": round(self.cross_rack_bytes / (self.racks * self.size), 2),
-            "p50": round(statistics.median(done), 2), "p99": round(done[min(len(done) - 1, int(len(done) * 0.99))], 2),
-            "max": round(done[-1], 2), "cpu_busy": round(self.cpu_busy, 2),
-        }
-
-
-class Fault(Protocol):
-    """Something that goes wrong during a distribution (tools/lab_faults.py): looked at every poll
-    with the time since the start and the latest byte counters."""
-
-    def poll(self, lab: Lab, elapsed: float, sample: Sample) -> None: ...
-
-
-def _cpu_times() -> tuple[float, float]:
-    """(busy, total) jiffies of all cores since boot (/proc/stat)."""
-    fields = [float(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = fields[3] + fields[4]
-    return sum(fields) - idle, sum(fields)
 
 
 class Lab:
@@ -131,26 +54,9 @@ class Lab:
         self.procs = Procs(self.workdir / "logs", env=dict(env or {}))
         self.token = secrets.token_hex(16)
         self.env = os.environ | self.procs.env | {"PYTHONPATH": str(REPO), "MODELTORRENT_ADMIN_TOKEN": self.token}
-        self.fabric = Fabric(latency_ms=topology.latency_ms, loss=topology.loss)
-        try:
-            t = topology
-            self.storage = self.fabric.host("storage", rate=f"{t.ingress_mbit}mbit")
-            self.tracker = self.fabric.host("tracker")
-            self.seedbox = self.fabric.host("seedbox", rate=f"{t.nic_mbit}mbit")
-            self.rack_of: dict[str, str] = {}
-            self.bridges: dict[str, str] = {}  # rack -> its bridge, for hosts added later
-            self.clients: list[Host] = []
-            for r in range(t.racks):
-                rack = f"rack{r + 1}"
-                bridge = self.bridges[rack] = self.fabric.rack(rack, uplink=f"{t.uplink_mbit}mbit"
-                                                               if t.uplink_mbit else None)
-                for h in range(t.hosts_per_rack):
-                    host = self.fabric.host(f"r{r + 1}h{h + 1}", rate=f"{t.nic_mbit}mbit", bridge=bridge)
-                    self.clients.append(host)
-                    self.rack_of[host.name] = rack
-        except BaseException:
-            self.fabric.close()
-            raise
+        dc = Datacenter.build(topology)
+        self.fabric, self.storage, self.tracker, self.seedbox = dc.fabric, dc.storage, dc.tracker, dc.seedbox
+        self.clients, self.rack_of, self.bridges = dc.clients, dc.rack_of, dc.bridges
         self.tracker_url = f"http://{self.tracker.ip}:{PORT_TRACKER}"
         self.argv: dict[str, list[str]] = {}  # each service's command line, to restart it after a fault
 
@@ -176,7 +82,7 @@ class Lab:
 
     def start_services(self, model: Path, tracker_env: dict[str, str] | None = None) -> None:
         """The origin (serving ``model``'s parent folder), the tracker."""
-        self.procs.start("origin", self.storage.argv(CLI[0], "-m", "tools.origin", "--root", str(model.parent),
+        self.procs.start("origin", self.storage.argv(CLI[0], "-m", "tools.demo.origin", "--root", str(model.parent),
                                                      "--host", "0.0.0.0", "--port", str(PORT_ORIGIN)))
         self.procs.start("tracker", self.tracker.argv(
             *CLI, "tracker", "serve", "--host", "0.0.0.0", "--port", str(PORT_TRACKER),
@@ -195,11 +101,6 @@ class Lab:
         model = self.workdir / "external" / "m"
         generate_model(model, size)
         return model, sum(p.stat().st_size for p in model.rglob("*") if p.is_file())
-
-    def _bound(self, size: int) -> float:
-        t, n = self.topology, len(self.clients)
-        return t_min(size, mbit(t.ingress_mbit), [mbit(t.nic_mbit)] * n, [mbit(t.nic_mbit)] * n,
-                     mbit(t.uplink_mbit) if t.uplink_mbit else None)
 
     def _run_until_done(self, started: float, done_when: Any, base: tuple[dict[str, int], dict[str, int]],
                         faults: Sequence[Fault] = ()) -> tuple[dict[str, float], list[Sample]]:
@@ -242,17 +143,16 @@ class Lab:
         self.start_services(model)
         sent_before = self.storage_bytes_sent()
         counters = self.fabric.counters()
-        busy0, total0 = _cpu_times()
+        cpu = CpuMeter()
         started = time.monotonic()
         base = f"http://{self.storage.ip}:{PORT_ORIGIN}/m/"
         for host in self.clients:
             out = self.workdir / "hosts" / host.name
-            self.procs.start(host.name, host.argv(CLI[0], "-m", "tools.pull", base, str(out), *files))
+            self.procs.start(host.name, host.argv(CLI[0], "-m", "tools.lab.pull", base, str(out), *files))
         done, timeline = self._run_until_done(started, lambda h: self.procs.procs[h.name].poll() == 0, counters)
-        busy1, total1 = _cpu_times()
-        return Result(len(self.clients), size, max(done.values()), self._bound(size),
+        return Result(len(self.clients), size, max(done.values()), self.topology.bound(size),
                       self.storage_bytes_sent() - sent_before, sum(timeline[-1].racks.values()), self.topology.racks,
-                      [done[h.name] for h in self.clients], (busy1 - busy0) / max(total1 - total0, 1), timeline)
+                      [done[h.name] for h in self.clients], cpu.busy(), timeline)
 
     def _announces(self) -> int:
         """Peers in the tracker's swarms: read from its database file (the tracker writes them
@@ -264,7 +164,7 @@ class Lab:
             return 0
 
     def storage_stats(self) -> dict[str, Any]:
-        """The origin's counters (tools/origin.py): bytes delivered and written, the reads."""
+        """The origin's counters (tools/demo/origin.py): bytes delivered and written, the reads."""
         url = f"http://{self.storage.ip}:{PORT_ORIGIN}/_stats"
         out = subprocess.run(self.storage.argv(CLI[0], "-c", f"import httpx; print(httpx.get({url!r}).text)"),
                              capture_output=True, text=True, check=True, env=self.env).stdout
@@ -279,7 +179,7 @@ class Lab:
         """modeltorrent: publish a generated model of ``size`` bytes and fetch it on every client
         host at once (streaming seedbox, rack-aware peer lists). ``stock``: plain BitTorrent
         instead, the seedbox seeding only once it has the whole model and the tracker handing
-        out peers at random. ``faults`` (tools/lab_faults.py) are injected while it runs."""
+        out peers at random. ``faults`` (tools/lab/faults.py) are injected while it runs."""
         model, size = self._model(size)
         key = self.workdir / "publisher.key"
         public = signing.generate_key(key)
@@ -301,7 +201,7 @@ class Lab:
         self._wait(lambda: self._announces() >= len(self.clients), "every host's first announce")
         sent_before = self.storage_bytes_sent()  # measured at the storage: counts across seedbox restarts
         counters = self.fabric.counters()
-        busy0, total0 = _cpu_times()
+        cpu = CpuMeter()
         started = time.monotonic()
         self.argv["seedbox"] = self.seedbox.argv(
             *CLI, "seedbox", "run", "m@1", "--tracker", self.tracker_url, "--passkey", seed_key,
@@ -310,11 +210,10 @@ class Lab:
                          env={"MODELTORRENT_SEEDBOX_STREAM": "false"} if stock else None)
         done, timeline = self._run_until_done(
             started, lambda h: (self.workdir / "hosts" / h.name / "m" / "current").exists(), counters, faults)
-        busy1, total1 = _cpu_times()
-        return Result(len(self.clients), size, max(done.values()), self._bound(size),
+        return Result(len(self.clients), size, max(done.values()), self.topology.bound(size),
                       self.storage_bytes_sent() - sent_before,
                       sum(timeline[-1].racks.values()), self.topology.racks, [done[h.name] for h in self.clients],
-                      (busy1 - busy0) / max(total1 - total0, 1), timeline)
+                      cpu.busy(), timeline)
 
     def close(self) -> None:
         self.procs.stop_all()
@@ -328,48 +227,3 @@ class Lab:
         self.close()
         if kind is None and not os.environ.get("MODELTORRENT_LAB_KEEP"):
             shutil.rmtree(self.workdir, ignore_errors=True)
-
-
-def add_impairments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--latency", type=float, default=0.0,
-                        help="ms added one way on every link into a host (a round trip: twice); needs iptables")
-    parser.add_argument("--loss", type=float, default=0.0,
-                        help="percent of the packets dropped on every link into a host; needs iptables, ethtool")
-
-
-def check_impairments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
-    if args.latency < 0:
-        parser.error("--latency must not be negative")
-    if not 0 <= args.loss < 100:
-        parser.error("--loss must be a percentage in [0, 100)")
-
-
-def main() -> None:
-    import signal
-
-    parser = argparse.ArgumentParser(description="Build the emulated datacenter and keep it up until Ctrl-C.")
-    parser.add_argument("command", choices=["up"])
-    parser.add_argument("--racks", type=int, default=2)
-    parser.add_argument("--hosts-per-rack", type=int, default=3)
-    parser.add_argument("--nic", type=float, default=200.0, help="host NIC, Mbit/s each way")
-    parser.add_argument("--uplink", type=float, default=100.0, help="rack uplink, Mbit/s each way (0: unshaped)")
-    parser.add_argument("--ingress", type=float, default=50.0, help="external storage -> seedbox, Mbit/s")
-    add_impairments(parser)
-    args = parser.parse_args()
-    check_impairments(parser, args)
-    try:
-        lab = Lab(Topology(args.racks, args.hosts_per_rack, args.nic, args.uplink or None, args.ingress,
-                           args.latency, args.loss / 100))
-    except NetnsUnavailable as exc:
-        raise SystemExit(f"cannot build the lab: {exc}") from exc
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a KeyboardInterrupt: the lab comes down
-    with lab:
-        for host in lab.fabric.hosts.values():
-            print(f"{host.name:<10} {host.ip:<14} ip netns exec {host.ns} bash")
-        print("up; Ctrl-C tears it down")
-        with contextlib.suppress(KeyboardInterrupt):
-            signal.pause()
-
-
-if __name__ == "__main__":
-    main()

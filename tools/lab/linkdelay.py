@@ -1,6 +1,6 @@
 """Hold every packet a network namespace receives for a fixed time: link latency without netem.
 
-    ip netns exec NS python -m tools.linkdelay --delay-ms 5 [--queue 0]
+    ip netns exec NS python -m tools.lab.linkdelay --delay-ms 5 [--queue 0]
 
 This machine's kernel has no ``sch_netem`` (nor any other delaying qdisc), but it has NFQUEUE:
 an ``iptables ... -j NFQUEUE`` rule hands each packet to a listener in user space, and the packet

@@ -1,6 +1,6 @@
 """Distribution time for fleets too large for the testbed: a time-stepped fluid simulator.
 
-    python -m tools.simulate --racks 25 --hosts-per-rack 40 --size 500GB --ingress 10000 --nic 25000 --uplink 100000
+    python -m tools.sim.simulate --racks 25 --hosts-per-rack 40 --size 500GB --ingress 10000 --nic 25000 --uplink 100000
 
 It uses the tracker's own peer selection (``tracker.peers.SwarmIndex`` with the same ``Policy``) for
 who is told about whom, and models the rest:
@@ -28,7 +28,7 @@ fewer pieces are in flight: at 1,000 hosts and 500 GB, 2 GB pieces gave T/T_min 
 minimum cross-rack bytes where 64 MiB pieces point to about 2.1 and 1.5x (README). A longer step
 (``--dt``) is not neutral either: at 1,000 hosts and 10 GB, 5x the default step gave T/T_min 5.02
 instead of 4.80 and 10x gave 5.29, for only 2.6x and 3.2x less run time.
-Pure: no I/O, the RNG passed in. ``tools/bench_distribute.py`` runs it beside the testbed.
+Pure: no I/O, the RNG passed in. ``tools/bench/distribute.py`` runs it beside the testbed.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from common.settings import UPLOAD_SLOTS
 from common.units import parse_size
-from tools import sim_kernel
-from tools.physics import mbit, t_min
+from tools.sim import kernel as sim_kernel
+from tools.sim.physics import mbit, t_min
 from tracker.peers import Asker, Candidate, Location, Policy, SwarmIndex
 
 SEEDBOX = 0  # node 0; hosts are 1..N

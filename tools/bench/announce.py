@@ -1,6 +1,6 @@
 """Announce throughput and latency of the tracker, side by side with opentracker in one run.
 
-    python -m tools.bench_announce [--workers 1,2] [--db URL] [--seconds 15] [--connections 64] [--rate 3000]
+    python -m tools.bench.announce [--workers 1,2] [--db URL] [--seconds 15] [--connections 64] [--rate 3000]
 
 Sets up 100 registered torrents and 10,000 registered hosts (100 per swarm), then drives
 ``/announce`` with wrk (Debian package) over a fixed list of 10,000 realistic announce URLs, for
@@ -36,7 +36,7 @@ from urllib.parse import quote_from_bytes
 import httpx
 from sqlmodel import Session
 
-from tools.procs import CLI, Procs, free_port, wait_http
+from tools.demo.procs import CLI, Procs, free_port, wait_http
 
 SWARMS, HOSTS = 100, 10_000
 TOKEN = "bench-admin-token"

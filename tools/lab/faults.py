@@ -7,8 +7,17 @@ from __future__ import annotations
 import json
 import signal
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from tools.lab import Lab, Sample
+from tools.lab.lab import Lab
+from tools.lab.measure import Sample
+
+
+class Fault(Protocol):
+    """Something that goes wrong during a distribution: looked at every poll with the time since the
+    start and the latest byte counters."""
+
+    def poll(self, lab: Lab, elapsed: float, sample: Sample) -> None: ...
 
 
 @dataclass

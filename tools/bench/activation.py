@@ -1,7 +1,7 @@
 """Last piece to active model: how long a host takes from its last verified piece to the swap of
 ``current``, for models of growing size, side by side in one run.
 
-    python -m tools.bench_activation [--sizes 64MiB,512MiB,2GiB] [--piece-size 16MiB] [--repeat 3]
+    python -m tools.bench.activation [--sizes 64MiB,512MiB,2GiB] [--piece-size 16MiB] [--repeat 3]
 
 For each size: a generated model is published to a tracker on loopback, a seedbox serves it from
 a local path and one client fetches it (real processes, the CLI's ``--json`` result). Pieces are
@@ -25,9 +25,9 @@ from pathlib import Path
 
 from common import signing
 from common.units import format_size, parse_size
-from tools.modelgen import generate_model
-from tools.procs import CLI, REPO, Procs, start_tracker
-from tools.publish import publish
+from tools.cli.publish import publish
+from tools.demo.modelgen import generate_model
+from tools.demo.procs import CLI, REPO, Procs, start_tracker
 from tracker.api_client import TrackerClient
 
 

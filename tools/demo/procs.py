@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 
 CLI = [sys.executable, "-m", "tools.cli"]
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def free_port() -> int:
@@ -95,7 +95,7 @@ def start_tracker(procs: Procs, db: Path | str, admin_token: str, *, interval: i
 def start_origin(procs: Procs, root: Path, *, fail_every: int = 0, stall_every: int = 0,
                  stall_seconds: float = 5.0) -> str:
     port = free_port()
-    proc = procs.start("origin", [sys.executable, "-m", "tools.origin", "--root", str(root),
+    proc = procs.start("origin", [sys.executable, "-m", "tools.demo.origin", "--root", str(root),
                                   "--port", str(port), "--fail-every", str(fail_every),
                                   "--stall-every", str(stall_every), "--stall-seconds", str(stall_seconds)])
     url = f"http://127.0.0.1:{port}"

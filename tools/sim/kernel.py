@@ -1,5 +1,5 @@
 """The simulator's inner step, compiled with numba: who asks whom for which piece, the fair share
-of every link, and the bytes that move in one step. ``tools/simulate.py`` owns the model (source,
+of every link, and the bytes that move in one step. ``tools/sim/simulate.py`` owns the model (source,
 announces, peer lists) and calls ``step`` once per time step.
 
 Compiled because it is the whole cost of a large run: 10,000 hosts keep about a million directed

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tools.lab import Result
+from tools.lab.measure import Result
 
 
 def _pyplot():  # type: ignore[no-untyped-def]

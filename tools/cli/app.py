@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -134,7 +135,7 @@ def publish(
                                                  ".torrent here")] = None,
 ) -> None:
     """Hash a model, sign its manifest, build its torrent and register both with the tracker."""
-    from tools.publish import publish as do_publish
+    from tools.cli.publish import publish as do_publish
 
     size = size_option(piece_size) or DEFAULT_PIECE_SIZE
     result = do_publish(
@@ -173,18 +174,26 @@ def tracker_serve(
     for key, value in given(admin_token=admin_token, database_url=database_url, public_url=public_url,
                             interval=interval).items():
         os.environ[f"MODELTORRENT_TRACKER_{key.upper()}"] = str(value)
-    if workers > 1 and "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="modeltorrent-metrics-")
-    from tracker.db import make_engine
-    from tracker.settings import TrackerSettings
+    with contextlib.ExitStack() as cleanup:
+        if workers > 1:
+            metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+            if metrics_dir:  # the operator's directory: emptied, since counters of a past run would add up
+                for stale in Path(metrics_dir).glob("*.db"):
+                    stale.unlink()
+            else:  # ours: fresh for this run, removed at exit
+                os.environ["PROMETHEUS_MULTIPROC_DIR"] = cleanup.enter_context(
+                    tempfile.TemporaryDirectory(prefix="modeltorrent-metrics-"))
+        from tracker.db import make_engine
+        from tracker.settings import TrackerSettings
 
-    make_engine(TrackerSettings().database_url).dispose()  # type: ignore[call-arg]  # migrate before workers start
-    uvicorn.run("tracker.app:app_from_env", factory=True, host=host, port=port, workers=workers, access_log=False,
-                # uvicorn's httptools protocol answering announces on the connection (tracker/http_fast.py)
-                http="tracker.http_fast:AnnounceProtocol",
-                # Peers are told apart by the connection's address; no proxy may rewrite it.
-                proxy_headers=False,
-                log_level="warning")
+        make_engine(TrackerSettings().database_url).dispose()  # type: ignore[call-arg]  # migrate before workers
+        uvicorn.run("tracker.app:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    access_log=False,
+                    # uvicorn's httptools protocol answering announces on the connection (tracker/http_fast.py)
+                    http="tracker.http_fast:AnnounceProtocol",
+                    # Peers are told apart by the connection's address; no proxy may rewrite it.
+                    proxy_headers=False,
+                    log_level="warning")
 
 
 @hosts_app.command("add")
@@ -276,7 +285,7 @@ def client_fetch(
     json_out: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Download, verify and atomically activate a model version on this host."""
-    from tools.fetch_cmd import fetch
+    from tools.cli.fetch import fetch
 
     name, version = split_ref(ref)
     fetch(name, version, seed_for=seed_for, json_out=json_out, console=err, overrides=client_overrides(
@@ -345,7 +354,7 @@ def client_run(
     poll_interval: Annotated[float, typer.Option(help="seconds between polls of the tracker", min=0.2)] = 5.0,
 ) -> None:
     """The host agent: fetch and activate whatever the tracker's deployments want on this host."""
-    from tools.agent_cmd import run_agent
+    from tools.cli.agent import run_agent
 
     overrides = client_overrides(tracker, passkey, root, listen, trust_key, upload_rate, download_rate, connections,
                                  on_activate, metrics_listen, low_priority)
@@ -372,7 +381,7 @@ def deploy(
     admin_token: AdminOpt = None,
 ) -> None:
     """Deploy a model version to hosts, racks or all hosts."""
-    from tools.deploy_cmd import outcome, watch_job
+    from tools.cli.deploy import outcome, watch_job
     from tracker.api_client import TrackerClient
 
     name, version = split_ref(ref)
@@ -399,7 +408,7 @@ def status(
     admin_token: AdminOpt = None,
 ) -> None:
     """Show deployments, one job's per-host progress, or cancel a job."""
-    from tools.deploy_cmd import job_view, jobs_table, watch_job
+    from tools.cli.deploy import job_view, jobs_table, watch_job
     from tracker.api_client import TrackerClient
 
     with TrackerClient(need(tracker, "--tracker", "or MODELTORRENT_TRACKER_URL"), admin_token=admin_token) as api:
@@ -424,7 +433,7 @@ def demo(
     keep: Annotated[bool, typer.Option(help="keep the workdir afterwards")] = False,
 ) -> None:
     """Tracker + seedbox + N clients on this machine distribute a generated model, end to end."""
-    from tools.demo import run_demo
+    from tools.demo.run import run_demo
 
     model_size = size_option(size)
     assert model_size is not None
