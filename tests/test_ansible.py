@@ -129,7 +129,7 @@ class Fleet:
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[Fleet]:
     if subprocess.run(["ansible-playbook", "--version"], capture_output=True).returncode != 0:
-        pytest.fail("ansible-playbook is not installed: pip install -e '.[test]'")
+        pytest.fail("ansible-playbook is not installed: pip install -c requirements.lock -e '.[test]'")
     fleet = Fleet(tmp_path)
     try:
         yield fleet

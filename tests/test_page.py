@@ -27,7 +27,7 @@ def chromium() -> str:
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        skip_or_fail("playwright is not installed (pip install -e '.[test]')")
+        skip_or_fail("playwright is not installed (pip install -c requirements.lock -e '.[test]')")
     return path
 
 
