@@ -1,20 +1,20 @@
 """The client's libtorrent adapter: download one model version, verify it, activate it.
 
-Every piece is verified against the signed manifest's SHA-256 as it completes (libtorrent reads
-it back with ``read_piece``), so activation follows the last piece at once. Pieces libtorrent
-finds on disk after a restart are verified the same way before activation. Resume data and the
-set of verified pieces are saved together, periodically and at shutdown; the verified set saved
-is always within what the resume data says is on disk.
+Before anything is downloaded, the torrent's v2 hashes are checked to be the signed manifest's
+piece roots (``common.torrent.check_matches``). libtorrent checks every 16 KiB block against them
+as it arrives and finishes a piece only when all of its blocks are right, so a finished piece is a
+piece verified against the signed manifest: each byte is hashed once on the host, and never read
+back. Pieces libtorrent finds on disk after a restart are hashed by its recheck the same way.
+Resume data and the set of verified pieces are saved together, periodically and at shutdown; the
+verified set saved is always within what the resume data says is on disk.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import shutil
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,14 +27,13 @@ from client.reuse import Donor
 from client.settings import ClientSettings
 from client.store import ModelStore
 from common import torrent as torrents
-from common.errors import DiskSpaceError, ModeltorrentError, PieceMismatch, SignatureError
+from common.errors import DiskSpaceError, ModeltorrentError, SignatureError
 from common.layout import Layout
 from common.lt_session import Bans, add_params, alert_message, make_session
 from common.manifest import Manifest
 from tracker.api_client import TrackerClient
 
 log = logging.getLogger("modeltorrent.client")
-MAX_READS = 4  # read_piece buffers in flight: bounds memory to a few pieces
 
 
 @dataclass
@@ -88,7 +87,7 @@ class Fetcher:
         """Download, verify and activate ``name@version``; then seed for ``seed_for`` seconds
         (``float('inf')``: until stopped), or while ``keep_seeding()`` is true if it is given.
 
-        Raises SignatureError, TorrentMismatch, PieceMismatch, DiskSpaceError, ApiError, or
+        Raises SignatureError, TorrentMismatch, DiskSpaceError, ApiError, or
         ModeltorrentError for a storage or stop condition. The active model is never touched
         unless every piece is verified.
         """
@@ -143,6 +142,8 @@ class Fetcher:
             raw = self.store.load_manifest(manifest.name, other)
             try:  # a donor's manifest only says where to look: copied bytes are checked against ours
                 theirs = Manifest.from_json(raw) if raw else self.api.manifest(manifest.name, other)
+                if theirs.format != manifest.format:  # other digests: nothing would match
+                    continue
                 donors.append(Donor(self.store.version_dir(manifest.name, other), theirs.layout(),
                                     theirs.piece_digests()))
             except ModeltorrentError as exc:
@@ -181,7 +182,6 @@ class _Run:
         self.f = fetcher
         self.manifest = manifest
         self.layout = layout
-        self.expected = manifest.piece_digests()
         s = fetcher.settings
         self.low_priority = self._low_priority()
         self.ses = make_session(s.listen, priority.caps(s, self.low_priority))
@@ -200,8 +200,6 @@ class _Run:
         self.verified_at_start = len(self.verified)
         self.reused_bytes = sum(layout.pieces[i].length for i in reused)
         self.peers_max = 0
-        self.to_read: deque[int] = deque()
-        self.reading: set[int] = set()
         self.checked = False
         self.hash_failures = 0
         self.bans = Bans()
@@ -224,7 +222,7 @@ class _Run:
             if self._start_afresh:
                 self._start_afresh = False
                 self._without_partial_pieces()
-            self._schedule_reads()
+            self._after_check()
             self._periodic()
         self.progress.state = "verified"
         return time.monotonic()
@@ -233,10 +231,7 @@ class _Run:
         for alert in self.ses.pop_alerts():
             log.debug("%s: %s", type(alert).__name__, alert_message(alert))
             if isinstance(alert, lt.piece_finished_alert):
-                if alert.piece_index not in self.verified:
-                    self.to_read.append(alert.piece_index)
-            elif isinstance(alert, lt.read_piece_alert):
-                self._verify(alert)
+                self.verified.add(alert.piece_index)  # every block checked against the manifest's root
             elif isinstance(alert, lt.hash_failed_alert):
                 self.hash_failures += 1
                 log.warning("piece %d failed its torrent hash; libtorrent fetches it again",
@@ -271,40 +266,21 @@ class _Run:
         params = add_params(self.torrent, str(self.save_path), resume)
         params.unfinished_pieces = {}
         self.handle = self.ses.add_torrent(params)
-        self.checked = False  # _schedule_reads looks at what it has again, once it is checked
-        self.reading.clear()  # reads asked of the torrent that went
+        self.checked = False  # _after_check looks at what it has again, once it is checked
         self.fresh_starts += 1
         log.warning("%s added again without its partial pieces, after a ban", self.manifest.ref)
 
-    def _verify(self, alert: lt.read_piece_alert) -> None:
-        index = alert.piece
-        self.reading.discard(index)
-        if alert.error.value():
-            self.to_read.append(index)  # read again on the next pass
+    def _after_check(self) -> None:
+        """Once libtorrent has checked what is on disk (resume data of this boot, or a recheck that
+        hashed every piece), the pieces it has are the verified ones."""
+        if self.checked:
             return
-        span = self.layout.pieces[index]
-        digest = hashlib.sha256(memoryview(alert.buffer)[: span.length]).digest()
-        if digest != self.expected[index]:
-            # libtorrent accepted it against the torrent, yet it is not what was signed.
-            raise PieceMismatch(index, self.layout.files[span.file_index].path,
-                                self.expected[index].hex(), digest.hex())
-        self.verified.add(index)
-
-    def _schedule_reads(self) -> None:
         status = self.handle.status()
-        if not self.checked and status.state not in (lt.torrent_status.checking_files,
-                                                     lt.torrent_status.checking_resume_data):
-            self.checked = True
-            have = status.pieces
-            # What the verified set claims must really be on disk (files may have been removed).
-            self.verified = {i for i in self.verified if have and have[i]}
-            self.to_read.extend(i for i in range(self.layout.num_pieces)
-                                if have and have[i] and i not in self.verified)
-        while self.to_read and len(self.reading) < MAX_READS:
-            index = self.to_read.popleft()
-            if index not in self.verified and index not in self.reading:
-                self.reading.add(index)
-                self.handle.read_piece(index)
+        if status.state in (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data):
+            return
+        self.checked = True
+        have = status.pieces
+        self.verified = {i for i in range(self.layout.num_pieces) if have and have[i]}
 
     def _low_priority(self) -> bool:
         return self.f.settings.low_priority or (self.f.settings.root / priority.MARKER).exists()

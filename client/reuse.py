@@ -1,7 +1,8 @@
 """Incremental updates: pieces of a new version already held in another version on this host.
 
 A fine-tune shares most pieces with its base, so before downloading a version the client looks
-for pieces with the same SHA-256 in the versions it already holds and copies them locally.
+for pieces with the same piece root (the v2 merkle root of their blocks) in the versions it
+already holds and copies them locally.
 ``plan`` (pure) says where each piece can be found; ``copy`` reads it there, checks it against
 the new version's signed manifest and writes it into the download. A donor's manifest only says
 where to look: every copied byte is hashed against the new manifest, so a damaged or altered
@@ -10,13 +11,13 @@ donor costs a download, never a wrong piece.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.hashing import piece_root
 from common.layout import Layout
 
 log = logging.getLogger("modeltorrent.client")
@@ -76,10 +77,10 @@ def copy(sources: dict[int, Source], layout: Layout, digests: Sequence[bytes], s
             except OSError as exc:
                 log.warning("cannot reuse piece %d from %s: %s", index, source.path, exc)
                 continue
-            if len(data) != source.length or hashlib.sha256(data).digest() != digests[index]:
+            span = layout.pieces[index]
+            if len(data) != source.length or piece_root(data, span, layout) != digests[index]:
                 log.warning("piece %d in %s no longer matches its digest; downloading it", index, source.path)
                 continue
-            span = layout.pieces[index]
             target = save_path / layout.files[span.file_index].path
             fd = handles.get(target)
             if fd is None:

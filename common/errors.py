@@ -4,7 +4,7 @@
     ├── LayoutError              a bad name, version, path or piece size
     ├── ManifestError            a manifest that is malformed or inconsistent
     │   ├── SignatureError       bad signature, or a publisher key nobody trusts
-    │   └── PieceMismatch        data whose SHA-256 differs from the manifest's
+    │   └── PieceMismatch        data whose piece hash differs from the manifest's
     ├── TorrentMismatch          a torrent that does not describe the manifest's files
     ├── SourceError              external storage failed or served the wrong bytes
     ├── DiskSpaceError           not enough free space to stage a model
@@ -42,12 +42,12 @@ class SignatureError(ManifestError):
 
 
 class PieceMismatch(ManifestError):
-    """A piece whose bytes do not hash to the manifest's SHA-256."""
+    """A piece whose bytes do not hash to the manifest's piece root (v2 merkle root of its blocks)."""
 
     def __init__(self, index: int, path: str, expected: str, actual: str) -> None:
         super().__init__(
             f"piece {index} ({path}) does not match the manifest: "
-            f"expected sha256 {expected}, got {actual}",
+            f"expected piece root {expected}, got {actual}",
             hint="the data was changed after publishing; re-publish or restore the original",
         )
         self.index = index

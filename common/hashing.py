@@ -1,5 +1,9 @@
-"""Hash a model's files in one pass: SHA-256 for the manifest, SHA-1 and v2 merkle for the torrent.
+"""Hash a model's files in one pass: the v2 piece root (manifest and torrent) and, for a hybrid
+torrent, SHA-1.
 
+A piece's digest is its BitTorrent v2 (BEP 52) piece-layer hash, the SHA-256 merkle root over its
+16 KiB blocks: the manifest signs exactly what libtorrent checks every block against, so a host
+hashes each byte once (libtorrent, as blocks arrive) and never reads a piece back to check it.
 Each byte is read once. Pieces are hashed on a thread pool, one thread per core by default:
 hashlib releases the GIL on large buffers, so threads really run in parallel.
 """
@@ -21,22 +25,23 @@ from common.layout import Layout, PieceSpan
 
 @dataclass(frozen=True)
 class PieceDigest:
-    sha256: bytes  # of the file bytes in the piece: what the manifest signs
-    sha1: bytes  # of the piece padded with zeros to the piece size: the v1 torrent hash
-    v2: bytes  # merkle root of the piece's 16 KiB blocks: the v2 piece-layer hash
+    v2: bytes  # merkle root of the piece's 16 KiB blocks: the v2 piece-layer hash, what the manifest signs
+    sha1: bytes = b""  # of the piece padded with zeros to the piece size: the v1 hash (hybrid torrents only)
 
 
-def digest_piece(data: bytes | memoryview, span: PieceSpan, layout: Layout) -> PieceDigest:
-    """All three hashes of one piece from its file bytes (``span.length`` of them)."""
+def piece_root(data: bytes | memoryview, span: PieceSpan, layout: Layout) -> bytes:
+    """The v2 hash of one piece from its file bytes: what the manifest signs for it."""
+    return merkle.piece_hash(data, layout.piece_size, layout.files[span.file_index].size)
+
+
+def digest_piece(data: bytes | memoryview, span: PieceSpan, layout: Layout, *, v1: bool = True) -> PieceDigest:
+    """The hashes of one piece from its file bytes (``span.length`` of them); SHA-1 only if ``v1``."""
+    if not v1:
+        return PieceDigest(piece_root(data, span, layout))
     sha1 = hashlib.sha1(data)
     if layout.padded and span.length < layout.piece_size:
         sha1.update(bytes(layout.piece_size - span.length))
-    file_size = layout.files[span.file_index].size
-    return PieceDigest(
-        sha256=hashlib.sha256(data).digest(),
-        sha1=sha1.digest(),
-        v2=merkle.piece_hash(data, layout.piece_size, file_size),
-    )
+    return PieceDigest(piece_root(data, span, layout), sha1.digest())
 
 
 def read_span(root: Path, layout: Layout, span: PieceSpan) -> bytes:
@@ -58,11 +63,13 @@ def hash_tree(
     *,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
+    v1: bool = True,
 ) -> list[PieceDigest]:
-    """Hash every piece of the model under ``root``; ``progress`` gets bytes done per piece."""
+    """Hash every piece of the model under ``root`` (SHA-1 too if ``v1``); ``progress`` gets bytes
+    done per piece."""
 
     def one(span: PieceSpan) -> PieceDigest:
-        digest = digest_piece(read_span(root, layout, span), span, layout)
+        digest = digest_piece(read_span(root, layout, span), span, layout, v1=v1)
         if progress:
             progress(span.length)
         return digest
@@ -78,13 +85,13 @@ def verify_tree(
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> None:
-    """Check every piece under ``root`` against ``expected`` SHA-256 digests.
+    """Check every piece under ``root`` against ``expected`` piece roots.
 
     Raises PieceMismatch naming the first bad piece (lowest index), or SourceError.
     """
 
     def one(span: PieceSpan) -> bytes:
-        digest = hashlib.sha256(read_span(root, layout, span)).digest()
+        digest = piece_root(read_span(root, layout, span), span, layout)
         if progress:
             progress(span.length)
         return digest

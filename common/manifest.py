@@ -1,5 +1,11 @@
 """The signed manifest: what a model version is, piece by piece.
 
+Each piece's digest is its BitTorrent v2 piece root (``common/hashing.py``): the SHA-256 merkle
+root over its 16 KiB blocks, which is what the torrent's piece layers hold. A host checks once,
+before downloading, that the torrent's piece layers are the manifest's digests
+(``common.torrent.check_matches``); from then on libtorrent's check of every block is the check
+against the signed manifest.
+
 Canonical form: JSON with sorted keys, no spaces, UTF-8. ``root`` is the SHA-256 of the canonical
 JSON of every field but ``root`` and ``signature``; ``signature`` is ed25519 over
 ``DOMAIN + root``. A manifest is trusted only if its root recomputes, its signature verifies and
@@ -22,8 +28,9 @@ from common.errors import ManifestError, SignatureError
 from common.hashing import PieceDigest, verify_tree
 from common.layout import Layout, check_name, plan
 
-FORMAT = 1
-DOMAIN = b"modeltorrent-manifest-v1\0"
+# 2: pieces are v2 piece roots (1 was the SHA-256 of each piece's bytes: re-publish such a version).
+FORMAT = 2
+DOMAIN = b"modeltorrent-manifest-v2\0"
 
 
 class ManifestFile(BaseModel):
@@ -42,7 +49,7 @@ class Manifest(BaseModel):
     piece_size: int
     total_size: int = Field(ge=0)
     files: list[ManifestFile]
-    pieces: list[str]  # hex SHA-256 of each piece's file bytes
+    pieces: list[str]  # hex v2 piece root of each piece (merkle root over its 16 KiB blocks)
     source: str | None = None
     created: str
     publisher: str  # hex ed25519 public key
@@ -70,7 +77,7 @@ class Manifest(BaseModel):
             piece_size=layout.piece_size,
             total_size=layout.total_size,
             files=[ManifestFile(path=f.path, size=f.size, offset=f.offset) for f in layout.files],
-            pieces=[d.sha256.hex() for d in digests],
+            pieces=[d.v2.hex() for d in digests],
             source=source,
             created=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             publisher=signing.public_hex(key),
@@ -142,7 +149,8 @@ class Manifest(BaseModel):
         check_name("model name", self.name)
         check_name("version", self.version)
         if self.format != FORMAT:
-            raise ManifestError(f"manifest format {self.format} is not supported (want {FORMAT})")
+            raise ManifestError(f"manifest format {self.format} is not supported (want {FORMAT})",
+                                hint="re-publish the version with this modeltorrent")
         if self.compute_root() != self.root:
             raise SignatureError(
                 f"manifest {self.ref} was changed: its root hash does not match its contents"

@@ -117,7 +117,35 @@ def check_matches(torrent: bytes, manifest: Manifest) -> InfoHashes:
     expected = [(f.path, f.size, f.offset) for f in manifest.files]
     if files != expected:
         raise TorrentMismatch("torrent files disagree with the manifest's files")
+    _check_piece_layers(torrent, manifest)
     return info_hashes(torrent)
+
+
+def _check_piece_layers(torrent: bytes, manifest: Manifest) -> None:
+    """Raise TorrentMismatch unless every file's v2 hashes are the manifest's piece roots: its
+    ``pieces root`` in the info dict (which the info hash covers) and its piece layer. libtorrent
+    checks every block it receives against these, so this one comparison makes that check the
+    check against the signed manifest."""
+    meta = cast(dict[bytes, Any], lt.bdecode(torrent))
+    tree = meta.get(b"info", {}).get(b"file tree")
+    layers = meta.get(b"piece layers", {})
+    if not isinstance(tree, dict) or not isinstance(layers, dict):
+        raise TorrentMismatch("torrent has no v2 file tree or piece layers")
+    layout = manifest.layout()
+    digests = manifest.piece_digests()
+    for entry in layout.files:
+        if not entry.size:
+            continue
+        node: Any = tree
+        for part in entry.path.split("/"):
+            node = node.get(part.encode()) if isinstance(node, dict) else None
+        leaf = node.get(b"") if isinstance(node, dict) else None
+        root = leaf.get(b"pieces root") if isinstance(leaf, dict) else None
+        hashes = digests[entry.first_piece:entry.first_piece + entry.num_pieces]
+        if root != merkle.file_root(hashes, layout.piece_size):
+            raise TorrentMismatch(f"torrent's v2 root of {entry.path!r} is not the manifest's")
+        if entry.num_pieces > 1 and layers.get(root) != b"".join(hashes):
+            raise TorrentMismatch(f"torrent's piece layer of {entry.path!r} disagrees with the manifest's pieces")
 
 
 def with_announce(torrent: bytes, url: str) -> bytes:

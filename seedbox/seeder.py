@@ -1,8 +1,12 @@
-"""The seedbox's libtorrent adapter: pull each missing piece from the source once, verify it
-against the manifest, inject it into the swarm, then keep seeding.
+"""The seedbox's libtorrent adapter: pull each missing piece from the source once, inject it into
+the swarm, then keep seeding.
 
-Pieces are injected with ``add_piece`` as soon as they are verified, so peers receive piece 0
-while later pieces are still crossing the ingress link. ``add_piece`` has no backpressure and
+Pieces are injected with ``add_piece`` as soon as they have arrived, so peers receive piece 0
+while later pieces are still crossing the ingress link. libtorrent hashes an injected piece before
+it has it (every block against the torrent's v2 hashes, which are the signed manifest's piece
+roots: ``common.torrent.check_matches``), so that check is the seedbox's only hash of each byte: a
+piece it rejects (``hash_failed_alert``) is bytes the source got wrong, read again and never
+seeded, and a source that keeps serving wrong bytes fails the seedbox. ``add_piece`` has no backpressure and
 holds the GIL while it copies, so injection is paced on ``piece_finished_alert``
 (``inject_window`` pieces in flight). On restart, libtorrent rechecks what is on disk and only
 the missing pieces are read from the source again.
@@ -15,7 +19,6 @@ stopped (a range request for the rest).
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import logging
 import random
@@ -30,6 +33,7 @@ import libtorrent as lt
 
 from common.backoff import backoff_delay
 from common.errors import PieceMismatch, SourceError
+from common.hashing import piece_root
 from common.layout import Layout
 from common.lt_session import Caps, add_params, alert_message, make_session
 from common.manifest import Manifest
@@ -46,8 +50,8 @@ class IngressStats:
     pieces_done: int = 0  # verified and in the swarm (including found on disk)
     pieces_found_on_disk: int = 0
     pieces_from_swarm: int = 0  # downloaded from hosts that held them (after a restart), not read
-    bad_pieces: int = 0
-    bytes_ingested: int = 0  # read from the source, verified and handed to libtorrent
+    bad_pieces: int = 0  # read from the source with bytes that did not hash to the manifest's root
+    bytes_ingested: int = 0  # read from the source and handed to libtorrent
     bytes_done: int = 0  # in pieces that are in the swarm
     state: str = "starting"
     error: str = ""
@@ -85,38 +89,54 @@ class Seeder:
 
     # -- source side --------------------------------------------------------------------------
 
-    def fetch_verified(self, index: int) -> bytes:
-        """Read a piece from the source (through its spool file) until it matches the manifest.
-
-        Raises PieceMismatch if the source keeps serving wrong bytes, SourceError if it fails.
-        """
+    def fetch(self, index: int, attempt: int = 0) -> bytes:
+        """Read a piece from the source through its spool file (what an earlier read left there is
+        kept); ``attempt`` > 0 waits a backoff first. Not checked here: libtorrent checks it when it
+        is injected. Raises SourceError if the source keeps failing."""
+        if attempt:
+            time.sleep(backoff_delay(attempt, 0.2, 5.0, _rng))
         span = self.layout.pieces[index]
         path = self.layout.files[span.file_index].path
         spool = self.spool_dir / str(index)
-        attempts = self.settings.fetch_retries + 1
-        last: Exception | None = None
-        for attempt in range(attempts):
+        last: SourceError | None = None
+        for retry in range(self.settings.fetch_retries + 1):
             if self.stop.is_set():
                 raise SourceError("stopped")
+            if retry:
+                time.sleep(backoff_delay(retry, 0.2, 5.0, _rng))
             try:
                 with open(spool, "ab") as out:  # appends: what an earlier read left is kept
                     have = out.tell()
                     if have < span.length:
                         self.source.read_into(path, span.file_offset + have, span.length - have, out)
+                return spool.read_bytes()
             except SourceError as exc:
                 last = exc
-            else:
-                data = spool.read_bytes()
-                digest = hashlib.sha256(data).digest()
-                if digest == self._expected[index]:
-                    return data
-                spool.unlink()
-                self.stats.bad_pieces += 1
-                last = PieceMismatch(index, path, self._expected[index].hex(), digest.hex())
-                log.warning("source served wrong bytes for piece %d (attempt %d)", index, attempt + 1)
-            time.sleep(backoff_delay(attempt + 1, 0.2, 5.0, _rng))
         assert last is not None
         raise last
+
+    def _wrong_bytes(self, index: int, data: bytes, attempt: int) -> None:
+        """The source served bytes that do not hash to the manifest's root: drop them; raise
+        PieceMismatch once the source has had its retries."""
+        span = self.layout.pieces[index]
+        path = self.layout.files[span.file_index].path
+        self.stats.bad_pieces += 1
+        self._unspool(index)
+        log.warning("source served wrong bytes for piece %d (attempt %d)", index, attempt + 1)
+        if attempt >= self.settings.fetch_retries:
+            raise PieceMismatch(index, path, self._expected[index].hex(),
+                                piece_root(data[:span.length], span, self.layout).hex())
+
+    def fetch_checked(self, index: int) -> bytes:
+        """Read a piece and hash it here, for a seedbox that writes to disk itself (not streaming).
+        Raises PieceMismatch if the source keeps serving wrong bytes, SourceError if it fails."""
+        span = self.layout.pieces[index]
+        for attempt in range(self.settings.fetch_retries + 1):
+            data = self.fetch(index, attempt)
+            if piece_root(data, span, self.layout) == self._expected[index]:
+                return data
+            self._wrong_bytes(index, data, attempt)
+        raise AssertionError("unreachable: _wrong_bytes raises on the last attempt")
 
     def _unspool(self, index: int) -> None:
         """The piece is on disk under libtorrent (or came from the swarm): its spool is not needed."""
@@ -200,11 +220,11 @@ class Seeder:
         try:
             with open(path, "rb") as f:
                 f.seek(span.file_offset)
-                if hashlib.sha256(f.read(span.length)).digest() == self._expected[index]:
+                if piece_root(f.read(span.length), span, self.layout) == self._expected[index]:
                     return None
         except OSError:
             pass
-        return self.fetch_verified(index)
+        return self.fetch_checked(index)
 
     def _wait_for_swarm(self, ses: lt.session, handle: lt.torrent_handle) -> None:
         """Learn what the swarm holds before choosing what to read first: wait for the tracker's
@@ -231,6 +251,7 @@ class Seeder:
         order: list[int] = []  # asked of the source, injected in the same order
         futures: dict[int, Future[bytes]] = {}
         in_flight: dict[int, tuple[float, bytes]] = {}  # injected, not yet hashed and written
+        attempts: dict[int, int] = {}  # reads of a piece whose bytes libtorrent rejected
         done: set[int] = set()
         next_tick = 0.0
 
@@ -251,7 +272,7 @@ class Seeder:
                     for index in next_pieces(queue, handle.piece_availability(), room):
                         queue.remove(index)
                         order.append(index)
-                        futures[index] = pool.submit(self.fetch_verified, index)
+                        futures[index] = pool.submit(self.fetch, index)
                 for alert in ses.pop_alerts():
                     log.debug("%s: %s", type(alert).__name__, alert_message(alert))
                     if isinstance(alert, lt.piece_finished_alert) and alert.piece_index in in_flight:
@@ -261,10 +282,15 @@ class Seeder:
                         queue.remove(alert.piece_index)
                         finish(alert.piece_index, from_swarm=True)
                     elif isinstance(alert, lt.hash_failed_alert) and alert.piece_index in in_flight:
-                        # Cannot happen with bytes that matched the manifest, unless the torrent
-                        # and manifest disagree: stop rather than seed something unverifiable.
-                        raise SourceError(f"libtorrent rejected verified piece {alert.piece_index}",
-                                          hint="the torrent does not match its manifest")
+                        # The source's bytes are not the signed ones: read the piece again.
+                        index = alert.piece_index
+                        _, data = in_flight.pop(index)
+                        self.stats.bytes_ingested -= len(data)
+                        attempt = attempts.get(index, 0)
+                        self._wrong_bytes(index, data, attempt)  # raises once the retries are used
+                        attempts[index] = attempt + 1
+                        order.insert(0, index)
+                        futures[index] = pool.submit(self.fetch, index, attempt + 1)
                 now = time.monotonic()
                 for index, (since, data) in list(in_flight.items()):
                     if handle.have_piece(index):  # written, or downloaded from a host meanwhile

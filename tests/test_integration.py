@@ -260,6 +260,31 @@ def test_a_tampered_manifest_is_refused_and_the_active_version_stays(
     assert not store.staging("m", "2").exists()
 
 
+def test_a_torrent_whose_v2_hashes_disagree_with_the_manifest_is_refused_before_any_download(
+        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
+    """libtorrent checks blocks against the torrent, so the torrent must carry the signed roots: a
+    tracker serving another torrent of the same files and sizes (here v1's for v2) is caught first."""
+    publish_model(tmp_path, tracker_url, publisher_key, {"w.safetensors": 1 * MiB},
+                  piece_size=256 * KiB, source=str(tmp_path / "external-m-1"))
+    publish_model(tmp_path, tracker_url, publisher_key, {"w.safetensors": 1 * MiB}, version="2",
+                  piece_size=256 * KiB, source=str(tmp_path / "external-m-2"), seed=2)
+    start_seedbox(procs, tmp_path, tracker_url, admin.add_host("seedbox", role="seedbox")["passkey"])
+    passkey = admin.add_host("h1")["passkey"]
+    assert run_client(tmp_path, tracker_url, passkey, "h1", "m@1").returncode == 0
+    store = ModelStore(tmp_path / "hosts" / "h1")
+
+    db = sqlite3.connect(tmp_path / "tracker.db")
+    (v1_torrent,) = db.execute("select torrent from release where version='1'").fetchone()
+    db.execute("update release set torrent=? where version='2'", (v1_torrent,))
+    db.commit()
+    db.close()
+    refused = run_client(tmp_path, tracker_url, passkey, "h1", "m@2")
+    assert refused.returncode == 1
+    assert "v2 root of 'w.safetensors' is not the manifest's" in refused.stderr
+    assert store.active_version("m") == "1"
+    assert not store.staging("m", "2").exists()
+
+
 def test_a_publisher_key_the_host_does_not_trust_is_refused(
         tmp_path: Path, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
     from common import signing

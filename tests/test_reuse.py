@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pytest
 
 from client import reuse
 from client.reuse import Donor
+from common.hashing import piece_root
 from common.layout import Layout, plan
 
 PIECE = 16 * 1024
@@ -19,7 +19,7 @@ def digests_of(root: Path, layout: Layout) -> list[bytes]:
     for span in layout.pieces:
         with open(root / layout.files[span.file_index].path, "rb") as f:
             f.seek(span.file_offset)
-            out.append(hashlib.sha256(f.read(span.length)).digest())
+            out.append(piece_root(f.read(span.length), span, layout))
     return out
 
 

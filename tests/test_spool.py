@@ -58,7 +58,7 @@ def test_a_piece_is_read_from_where_its_spool_stops(
     seeder, origin = seeder_and_origin
     whole = (tmp_path / "external" / "w.safetensors").read_bytes()
     (seeder.spool_dir / "1").write_bytes(whole[PIECE:PIECE + spooled])
-    assert seeder.fetch_verified(1) == whole[PIECE:2 * PIECE], case
+    assert seeder.fetch_checked(1) == whole[PIECE:2 * PIECE], case
     assert sent(origin) == PIECE - spooled, case
     assert seeder.stats.bad_pieces == 0
 
@@ -68,7 +68,7 @@ def test_a_spool_with_wrong_bytes_is_dropped_and_the_piece_read_whole(
     seeder, origin = seeder_and_origin
     whole = (tmp_path / "external" / "w.safetensors").read_bytes()
     (seeder.spool_dir / "3").write_bytes(b"\0" * 500)  # the last piece, 1000 bytes long
-    assert seeder.fetch_verified(3) == whole[3 * PIECE:]
+    assert seeder.fetch_checked(3) == whole[3 * PIECE:]
     assert seeder.stats.bad_pieces == 1
     assert sent(origin) == 500 + 1000  # the rest of the bad spool, then the piece again
 
@@ -88,8 +88,8 @@ def test_a_source_that_stalls_mid_read_times_out_and_the_retry_asks_only_for_the
         tmp_path: Path, publisher_key: Path, procs: Procs) -> None:
     seeder, origin = make_seeder(tmp_path, publisher_key, procs, timeout=0.5, stall_every=2, stall_seconds=3)
     whole = (tmp_path / "external" / "w.safetensors").read_bytes()
-    assert seeder.fetch_verified(0) == whole[:PIECE]  # request 1: whole
-    assert seeder.fetch_verified(1) == whole[PIECE:2 * PIECE]  # request 2 stalls half way, 3 resumes
+    assert seeder.fetch_checked(0) == whole[:PIECE]  # request 1: whole
+    assert seeder.fetch_checked(1) == whole[PIECE:2 * PIECE]  # request 2 stalls half way, 3 resumes
     time.sleep(3.5)  # the stalled request counts what it delivered once its sleep ends
     stats = httpx.get(f"{origin}/_stats").json()
     assert [start for _, start in stats["reads"]] == [0, PIECE, PIECE + PIECE // 2]

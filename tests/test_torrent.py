@@ -105,3 +105,60 @@ def test_should_refuse_a_torrent_that_turns_a_manifest_file_into_a_symlink(tmp_p
     meta[b"info"][b"file tree"][b"empty.txt"][b""].update({b"attr": b"l", b"symlink path": target})
     with pytest.raises(TorrentMismatch, match="is a symlink"):
         torrent.check_matches(lt.bencode(meta), manifest)
+
+
+@pytest.mark.parametrize("files", CASES.values(), ids=CASES.keys())
+def test_the_manifests_piece_hashes_are_libtorrents_own_v2_hashes(tmp_path: Path, files: dict) -> None:
+    """What the manifest signs is what libtorrent checks every block against: per file, the piece
+    layer of a file of several pieces, the pieces root of a file of one."""
+    model = write_model(tmp_path / "m", files)
+    layout = plan([(p.relative_to(model).as_posix(), p.stat().st_size) for p in model.rglob("*") if p.is_file()], PS)
+    ours = [d.v2 for d in hash_tree(model, layout)]
+    entries = [lt.create_file_entry(f"m/{f.path}", f.size) for f in layout.files]
+    ct = lt.create_torrent(entries, PS, lt.create_torrent.v2_only)
+    lt.set_piece_hashes(ct, str(model.parent))
+    meta = ct.generate()
+    theirs = []
+    for entry in layout.files:
+        if not entry.size:
+            continue
+        node = meta[b"info"][b"file tree"]
+        for part in entry.path.split("/"):
+            node = node[part.encode()]
+        root = node[b""][b"pieces root"]
+        layer = meta.get(b"piece layers", {}).get(root, root)
+        theirs += [layer[i:i + 32] for i in range(0, len(layer), 32)]
+    assert ours == theirs
+
+
+def signed(tmp_path: Path, files: dict) -> tuple[Path, bytes, Manifest]:
+    key = tmp_path / "k"
+    signing.generate_key(key)
+    model = write_model(tmp_path / "m", files)
+    built, digests = build_from_tree(model, PS)
+    manifest = Manifest.create(name="m", version="1", layout=plan(list(files.items()), PS), digests=digests,
+                               key=signing.load_private_key(key))
+    torrent.check_matches(built, manifest)
+    return model, built, manifest
+
+
+def test_should_refuse_a_torrent_whose_v2_hashes_are_not_the_manifests(tmp_path: Path) -> None:
+    """Same files and sizes, other bytes: libtorrent would accept those bytes, the manifest not."""
+    model, _, manifest = signed(tmp_path, {"a.bin": 3 * PS, "b.bin": 10})
+    (model / "a.bin").write_bytes(b"y" * 3 * PS)
+    other, _ = build_from_tree(model, PS)
+    with pytest.raises(TorrentMismatch, match="v2 root of 'a.bin' is not the manifest's"):
+        torrent.check_matches(other, manifest)
+
+
+@pytest.mark.parametrize("change", ["drop the piece layers", "change one hash of a layer"])
+def test_should_refuse_a_torrent_whose_piece_layer_disagrees(tmp_path: Path, change: str) -> None:
+    _, built, manifest = signed(tmp_path, {"a.bin": 3 * PS, "b.bin": 10})
+    meta = lt.bdecode(built)
+    if change == "drop the piece layers":
+        meta[b"piece layers"] = {}
+    else:
+        (root, layer), = meta[b"piece layers"].items()
+        meta[b"piece layers"][root] = layer[:32] + bytes(32) + layer[64:]
+    with pytest.raises(TorrentMismatch, match="piece layer of 'a.bin' disagrees|not a valid torrent"):
+        torrent.check_matches(lt.bencode(meta), manifest)
