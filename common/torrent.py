@@ -1,15 +1,18 @@
-"""Private hybrid (v1+v2) torrents built from a layout's digests, without reading data again.
+"""Private torrents built from a layout's digests, without reading data again: ``v2`` (BEP 52)
+or ``hybrid`` (v1 + v2, for clients that speak only v1).
 
 libtorrent's Python bindings cannot take precomputed v2 hashes, so the metainfo is assembled here
-exactly as libtorrent would (BEP 3 + BEP 52 hybrid, pad files after every file); a test pins
-that the info hashes equal libtorrent's own ``set_piece_hashes`` result.
+exactly as libtorrent would (BEP 3 + BEP 52, hybrid with pad files after every file); a test pins
+that the info hashes equal libtorrent's own ``set_piece_hashes`` result for both formats.
+
+Which format costs what, and which stock clients each serves: README, "Torrent formats".
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import libtorrent as lt
 
@@ -20,11 +23,13 @@ from common.layout import Layout
 from common.manifest import Manifest
 
 CREATOR = "modeltorrent"
+Format = Literal["v2", "hybrid"]
+FORMATS: tuple[Format, ...] = ("v2", "hybrid")
 
 
 @dataclass(frozen=True)
 class InfoHashes:
-    v1: str  # 40 hex chars, SHA-1 of the info dict
+    v1: str | None  # 40 hex chars, SHA-1 of the info dict (hybrid only)
     v2: str  # 64 hex chars, SHA-256 of the info dict
 
     @property
@@ -33,8 +38,10 @@ class InfoHashes:
         return self.v2[:40]
 
 
-def build(layout: Layout, digests: list[PieceDigest], name: str, *, comment: str = "") -> bytes:
-    """Bencoded private hybrid torrent whose top folder is ``name``."""
+def build(layout: Layout, digests: list[PieceDigest], name: str, *, comment: str = "",
+          torrent_format: Format = "hybrid") -> bytes:
+    """Bencoded private torrent whose top folder is ``name``; ``hybrid`` needs the digests' SHA-1."""
+    hybrid = torrent_format == "hybrid"
     v1_files: list[dict[bytes, Any]] = []
     tree: dict[bytes, Any] = {}
     layers: dict[bytes, bytes] = {}
@@ -52,17 +59,19 @@ def build(layout: Layout, digests: list[PieceDigest], name: str, *, comment: str
             node = node.setdefault(part, {})
         node[parts[-1]] = {b"": leaf}
         pad = -entry.size % layout.piece_size if layout.padded else 0
-        if pad:
+        if pad and hybrid:
             v1_files.append({b"attr": b"p", b"length": pad, b"path": [b".pad", str(pad).encode()]})
     info: dict[bytes, Any] = {
         b"file tree": tree,
-        b"files": v1_files,
         b"meta version": 2,
         b"name": name.encode(),
         b"piece length": layout.piece_size,
-        b"pieces": b"".join(d.sha1 for d in digests),
         b"private": 1,
     }
+    if hybrid:
+        if not all(d.sha1 for d in digests):
+            raise ValueError("a hybrid torrent needs the pieces' SHA-1 (hash_tree(..., v1=True))")
+        info |= {b"files": v1_files, b"pieces": b"".join(d.sha1 for d in digests)}
     meta: dict[bytes, Any] = {
         b"created by": CREATOR.encode(),
         b"creation date": int(time.time()),
@@ -83,15 +92,21 @@ def parse(torrent: bytes) -> lt.torrent_info:
 
 
 def info_hashes(torrent: bytes) -> InfoHashes:
+    """Raises TorrentMismatch for a torrent without v2 hashes (v1 alone cannot carry the manifest's)."""
     ih = parse(torrent).info_hashes()
-    if not (ih.has_v1() and ih.has_v2()):
-        raise TorrentMismatch("torrent is not hybrid (v1+v2)")
-    return InfoHashes(v1=ih.v1.to_bytes().hex(), v2=ih.v2.to_bytes().hex())
+    if not ih.has_v2():
+        raise TorrentMismatch("torrent has no v2 hashes", hint="publish it as v2 or hybrid")
+    return InfoHashes(v1=ih.v1.to_bytes().hex() if ih.has_v1() else None, v2=ih.v2.to_bytes().hex())
+
+
+def format_of(torrent: bytes) -> Format:
+    return "hybrid" if info_hashes(torrent).v1 else "v2"
 
 
 def check_matches(torrent: bytes, manifest: Manifest) -> InfoHashes:
     """Raise TorrentMismatch unless ``torrent`` lays out exactly the manifest's files and pieces."""
     ti = parse(torrent)
+    hashes = info_hashes(torrent)
     if not ti.priv():
         raise TorrentMismatch("torrent is not private")
     if ti.name() != manifest.name:
@@ -118,7 +133,7 @@ def check_matches(torrent: bytes, manifest: Manifest) -> InfoHashes:
     if files != expected:
         raise TorrentMismatch("torrent files disagree with the manifest's files")
     _check_piece_layers(torrent, manifest)
-    return info_hashes(torrent)
+    return hashes
 
 
 def _check_piece_layers(torrent: bytes, manifest: Manifest) -> None:

@@ -247,6 +247,7 @@ class Seeder:
 
     def _ingest(self, ses: lt.session, handle: lt.torrent_handle, ti: lt.torrent_info,
                 missing: list[int], on_tick: Callable[[IngressStats], None] | None) -> None:
+        hybrid = ti.info_hashes().has_v1()
         queue = list(missing)  # not yet asked of the source
         order: list[int] = []  # asked of the source, injected in the same order
         futures: dict[int, Future[bytes]] = {}
@@ -309,7 +310,9 @@ class Seeder:
                 if ready:
                     index = order.pop(0)
                     data = futures.pop(index).result()  # raises if the source failed
-                    padding = ti.piece_size(index) - len(data)
+                    # A hybrid torrent's last piece of a file takes the pad file's zeros with it; a v2
+                    # torrent's takes the file's bytes alone (padded, libtorrent drops it silently).
+                    padding = ti.piece_size(index) - len(data) if hybrid else 0
                     self.stats.bytes_ingested += len(data)
                     if handle.have_piece(index):  # a host gave it to us while it was being read
                         finish(index, from_swarm=True)

@@ -75,11 +75,14 @@ def status_of(tracker: str, host: str) -> dict:
     return rows[0] if rows else {}
 
 
+@pytest.mark.parametrize("torrent_format", ["hybrid", "v2"])
 def test_three_hosts_should_receive_verify_and_activate_a_multi_file_model(
-        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
+        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path,  # type: ignore[no-untyped-def]
+        torrent_format: str) -> None:
     origin = start_origin(procs, tmp_path)
     release = publish_model(tmp_path, tracker_url, publisher_key, FILES, piece_size=256 * KiB,
-                            source=f"{origin}/external-m-1")
+                            source=f"{origin}/external-m-1", torrent_format=torrent_format)
+    assert (release["info_hash_v1"] is None) == (torrent_format == "v2")
     total = sum(FILES.values())
     start_seedbox(procs, tmp_path, tracker_url, admin.add_host("seedbox", "dc1|pod1|seed", "seedbox")["passkey"])
     clients = {}

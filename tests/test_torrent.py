@@ -31,34 +31,38 @@ CASES = {
 }
 
 
-def libtorrent_reference(model: Path, piece_size: int) -> lt.info_hash_t:
+def libtorrent_reference(model: Path, piece_size: int, torrent_format: str = "hybrid") -> lt.info_hash_t:
     files = [
         lt.create_file_entry(f"{model.name}/{p.relative_to(model).as_posix()}", p.stat().st_size)
         for p in sorted(model.rglob("*")) if p.is_file()
     ]
-    ct = lt.create_torrent(files, piece_size)
+    ct = lt.create_torrent(files, piece_size, lt.create_torrent.v2_only if torrent_format == "v2" else 0)
     ct.set_priv(True)
     lt.set_piece_hashes(ct, str(model.parent))
     return lt.torrent_info(ct.generate()).info_hashes()
 
 
-def build_from_tree(model: Path, piece_size: int) -> tuple[bytes, list]:
+def build_from_tree(model: Path, piece_size: int, torrent_format: torrent.Format = "hybrid") -> tuple[bytes, list]:
     layout = plan(
         [(p.relative_to(model).as_posix(), p.stat().st_size) for p in model.rglob("*") if p.is_file()],
         piece_size,
     )
-    digests = hash_tree(model, layout)
-    return torrent.build(layout, digests, model.name), digests
+    digests = hash_tree(model, layout, v1=torrent_format == "hybrid")
+    return torrent.build(layout, digests, model.name, torrent_format=torrent_format), digests
 
 
+@pytest.mark.parametrize("torrent_format", torrent.FORMATS)
 @pytest.mark.parametrize("files", CASES.values(), ids=CASES.keys())
-def test_should_equal_libtorrent_info_hashes_when_built_from_one_pass(tmp_path: Path, files: dict) -> None:
+def test_should_equal_libtorrent_info_hashes_when_built_from_one_pass(
+        tmp_path: Path, files: dict, torrent_format: torrent.Format) -> None:
     model = write_model(tmp_path / "m", files)
-    built, _ = build_from_tree(model, PS)
+    built, _ = build_from_tree(model, PS, torrent_format)
     ours = lt.torrent_info(built).info_hashes()
-    ref = libtorrent_reference(model, PS)
+    ref = libtorrent_reference(model, PS, torrent_format)
+    assert ours.has_v1() == ref.has_v1() == (torrent_format == "hybrid")
     assert ours.v1.to_bytes() == ref.v1.to_bytes()
     assert ours.v2.to_bytes() == ref.v2.to_bytes()
+    assert torrent.format_of(built) == torrent_format
 
 
 def test_should_keep_info_hashes_when_announce_is_rewritten(tmp_path: Path) -> None:
@@ -131,29 +135,33 @@ def test_the_manifests_piece_hashes_are_libtorrents_own_v2_hashes(tmp_path: Path
     assert ours == theirs
 
 
-def signed(tmp_path: Path, files: dict) -> tuple[Path, bytes, Manifest]:
+def signed(tmp_path: Path, files: dict, torrent_format: torrent.Format = "hybrid") -> tuple[Path, bytes, Manifest]:
     key = tmp_path / "k"
     signing.generate_key(key)
     model = write_model(tmp_path / "m", files)
-    built, digests = build_from_tree(model, PS)
+    built, digests = build_from_tree(model, PS, torrent_format)
     manifest = Manifest.create(name="m", version="1", layout=plan(list(files.items()), PS), digests=digests,
                                key=signing.load_private_key(key))
     torrent.check_matches(built, manifest)
     return model, built, manifest
 
 
-def test_should_refuse_a_torrent_whose_v2_hashes_are_not_the_manifests(tmp_path: Path) -> None:
+@pytest.mark.parametrize("torrent_format", torrent.FORMATS)
+def test_should_refuse_a_torrent_whose_v2_hashes_are_not_the_manifests(
+        tmp_path: Path, torrent_format: torrent.Format) -> None:
     """Same files and sizes, other bytes: libtorrent would accept those bytes, the manifest not."""
-    model, _, manifest = signed(tmp_path, {"a.bin": 3 * PS, "b.bin": 10})
+    model, _, manifest = signed(tmp_path, {"a.bin": 3 * PS, "b.bin": 10}, torrent_format)
     (model / "a.bin").write_bytes(b"y" * 3 * PS)
-    other, _ = build_from_tree(model, PS)
+    other, _ = build_from_tree(model, PS, torrent_format)
     with pytest.raises(TorrentMismatch, match="v2 root of 'a.bin' is not the manifest's"):
         torrent.check_matches(other, manifest)
 
 
+@pytest.mark.parametrize("torrent_format", torrent.FORMATS)
 @pytest.mark.parametrize("change", ["drop the piece layers", "change one hash of a layer"])
-def test_should_refuse_a_torrent_whose_piece_layer_disagrees(tmp_path: Path, change: str) -> None:
-    _, built, manifest = signed(tmp_path, {"a.bin": 3 * PS, "b.bin": 10})
+def test_should_refuse_a_torrent_whose_piece_layer_disagrees(
+        tmp_path: Path, change: str, torrent_format: torrent.Format) -> None:
+    _, built, manifest = signed(tmp_path, {"a.bin": 3 * PS, "b.bin": 10}, torrent_format)
     meta = lt.bdecode(built)
     if change == "drop the piece layers":
         meta[b"piece layers"] = {}
@@ -162,3 +170,13 @@ def test_should_refuse_a_torrent_whose_piece_layer_disagrees(tmp_path: Path, cha
         meta[b"piece layers"][root] = layer[:32] + bytes(32) + layer[64:]
     with pytest.raises(TorrentMismatch, match="piece layer of 'a.bin' disagrees|not a valid torrent"):
         torrent.check_matches(lt.bencode(meta), manifest)
+
+
+def test_a_v1_only_torrent_cannot_carry_a_manifest(tmp_path: Path) -> None:
+    model, _, manifest = signed(tmp_path, {"a.bin": 3 * PS})
+    entries = [lt.create_file_entry("m/a.bin", 3 * PS)]
+    ct = lt.create_torrent(entries, PS, lt.create_torrent.v1_only)
+    ct.set_priv(True)
+    lt.set_piece_hashes(ct, str(model.parent))
+    with pytest.raises(TorrentMismatch, match="no v2 hashes"):
+        torrent.check_matches(lt.bencode(ct.generate()), manifest)

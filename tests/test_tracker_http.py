@@ -68,6 +68,19 @@ def pid(n: int) -> bytes:
     return b"-MT0100-" + bytes([0xFF, 0x2B, n]) + b"\x00" * 9  # invalid UTF-8 and a '+'
 
 
+def test_a_v2_only_torrent_is_one_swarm_under_its_truncated_v2_hash(
+        tmp_path: Path, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
+    release = publish_model(tmp_path, tracker_url, publisher_key, FILES, name="v", torrent_format="v2")
+    assert release["info_hash_v1"] is None
+    keys = [admin.add_host(f"v{i}", "dc1|pod1|r1")["passkey"] for i in range(2)]
+    v2 = bytes.fromhex(release["info_hash_v2"])
+    assert announce(tracker_url, keys[0], v2, pid(1), 7001, event="started")["incomplete"] == 0
+    second = announce(tracker_url, keys[1], v2, pid(2), 7002, event="started")
+    assert second["peers"] == bytes([127, 0, 0, 1]) + (7001).to_bytes(2, "big")
+    listing = bdecode(httpx.get(f"{tracker_url}/scrape?passkey={keys[0]}").content)
+    assert listing["files"][v2]["incomplete"] == 2  # a scrape of everything names it by its v2 hash
+
+
 def test_should_hand_out_peers_of_one_swarm_for_both_hybrid_hashes(world: dict) -> None:
     v1 = bytes.fromhex(world["release"]["info_hash_v1"])
     v2 = bytes.fromhex(world["release"]["info_hash_v2"])

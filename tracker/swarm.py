@@ -129,7 +129,9 @@ class Directory:
     def _add_releases(self, rows: Sequence[Any]) -> None:  # (id, info_hash_v1, info_hash_v2, total_size)
         found = {}
         for rid, v1, v2, total in rows:
-            found[v1] = found[v2] = ReleaseInfo(rid, total)
+            found[v2] = ReleaseInfo(rid, total)
+            if v1:  # hybrid: both info hashes are one swarm
+                found[v1] = found[v2]
         with self._lock:
             self.releases = self.releases | found
 
@@ -318,7 +320,7 @@ def scrape(
     """Swarm counts for registered torrents only; strangers are refused by authenticate."""
     authenticate(session, passkey)
     horizon = now - settings.interval * settings.peer_ttl_factor
-    wanted = hashes or [bytes.fromhex(r.info_hash_v1) for r in session.exec(select(Release)).all()]
+    wanted = hashes or [bytes.fromhex(r.info_hash_v1 or r.info_hash_v2) for r in session.exec(select(Release)).all()]
     entries = []
     for info_hash in wanted[:100]:
         release = find_release(session, info_hash)

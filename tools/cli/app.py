@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -120,6 +121,11 @@ def keygen(
     out.print(f"public key: {public}")
 
 
+class TorrentFormat(StrEnum):
+    v2 = "v2"
+    hybrid = "hybrid"
+
+
 @app.command()
 def publish(
     path: Annotated[Path, typer.Argument(help="a model file or a folder of files", exists=True)],
@@ -133,6 +139,10 @@ def publish(
     admin_token: AdminOpt = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="also write manifest.json and "
                                                  ".torrent here")] = None,
+    torrent_format: Annotated[TorrentFormat, typer.Option(
+        "--format", help="v2: each byte hashed once per host, for libtorrent 2 clients (ours, qBittorrent, "
+        "Deluge); hybrid: v1+v2, also for v1-only clients (rtorrent), at one more hash (SHA-1) per byte "
+        "everywhere")] = TorrentFormat.hybrid,
 ) -> None:
     """Hash a model, sign its manifest, build its torrent and register both with the tracker."""
     from tools.cli.publish import publish as do_publish
@@ -140,11 +150,12 @@ def publish(
     size = size_option(piece_size) or DEFAULT_PIECE_SIZE
     result = do_publish(
         path, name=name, version=version, key_path=key, source=source, piece_size=size,
+        torrent_format=torrent_format.value,
         tracker=need(tracker, "--tracker", "or MODELTORRENT_TRACKER_URL"),
         admin_token=need(admin_token, "--admin-token", "or MODELTORRENT_ADMIN_TOKEN"),
         out_dir=out_dir, console=err,
     )
-    out.print(result["info_hash_v1"])
+    out.print(result["info_hash_v1"] or result["info_hash_v2"])
 
 
 # -- tracker -------------------------------------------------------------------------------------

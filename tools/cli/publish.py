@@ -46,8 +46,10 @@ def scan(path: Path) -> tuple[Path, list[tuple[str, int]]]:
 def publish(
     path: Path, *, name: str, version: str, key_path: Path, source: str | None, piece_size: int,
     tracker: str, admin_token: str, out_dir: Path | None = None, console: Console | None = None,
+    torrent_format: torrent.Format = "hybrid",
 ) -> dict[str, Any]:
-    """Hash, sign, build and register. Returns the tracker's record. Raises ModeltorrentError."""
+    """Hash, sign, build and register; SHA-1 is computed only for a ``hybrid`` torrent. Returns the
+    tracker's record. Raises ModeltorrentError."""
     check_name("model name", name)
     check_name("version", version)
     key = signing.load_private_key(key_path)
@@ -57,10 +59,11 @@ def publish(
                   TransferSpeedColumn(), TimeRemainingColumn(), console=console or Console(stderr=True),
                   transient=False) as bar:
         task = bar.add_task(f"hashing {name}@{version}", total=layout.total_size)
-        digests = hash_tree(root, layout, progress=lambda n: bar.advance(task, n))
+        digests = hash_tree(root, layout, progress=lambda n: bar.advance(task, n), v1=torrent_format == "hybrid")
     manifest = Manifest.create(name=name, version=version, layout=layout, digests=digests, key=key,
                                source=source or root.as_uri())
-    built = torrent.build(layout, digests, name, comment=f"modeltorrent {manifest.ref} root={manifest.root}")
+    built = torrent.build(layout, digests, name, comment=f"modeltorrent {manifest.ref} root={manifest.root}",
+                          torrent_format=torrent_format)
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / f"{name}-{version}.manifest.json").write_bytes(manifest.to_json())
