@@ -34,7 +34,7 @@ def piece_root(data: bytes | memoryview, span: PieceSpan, layout: Layout) -> byt
     return merkle.piece_hash(data, layout.piece_size, layout.files[span.file_index].size)
 
 
-def digest_piece(data: bytes | memoryview, span: PieceSpan, layout: Layout, *, v1: bool = True) -> PieceDigest:
+def digest_piece(data: bytes | memoryview, span: PieceSpan, layout: Layout, *, v1: bool = False) -> PieceDigest:
     """The hashes of one piece from its file bytes (``span.length`` of them); SHA-1 only if ``v1``."""
     if not v1:
         return PieceDigest(piece_root(data, span, layout))
@@ -63,7 +63,7 @@ def hash_tree(
     *,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
-    v1: bool = True,
+    v1: bool = False,
 ) -> list[PieceDigest]:
     """Hash every piece of the model under ``root`` (SHA-1 too if ``v1``); ``progress`` gets bytes
     done per piece."""

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -72,7 +73,27 @@ def settings_pack(listen: str, caps: Caps, *, announce_interval_floor: int = 5,
         "min_announce_interval": announce_interval_floor,
         # Inside a datacenter a lost connection is worth retrying at once, not after 60 s.
         "min_reconnect_time": 1,
+        **overrides(),
     }
+
+
+def overrides() -> dict[str, object]:
+    """libtorrent settings from ``MODELTORRENT_LT_SETTINGS`` (a JSON object of settings_pack names),
+    for tuning and benchmarks. Raises ValueError naming what is wrong."""
+    raw = os.environ.get("MODELTORRENT_LT_SETTINGS")
+    if not raw:
+        return {}
+    try:
+        given = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"MODELTORRENT_LT_SETTINGS is not JSON: {exc}") from exc
+    if not isinstance(given, dict):
+        raise ValueError("MODELTORRENT_LT_SETTINGS must be a JSON object of libtorrent settings")
+    known = lt.default_settings()
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise ValueError(f"MODELTORRENT_LT_SETTINGS: unknown libtorrent settings {unknown}")
+    return dict(given)
 
 
 def make_session(listen: str, caps: Caps, *, tracker_alerts: bool = False) -> lt.session:

@@ -25,6 +25,10 @@ from common.manifest import Manifest
 CREATOR = "modeltorrent"
 Format = Literal["v2", "hybrid"]
 FORMATS: tuple[Format, ...] = ("v2", "hybrid")
+# v2 by default: each byte is hashed once per host (SHA-256 blocks). A hybrid torrent makes every
+# host hash SHA-1 too: in the data-plane benchmark (docs/dataplane-report.md) that cost a client
+# about 0.5 CPU-s per GiB more and publish a third of its rate; it is for fleets with v1-only clients.
+DEFAULT_FORMAT: Format = "v2"
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class InfoHashes:
 
 
 def build(layout: Layout, digests: list[PieceDigest], name: str, *, comment: str = "",
-          torrent_format: Format = "hybrid") -> bytes:
+          torrent_format: Format = DEFAULT_FORMAT) -> bytes:
     """Bencoded private torrent whose top folder is ``name``; ``hybrid`` needs the digests' SHA-1."""
     hybrid = torrent_format == "hybrid"
     v1_files: list[dict[bytes, Any]] = []
@@ -109,15 +113,20 @@ def check_matches(torrent: bytes, manifest: Manifest) -> InfoHashes:
     hashes = info_hashes(torrent)
     if not ti.priv():
         raise TorrentMismatch("torrent is not private")
-    if ti.name() != manifest.name:
-        raise TorrentMismatch(f"torrent name {ti.name()!r} is not the model name {manifest.name!r}")
+    info = cast(dict[bytes, Any], lt.bdecode(torrent)).get(b"info", {})
+    name = info.get(b"name", b"").decode(errors="replace") if isinstance(info, dict) else ""
+    if name != manifest.name:  # the info dict's own name: a v2 torrent of one file is named after it
+        raise TorrentMismatch(f"torrent name {name!r} is not the model name {manifest.name!r}")
     if ti.piece_length() != manifest.piece_size or ti.num_pieces() != len(manifest.pieces):
         raise TorrentMismatch(
             f"torrent pieces ({ti.num_pieces()} x {ti.piece_length()}) disagree with the manifest "
             f"({len(manifest.pieces)} x {manifest.piece_size})"
         )
     fs = ti.layout()
-    prefix = manifest.name + "/"
+    # libtorrent lays out a v2 torrent of one file as that file alone, without the model's folder.
+    real = [i for i in range(fs.num_files()) if not fs.file_flags(i) & lt.file_storage.flag_pad_file]
+    lone = hashes.v1 is None and len(real) == 1 and "/" not in fs.file_path(real[0]).replace("\\", "/")
+    prefix = "" if lone else manifest.name + "/"
     files = []
     for i in range(fs.num_files()):
         if fs.file_flags(i) & lt.file_storage.flag_pad_file:

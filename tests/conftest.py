@@ -89,7 +89,7 @@ def admin(tracker_url: str):  # type: ignore[no-untyped-def]
 
 def publish_model(tmp_path: Path, tracker_url: str, key: Path, files: dict[str, int], *,
                   name: str = "m", version: str = "1", piece_size: int = 64 * 1024,
-                  source: str | None = None, seed: int = 1, torrent_format: str = "hybrid") -> dict:
+                  source: str | None = None, seed: int = 1, torrent_format: str = "v2") -> dict:
     from tools.cli.publish import publish
 
     model = write_model(tmp_path / f"external-{name}-{version}", files, seed=seed)

@@ -32,7 +32,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         url = start_tracker(procs, root / "tracker.db", ADMIN)
         key = root / "publisher.key"
         signing.generate_key(key)
-        release = publish_model(root, url, key, {"a.safetensors": 200_000})
+        release = publish_model(root, url, key, {"a.safetensors": 200_000}, torrent_format="hybrid")
         passkey = httpx.post(f"{url}/api/hosts", json={"name": "h1", "location": "dc1|pod1|r1"},
                              headers={"Authorization": f"Bearer {ADMIN}"}).json()["passkey"]
         yield {"url": url, "passkey": passkey, "info_hash": bytes.fromhex(release["info_hash_v1"]), "procs": procs}

@@ -22,7 +22,7 @@ def db_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def target(tmp_path: Path, tracker_url: str, admin, publisher_key: Path) -> tuple[str, int, str]:  # type: ignore[no-untyped-def]
-    release = publish_model(tmp_path, tracker_url, publisher_key, {"m.safetensors": 2 * PS})
+    release = publish_model(tmp_path, tracker_url, publisher_key, {"m.safetensors": 2 * PS}, torrent_format="hybrid")
     passkey = admin.add_host("h1", "dc1|pod1|r1")["passkey"]
     v1 = bytes.fromhex(release["info_hash_v1"])
     path = (f"/announce?passkey={passkey}&info_hash={quote_from_bytes(v1)}&peer_id={quote_from_bytes(pid(1))}"

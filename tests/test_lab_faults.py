@@ -90,13 +90,14 @@ def test_a_rack_cut_off_finishes_after_it_heals_and_the_other_rack_is_not_held_b
     assert result.source_bytes == result.size
 
 
+@pytest.mark.parametrize("torrent_format", ["v2", "hybrid"])
 def test_a_peer_serving_corrupt_blocks_is_caught_and_banned_and_nothing_corrupt_is_activated(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, torrent_format: str) -> None:
     monkeypatch.setenv("MODELTORRENT_LOG", "INFO")
     monkeypatch.setenv("MODELTORRENT_LT_DEBUG", "1")  # peer alerts (bans) in the hosts' logs
     evil = EvilPeer("rack1", [sys.executable, "-m", "tests.evil_peer"])
     with lab_or_skip(tmp_path) as lab:
-        result = lab.distribute(size=64 * MiB, faults=[evil])  # long enough for it to join
+        result = lab.distribute(size=64 * MiB, faults=[evil], torrent_format=torrent_format)  # long enough to join
         verify_every_host(tmp_path, [h.name for h in lab.clients])  # nothing corrupt activated
         logs = {h.name: lab.procs.log(h.name) for h in lab.clients}
         evil_log = lab.procs.log("evil")

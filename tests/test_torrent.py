@@ -180,3 +180,19 @@ def test_a_v1_only_torrent_cannot_carry_a_manifest(tmp_path: Path) -> None:
     lt.set_piece_hashes(ct, str(model.parent))
     with pytest.raises(TorrentMismatch, match="no v2 hashes"):
         torrent.check_matches(lt.bencode(ct.generate()), manifest)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # rename_file() and files(): what add_params uses
+@pytest.mark.parametrize("torrent_format", torrent.FORMATS)
+def test_a_model_of_one_file_is_checked_and_lands_where_its_manifest_says(
+        tmp_path: Path, torrent_format: torrent.Format) -> None:
+    """libtorrent names a v2 torrent of one file after the file and drops the model's folder."""
+    from common.lt_session import add_params
+
+    _, built, manifest = signed(tmp_path, {"w.safetensors": 3 * PS + 7}, torrent_format)
+    params = add_params(built, str(tmp_path / "save"))
+    files = params.ti.files()  # the renamed files (layout() holds the originals)
+    paths = [files.file_path(i) for i in range(files.num_files())
+             if not files.file_flags(i) & lt.file_storage.flag_pad_file]
+    assert paths == ["w.safetensors"]
+    assert manifest.files[0].path == "w.safetensors"

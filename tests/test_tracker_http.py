@@ -27,7 +27,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 @pytest.fixture
 def world(tmp_path: Path, tracker_url: str, admin, publisher_key: Path) -> dict:  # type: ignore[no-untyped-def]
-    release = publish_model(tmp_path, tracker_url, publisher_key, FILES)
+    release = publish_model(tmp_path, tracker_url, publisher_key, FILES, torrent_format="hybrid")
     hosts = {n: admin.add_host(n, f"dc1|pod1|{r}")["passkey"] for n, r in
              [("h1", "r1"), ("h2", "r1"), ("h3", "r2")]}
     return {"url": tracker_url, "release": release, "hosts": hosts}
@@ -195,10 +195,10 @@ def test_republishing_a_version_with_other_bytes_is_refused(world: dict, tmp_pat
                                                             publisher_key: Path) -> None:
     from common.errors import ApiError
 
-    same = publish_model(tmp_path / "again", world["url"], publisher_key, FILES)
+    same = publish_model(tmp_path / "again", world["url"], publisher_key, FILES, torrent_format="hybrid")
     assert same == world["release"]  # same bytes: idempotent, the first record stands
     with pytest.raises(ApiError, match="409.*already published with other contents"):
-        publish_model(tmp_path / "other", world["url"], publisher_key, FILES, seed=2)
+        publish_model(tmp_path / "other", world["url"], publisher_key, FILES, seed=2, torrent_format="hybrid")
 
 
 def test_registering_a_torrent_that_disagrees_with_its_manifest_is_refused(world: dict, tmp_path: Path) -> None:
@@ -257,7 +257,7 @@ def workers_world(tmp_path: Path, procs, db_url: str, publisher_key: Path) -> di
     from tracker.api_client import TrackerClient
 
     url = start_tracker(procs, db_url, ADMIN, interval=2, name="tracker-workers", workers=3)
-    release = publish_model(tmp_path, url, publisher_key, FILES)
+    release = publish_model(tmp_path, url, publisher_key, FILES, torrent_format="hybrid")
     with TrackerClient(url, admin_token=ADMIN) as admin:
         hosts = {f"w{i}": admin.add_host(f"w{i}", "dc1|pod1|r1")["passkey"] for i in range(12)}
     return {"url": url, "release": release, "hosts": hosts}

@@ -80,9 +80,10 @@ class Row:
 
 
 class Bench:
-    def __init__(self, work: Path, size: int, piece_size: int) -> None:
+    def __init__(self, work: Path, size: int, piece_size: int, torrent_format: str = "v2") -> None:
         self.work = work
         self.piece_size = piece_size
+        self.torrent_format = torrent_format
         self.procs = Procs(work / "logs")
         self.sampler = Sampler()
         self.token = secrets.token_hex(16)
@@ -143,6 +144,7 @@ class Bench:
         usage, seconds, _ = self._run_to_exit("publish", [
             *CLI, "publish", str(self.model), "--name", "m", "--version", "1", "--key", str(self.key),
             "--source", str(self.model), "--piece-size", str(self.piece_size), "--tracker", self.tracker,
+            "--format", self.torrent_format,
             "--out", str(self.work / "out")])
         return Row("publish", "publish", self.size, seconds, usage.cpu, usage.busiest, usage.peak_rss)
 
@@ -200,7 +202,8 @@ class Bench:
         print(_line(rows[-1]), flush=True)
         # The same bytes under another name are another torrent: ingested from the origin over HTTP.
         publish(self.model, name="mh", version="1", key_path=self.key, source=f"{self.origin}/m",
-                piece_size=self.piece_size, tracker=self.tracker, admin_token=self.token)
+                piece_size=self.piece_size, tracker=self.tracker, admin_token=self.token,
+                torrent_format=self.torrent_format)  # type: ignore[arg-type]
         rows.append(self.ingest("seedbox-http", "mh@1", self.work / "seedbox-http", "HTTP", "--listen",
                                 f"127.0.0.1:{free_port()}", "--source", f"{self.origin}/m"))
         print(_line(rows[-1]), flush=True)
@@ -252,11 +255,12 @@ def verdicts(rows: list[Row]) -> list[str]:
     ]
 
 
-def report(rows: list[Row], size: int, piece_size: int, seconds: float) -> str:
+def report(rows: list[Row], size: int, piece_size: int, torrent_format: str, seconds: float) -> str:
     lines = [
-        "# Data-plane benchmark: the host at full speed",
+        f"# Data-plane benchmark: the host at full speed ({torrent_format} torrent)",
         "",
-        f"`python -m tools.bench.dataplane --size {size / GIB:g}GiB --piece-size {piece_size >> 20}MiB` "
+        f"`python -m tools.bench.dataplane --size {size / GIB:g}GiB --piece-size {piece_size >> 20}MiB "
+        f"--format {torrent_format}` "
         f"({os.cpu_count()} cores, loopback, no caps; {time.strftime('%Y-%m-%d')}; the run took {seconds:.0f} s).",
         "Busiest thread: the one thread of the process that used the most CPU; \"its ceiling\" is the rate "
         "that thread alone caps a host at. Cores at 10 / 25 Gbit/s: the process's CPU per GiB at that rate.",
@@ -271,6 +275,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="4GiB", help="model size (default: 4GiB)")
     parser.add_argument("--piece-size", default="64MiB", help="piece size (default: 64MiB)")
+    parser.add_argument("--format", choices=["v2", "hybrid"], default="v2",
+                        help="torrent format published (default: v2)")
     parser.add_argument("--report", type=Path, default=Path("results/dataplane/report.md"),
                         help="where the Markdown report goes (default: results/dataplane/report.md)")
     parser.add_argument("--workdir", type=Path, help="keep everything here (default: a temporary folder, removed)")
@@ -286,14 +292,14 @@ def main() -> None:
         parser.error(f"{work} has {free / GIB:.1f} GiB free; this run needs about {7 * size / GIB:.1f}")
     started = time.monotonic()
     print(HEAD, flush=True)
-    bench = Bench(work, size, piece_size)
+    bench = Bench(work, size, piece_size, args.format)
     try:
         rows = bench.run()
     finally:
         bench.close()
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
-    text = report(rows, bench.size, piece_size, time.monotonic() - started)
+    text = report(rows, bench.size, piece_size, args.format, time.monotonic() - started)
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(text)
     print("\n".join(verdicts(rows)))

@@ -142,7 +142,7 @@ def publish(
     torrent_format: Annotated[TorrentFormat, typer.Option(
         "--format", help="v2: each byte hashed once per host, for libtorrent 2 clients (ours, qBittorrent, "
         "Deluge); hybrid: v1+v2, also for v1-only clients (rtorrent), at one more hash (SHA-1) per byte "
-        "everywhere")] = TorrentFormat.hybrid,
+        "everywhere")] = TorrentFormat.v2,
 ) -> None:
     """Hash a model, sign its manifest, build its torrent and register both with the tracker."""
     from tools.cli.publish import publish as do_publish

@@ -46,7 +46,7 @@ def scan(path: Path) -> tuple[Path, list[tuple[str, int]]]:
 def publish(
     path: Path, *, name: str, version: str, key_path: Path, source: str | None, piece_size: int,
     tracker: str, admin_token: str, out_dir: Path | None = None, console: Console | None = None,
-    torrent_format: torrent.Format = "hybrid",
+    torrent_format: torrent.Format = torrent.DEFAULT_FORMAT,
 ) -> dict[str, Any]:
     """Hash, sign, build and register; SHA-1 is computed only for a ``hybrid`` torrent. Returns the
     tracker's record. Raises ModeltorrentError."""

@@ -175,7 +175,7 @@ class Lab:
         return int(self.storage_stats()["bytes_sent"])
 
     def distribute(self, size: int, piece_size: int = PIECE, *, stock: bool = False,
-                   faults: Sequence[Fault] = ()) -> Result:
+                   faults: Sequence[Fault] = (), torrent_format: str | None = None) -> Result:
         """modeltorrent: publish a generated model of ``size`` bytes and fetch it on every client
         host at once (streaming seedbox, rack-aware peer lists). ``stock``: plain BitTorrent
         instead, the seedbox seeding only once it has the whole model and the tracker handing
@@ -186,7 +186,8 @@ class Lab:
         self.start_services(model, {"MODELTORRENT_TRACKER_RACK_AWARE": "false"} if stock else None)
         source = f"http://{self.storage.ip}:{PORT_ORIGIN}/m"
         self.cli(self.tracker, "publish", str(model), "--name", "m", "--version", "1", "--key", str(key),
-                 "--source", source, "--piece-size", str(piece_size), "--tracker", self.tracker_url)
+                 "--source", source, "--piece-size", str(piece_size), "--tracker", self.tracker_url,
+                 *(["--format", torrent_format] if torrent_format else []))
         seed_key = self.passkey(self.seedbox, "dc1|pod1|seedbox", "--seedbox")
         keys = {h.name: self.passkey(h, f"dc1|pod1|{self.rack_of[h.name]}") for h in self.clients}
         # The hosts' agents run all the time in a datacenter: here they start first and the clock
