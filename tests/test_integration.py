@@ -237,8 +237,9 @@ def test_bytes_flipped_at_the_source_never_reach_the_swarm_and_nothing_is_activa
     assert status_of(tracker_url, "seedbox")["state"] == "failed"
 
 
-def test_a_tampered_manifest_is_refused_and_the_active_version_stays(
-        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
+def h1_on_v1_with_v2_published(tmp_path: Path, procs: Procs, tracker_url: str, admin,  # type: ignore[no-untyped-def]
+                               publisher_key: Path) -> tuple[str, ModelStore]:
+    """Versions 1 and 2 of a one-file model published, a seedbox, host h1 on version 1."""
     publish_model(tmp_path, tracker_url, publisher_key, {"w.safetensors": 1 * MiB},
                   piece_size=256 * KiB, source=str(tmp_path / "external-m-1"))
     publish_model(tmp_path, tracker_url, publisher_key, {"w.safetensors": 1 * MiB}, version="2",
@@ -248,6 +249,12 @@ def test_a_tampered_manifest_is_refused_and_the_active_version_stays(
     assert run_client(tmp_path, tracker_url, passkey, "h1", "m@1").returncode == 0
     store = ModelStore(tmp_path / "hosts" / "h1")
     assert store.active_version("m") == "1"
+    return passkey, store
+
+
+def test_a_tampered_manifest_is_refused_and_the_active_version_stays(
+        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
+    passkey, store = h1_on_v1_with_v2_published(tmp_path, procs, tracker_url, admin, publisher_key)
 
     db = sqlite3.connect(tmp_path / "tracker.db")
     (raw,) = db.execute("select manifest from release where version='2'").fetchone()
@@ -267,14 +274,7 @@ def test_a_torrent_whose_v2_hashes_disagree_with_the_manifest_is_refused_before_
         tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
     """libtorrent checks blocks against the torrent, so the torrent must carry the signed roots: a
     tracker serving another torrent of the same files and sizes (here v1's for v2) is caught first."""
-    publish_model(tmp_path, tracker_url, publisher_key, {"w.safetensors": 1 * MiB},
-                  piece_size=256 * KiB, source=str(tmp_path / "external-m-1"))
-    publish_model(tmp_path, tracker_url, publisher_key, {"w.safetensors": 1 * MiB}, version="2",
-                  piece_size=256 * KiB, source=str(tmp_path / "external-m-2"), seed=2)
-    start_seedbox(procs, tmp_path, tracker_url, admin.add_host("seedbox", role="seedbox")["passkey"])
-    passkey = admin.add_host("h1")["passkey"]
-    assert run_client(tmp_path, tracker_url, passkey, "h1", "m@1").returncode == 0
-    store = ModelStore(tmp_path / "hosts" / "h1")
+    passkey, store = h1_on_v1_with_v2_published(tmp_path, procs, tracker_url, admin, publisher_key)
 
     db = sqlite3.connect(tmp_path / "tracker.db")
     (v1_torrent,) = db.execute("select torrent from release where version='1'").fetchone()
