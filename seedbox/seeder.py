@@ -282,13 +282,8 @@ class Seeder:
                         futures[index] = pool.submit(self.fetch, index)
                 for alert in ses.pop_alerts():
                     log.debug("%s: %s", type(alert).__name__, alert_message(alert))
-                    if isinstance(alert, (lt.save_resume_data_alert, lt.save_resume_data_failed_alert)) and flushing:
-                        batch = flushing.popleft()
-                        if isinstance(alert, lt.save_resume_data_alert):
-                            for index in batch:
-                                self._unspool(index)
-                        else:  # not flushed: ask again
-                            unflushed.extend(batch)
+                    if self._flush_done(alert, unflushed, flushing):
+                        pass
                     elif isinstance(alert, lt.piece_finished_alert) and alert.piece_index in in_flight:
                         finish(alert.piece_index)
                     elif isinstance(alert, lt.piece_finished_alert) and alert.piece_index in queue:
@@ -345,6 +340,19 @@ class Seeder:
                         handle.save_resume_data(lt.torrent_handle.flush_disk_cache)
             self._flush(ses, handle, unflushed, flushing)
 
+    def _flush_done(self, alert: lt.alert, unflushed: list[int], flushing: deque[list[int]]) -> bool:
+        """If ``alert`` answers the oldest flush asked for: drop the spools behind it (or, if it
+        failed, put its pieces back to be flushed again). Whether it did."""
+        if not (isinstance(alert, (lt.save_resume_data_alert, lt.save_resume_data_failed_alert)) and flushing):
+            return False
+        batch = flushing.popleft()
+        if isinstance(alert, lt.save_resume_data_alert):
+            for index in batch:
+                self._unspool(index)
+        else:
+            unflushed.extend(batch)
+        return True
+
     def _flush(self, ses: lt.session, handle: lt.torrent_handle, unflushed: list[int],
                flushing: deque[list[int]]) -> None:
         """Flush libtorrent's write cache and drop the spools behind it (before the spool folder goes)."""
@@ -356,11 +364,7 @@ class Seeder:
         while flushing and time.monotonic() < deadline:
             ses.wait_for_alert(100)
             for alert in ses.pop_alerts():
-                if isinstance(alert, (lt.save_resume_data_alert, lt.save_resume_data_failed_alert)) and flushing:
-                    batch = flushing.popleft()
-                    if isinstance(alert, lt.save_resume_data_alert):
-                        for index in batch:
-                            self._unspool(index)
+                self._flush_done(alert, unflushed, flushing)
         if flushing:
             raise SourceError("libtorrent did not flush its write cache in 60 s",
                               hint="check the seedbox's disk; the spooled pieces are kept")
