@@ -322,8 +322,8 @@ class Seeder:
                     # torrent's takes the file's bytes alone (padded, libtorrent drops it silently).
                     padding = ti.piece_size(index) - len(data) if hybrid else 0
                     self.stats.bytes_ingested += len(data)
-                    if handle.have_piece(index):  # a host gave it to us while it was being read
-                        finish(index, from_swarm=True)
+                    if handle.have_piece(index):  # a host gave it to us while it was being read: read all the same
+                        finish(index)
                     else:
                         if padding:
                             data += bytes(padding)
