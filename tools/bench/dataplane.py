@@ -25,6 +25,7 @@ import json
 import os
 import secrets
 import shutil
+import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -106,13 +107,18 @@ class Bench:
 
     # -- one process --------------------------------------------------------------------------
 
+    def _start(self, name: str, argv: list[str]) -> tuple[subprocess.Popen[bytes], Path]:
+        """Start a process watched by the sampler, its stdout in a file of its own (the JSON result)."""
+        out = self.work / "logs" / f"{name}.out"
+        proc = self.procs.start(name, ["sh", "-c", 'exec "$@" > "$0"', str(out), *argv], env=self.env)
+        self.sampler.watch(proc.pid)
+        return proc, out
+
     def _run_to_exit(self, name: str, argv: list[str], timeout: float = 3600) -> tuple[Usage, float, str]:
         """Start a process and wait for it: its usage (total and peak as the kernel counted them,
         threads as last seen), wall seconds, and the last line it printed to stdout."""
-        out = self.work / "logs" / f"{name}.out"
         started = time.monotonic()
-        proc = self.procs.start(name, ["sh", "-c", 'exec "$@" > "$0"', str(out), *argv], env=self.env)
-        self.sampler.watch(proc.pid)
+        proc, out = self._start(name, argv)
         code, cpu, rss = wait_exited(proc.pid, timeout)
         seconds = time.monotonic() - started
         if code != 0:
@@ -174,10 +180,7 @@ class Bench:
             else:
                 argv = [*CLI, "client", "fetch", "m@1", "--tracker", self.tracker, "--passkey", self.keys[i],
                         "--root", str(root), "--listen", "127.0.0.1:0", "--trust-key", self.public, "--json"]
-            out = self.work / "logs" / f"{stage}-h{i}.out"
-            proc = self.procs.start(f"{stage}-h{i}", ["sh", "-c", 'exec "$@" > "$0"', str(out), *argv], env=self.env)
-            self.sampler.watch(proc.pid)
-            runs[i] = (proc, out)
+            runs[i] = self._start(f"{stage}-h{i}", argv)
         rows = []
         for i, (proc, out) in runs.items():
             code, cpu, rss = wait_exited(proc.pid, 3600)
