@@ -1,20 +1,21 @@
-"""The seedbox's libtorrent adapter: pull each missing piece from the source once, inject it into
-the swarm, then keep seeding.
+"""The seedbox's libtorrent adapter: pull each missing piece from the source once, hand it to the
+swarm, then keep seeding.
 
-Pieces are injected with ``add_piece`` as soon as they have arrived, so peers receive piece 0
-while later pieces are still crossing the ingress link. libtorrent hashes an injected piece before
-it has it (every block against the torrent's v2 hashes, which are the signed manifest's piece
-roots: ``common.torrent.check_matches``), so that check is the seedbox's only hash of each byte: a
-piece it rejects (``hash_failed_alert``) is bytes the source got wrong, read again and never
-seeded, and a source that keeps serving wrong bytes fails the seedbox. ``add_piece`` has no backpressure and
-holds the GIL while it copies, so injection is paced on ``piece_finished_alert``
-(``inject_window`` pieces in flight). On restart, libtorrent rechecks what is on disk and only
-the missing pieces are read from the source again.
+Bytes from the source land in a spool file per piece as they arrive. A whole spooled piece is
+offered to libtorrent through the seedbox's own web seed on loopback (``webseed.py``: ``sendfile``
+from the spool, no copy through Python), so peers receive piece 0 while later pieces are still
+crossing the ingress link. libtorrent checks every block against the torrent's v2 hashes, which
+are the signed manifest's piece roots (``common.torrent.check_matches``), so that check is the
+seedbox's only hash of each byte: a piece it rejects (``hash_failed_alert``) is bytes the source
+got wrong, read again and never seeded, and a source that keeps serving wrong bytes fails the
+seedbox. libtorrent decides what it asks the web seed for; a request waits for its piece's read,
+and the seeder reads ahead in the order it will be asked (index order in a fresh swarm; after a
+restart, what no host holds first, while libtorrent takes from hosts what they hold).
 
-Bytes from the source land in a spool file per piece as they arrive, and the file goes once
-libtorrent has written the piece. So a seedbox killed mid-read loses nothing it was sent: on
-restart a whole spooled piece is injected as it is, and a partial one is read from where it
-stopped (a range request for the rest).
+A spool file goes once libtorrent has written its piece (a flush passed it). So a seedbox killed
+mid-read loses nothing it was sent: on restart libtorrent rechecks what is on disk, a whole
+spooled piece is offered as it is, and a partial one is read from where it stopped (a range
+request for the rest).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from common.lt_session import Caps, add_params, alert_message, make_session
 from common.manifest import Manifest
 from seedbox.settings import SeedboxSettings
 from seedbox.sources import Source
+from seedbox.webseed import SpoolServer
 
 log = logging.getLogger("modeltorrent.seedbox")
 _rng = random.Random()  # retry jitter: spread, not secrecy
@@ -53,6 +55,7 @@ class IngressStats:
     pieces_from_swarm: int = 0  # downloaded from hosts that held them (after a restart), not read
     bad_pieces: int = 0  # read from the source with bytes that did not hash to the manifest's root
     bytes_ingested: int = 0  # read from the source and handed to libtorrent
+    bytes_via_webseed: int = 0  # sent to libtorrent by the spool's web seed (end game sends some twice)
     bytes_done: int = 0  # in pieces that are in the swarm
     state: str = "starting"
     error: str = ""
@@ -69,6 +72,16 @@ def next_pieces(queue: list[int], availability: list[int], n: int) -> list[int]:
         return availability[i] if i < len(availability) else 0
 
     return heapq.nsmallest(n, queue, key=lambda i: (held(i), i))
+
+
+def held_by_hosts(handle: lt.torrent_handle, num_pieces: int) -> list[int]:
+    """How many connected hosts hold each piece, from their bitfields (libtorrent's
+    ``piece_availability`` counts the web seed too, as holding every piece, while it is connected)."""
+    counts = [0] * num_pieces
+    for peer in handle.get_peer_info():
+        if peer.connection_type == lt.peer_info.standard_bittorrent and peer.pieces:
+            counts = [c + bool(h) for c, h in zip(counts, peer.pieces, strict=False)]
+    return counts
 
 
 class Seeder:
@@ -90,10 +103,10 @@ class Seeder:
 
     # -- source side --------------------------------------------------------------------------
 
-    def fetch(self, index: int, attempt: int = 0) -> bytes:
-        """Read a piece from the source through its spool file (what an earlier read left there is
-        kept); ``attempt`` > 0 waits a backoff first. Not checked here: libtorrent checks it when it
-        is injected. Raises SourceError if the source keeps failing."""
+    def spool(self, index: int, attempt: int = 0) -> None:
+        """Read a piece from the source into its spool file (what an earlier read left there is
+        kept); ``attempt`` > 0 waits a backoff first. Not checked here: libtorrent checks it when
+        it takes the piece. Raises SourceError if the source keeps failing."""
         if attempt:
             time.sleep(backoff_delay(attempt, 0.2, 5.0, _rng))
         span = self.layout.pieces[index]
@@ -110,11 +123,16 @@ class Seeder:
                     have = out.tell()
                     if have < span.length:
                         self.source.read_into(path, span.file_offset + have, span.length - have, out)
-                return spool.read_bytes()
+                return
             except SourceError as exc:
                 last = exc
         assert last is not None
         raise last
+
+    def fetch(self, index: int, attempt: int = 0) -> bytes:
+        """A piece's bytes, read through its spool (``spool``)."""
+        self.spool(index, attempt)
+        return (self.spool_dir / str(index)).read_bytes()
 
     def _wrong_bytes(self, index: int, data: bytes, attempt: int) -> None:
         """The source served bytes that do not hash to the manifest's root: drop them; raise
@@ -158,8 +176,6 @@ class Seeder:
                                                       connections=self.settings.connections,
                                                       upload_slots=self.settings.upload_slots), tracker_alerts=True)
         handle = ses.add_torrent(add_params(self.torrent, str(self.data_dir)))
-        ti = handle.torrent_file()
-        assert ti is not None
         try:
             self.stats.state = "checking"
             while handle.status().state in (lt.torrent_status.checking_files,
@@ -174,11 +190,13 @@ class Seeder:
             for spooled in self.spool_dir.iterdir():  # killed after libtorrent wrote, before the unspool
                 if spooled.name not in wanted:
                     spooled.unlink()
-            if missing and (self.swarm_holds is None or self.swarm_holds()):
+            hosts_hold = self.swarm_holds is None or self.swarm_holds()
+            if missing and hosts_hold:
                 self._wait_for_swarm(ses, handle)
             elif missing:
                 log.info("no host holds a piece of %s yet: reading at once", self.manifest.ref)
-            self._ingest(ses, handle, ti, missing, on_tick)
+            if missing:
+                self._ingest(ses, handle, missing, hosts_hold, on_tick)
             if not self.stop.is_set():
                 shutil.rmtree(self.spool_dir, ignore_errors=True)
             self.stats.state = "seeding"
@@ -240,22 +258,32 @@ class Seeder:
                     named = alert.num_peers
             if named == 0:
                 return
-            if named is not None and handle.status().num_peers >= named:
+            # Peers we talk to (status().num_peers also counts connections being attempted).
+            if named is not None and len(handle.get_peer_info()) >= named:
                 time.sleep(0.2)  # the bitfields follow the handshakes
                 return
             ses.wait_for_alert(50)
         log.info("starting to read before every peer in the swarm was heard from")
 
-    def _ingest(self, ses: lt.session, handle: lt.torrent_handle, ti: lt.torrent_info,
-                missing: list[int], on_tick: Callable[[IngressStats], None] | None) -> None:
-        hybrid = ti.info_hashes().has_v1()
+    def _ingest(self, ses: lt.session, handle: lt.torrent_handle, missing: list[int], hosts_hold: bool,
+                on_tick: Callable[[IngressStats], None] | None) -> None:
+        """Read the missing pieces into the spool and let libtorrent take each whole one from the
+        seedbox's own web seed (``webseed.py``); libtorrent's hash check is the only hash. If hosts
+        hold pieces (a restart), what they lack is read first and what they hold last."""
+        lanes = self.settings.fetch_concurrency
+        demanded: set[int] = set()  # asked of the web seed, not yet read: read next (from its threads)
+        server = SpoolServer(self.spool_dir, self.layout, lanes, self.settings.stall_timeout,
+                             demanded.add).start()
+        ses.apply_settings({"max_web_seed_connections": lanes})
         queue = list(missing)  # not yet asked of the source
-        order: list[int] = []  # asked of the source, injected in the same order
-        futures: dict[int, Future[bytes]] = {}
-        in_flight: dict[int, tuple[float, bytes]] = {}  # injected, not yet hashed and written
+        reading: dict[int, Future[None]] = {}
+        offered: dict[int, float] = {}  # whole in the spool and wanted from the web seed: since when
         attempts: dict[int, int] = {}  # reads of a piece whose bytes libtorrent rejected
+        rotate_when_ready: set[int] = set()
         done: set[int] = set()
-        next_tick = 0.0
+        next_tick = next_look = 0.0
+        availability: list[int] = []
+        progress = time.monotonic()  # when libtorrent last finished a piece
 
         # A piece libtorrent has is not yet on disk: libtorrent 2.1 keeps a v2 torrent's pieces in its
         # write cache (seen: none of 20 written after 2 s). Its spool goes once a flush has passed it.
@@ -263,8 +291,9 @@ class Seeder:
         flushing: deque[list[int]] = deque()  # batches behind each flush asked for, oldest first
 
         def finish(index: int, *, from_swarm: bool = False) -> None:
-            in_flight.pop(index, None)
-            if index not in futures:  # a read still running writes to the spool
+            offered.pop(index, None)
+            server.mark_done(index)
+            if index not in reading:  # a read still running writes to the spool: dropped when it ends
                 unflushed.append(index)
             if index not in done:
                 done.add(index)
@@ -272,73 +301,100 @@ class Seeder:
                 self.stats.bytes_done += self.layout.pieces[index].length
                 self.stats.pieces_from_swarm += from_swarm
 
-        with ThreadPoolExecutor(self.settings.fetch_concurrency, thread_name_prefix="fetch") as pool:
-            while (queue or order or in_flight) and not self.stop.is_set():
-                room = self.settings.fetch_concurrency * 2 - len(futures)
-                if queue and room > 0:
-                    for index in next_pieces(queue, handle.piece_availability(), room):
+        def rotate(why: str) -> None:
+            old, new = server.rotate()
+            log.info("web seed lanes renewed: %s", why)
+            for url in old:
+                handle.remove_url_seed(url)
+            for url in new:
+                handle.add_url_seed(url)
+
+        for index in missing:  # a host gave it while the seeder waited to hear from the swarm
+            if handle.have_piece(index):
+                queue.remove(index)
+                finish(index, from_swarm=True)
+        # In a fresh swarm libtorrent asks the web seed in index order, as the reads go (rarest first
+        # would ask in random order, each request waiting for its read). Hosts holding pieces: rarest
+        # first, so the web seed is asked for what they lack and they give what they hold.
+        if not hosts_hold:
+            handle.set_flags(lt.torrent_flags.sequential_download)
+        for url in server.urls():
+            handle.add_url_seed(url)
+        try:
+            with ThreadPoolExecutor(lanes, thread_name_prefix="fetch") as pool:
+                while (queue or reading or offered) and not self.stop.is_set():
+                    now = time.monotonic()
+                    if hosts_hold and now >= next_look:  # a Python object per peer: not every turn
+                        next_look = now + 1.0
+                        availability = held_by_hosts(handle, self.layout.num_pieces)
+                    # Read ahead of libtorrent by a few pieces; the spool holds no more than that.
+                    room = lanes * 2 - len(reading) - len(offered)
+                    asked = [index for index in list(demanded) if index in queue]
+                    demanded.difference_update(asked)
+                    picked = next_pieces(queue, availability, room) if queue and room > 0 else []
+                    for index in asked + [i for i in picked if i not in asked]:
                         queue.remove(index)
-                        order.append(index)
-                        futures[index] = pool.submit(self.fetch, index)
-                for alert in ses.pop_alerts():
-                    log.debug("%s: %s", type(alert).__name__, alert_message(alert))
-                    if self._flush_done(alert, unflushed, flushing):
-                        pass
-                    elif isinstance(alert, lt.piece_finished_alert) and alert.piece_index in in_flight:
-                        finish(alert.piece_index)
-                    elif isinstance(alert, lt.piece_finished_alert) and alert.piece_index in queue:
-                        # A restarted seedbox also downloads what hosts hold: one read saved.
-                        queue.remove(alert.piece_index)
-                        finish(alert.piece_index, from_swarm=True)
-                    elif isinstance(alert, lt.hash_failed_alert) and alert.piece_index in in_flight:
-                        # The source's bytes are not the signed ones: read the piece again.
-                        index = alert.piece_index
-                        _, data = in_flight.pop(index)
-                        self.stats.bytes_ingested -= len(data)
-                        attempt = attempts.get(index, 0)
-                        self._wrong_bytes(index, data, attempt)  # raises once the retries are used
-                        attempts[index] = attempt + 1
-                        order.insert(0, index)
-                        futures[index] = pool.submit(self.fetch, index, attempt + 1)
-                now = time.monotonic()
-                for index, (since, data) in list(in_flight.items()):
-                    if handle.have_piece(index):  # written, or downloaded from a host meanwhile
-                        finish(index)
-                    elif now - since > self.settings.inject_timeout:
-                        queue_state = [
-                            (q["piece_index"], [b["state"] for b in q["blocks"]][:4], len(q["blocks"]))
-                            for q in handle.get_download_queue() if q["piece_index"] == index
-                        ]
-                        log.warning("piece %d not written after %.0fs (%s); injecting again", index,
-                                    now - since, queue_state)
-                        handle.add_piece(index, data, lt.add_piece_flags_t.overwrite_existing)
-                        in_flight[index] = (now, data)
-                ready = order and len(in_flight) < self.settings.inject_window \
-                    and futures[order[0]].done()
-                if ready:
-                    index = order.pop(0)
-                    data = futures.pop(index).result()  # raises if the source failed
-                    # A hybrid torrent's last piece of a file takes the pad file's zeros with it; a v2
-                    # torrent's takes the file's bytes alone (padded, libtorrent drops it silently).
-                    padding = ti.piece_size(index) - len(data) if hybrid else 0
-                    self.stats.bytes_ingested += len(data)
-                    if handle.have_piece(index):  # a host gave it to us while it was being read: read all the same
-                        finish(index)
-                    else:
-                        if padding:
-                            data += bytes(padding)
-                        handle.add_piece(index, data, 0)
-                        in_flight[index] = (time.monotonic(), data)
-                else:
-                    ses.wait_for_alert(50)
-                if time.monotonic() >= next_tick:
-                    self._tick(ses, handle, on_tick)
-                    next_tick = time.monotonic() + self.settings.status_interval
-                    if unflushed:
-                        flushing.append(unflushed[:])
-                        unflushed.clear()
-                        handle.save_resume_data(lt.torrent_handle.flush_disk_cache)
-            self._flush(ses, handle, unflushed, flushing)
+                        reading[index] = self._submit(pool, index, attempts.get(index, 0))
+                    for alert in ses.pop_alerts():
+                        log.debug("%s: %s", type(alert).__name__, alert_message(alert))
+                        if self._flush_done(alert, unflushed, flushing):
+                            pass
+                        elif isinstance(alert, lt.piece_finished_alert):
+                            index = alert.piece_index
+                            progress = now
+                            if index in offered or index in reading:
+                                finish(index)  # its bytes crossed the ingress, even if a host was quicker
+                            elif index in queue:  # a restarted seedbox downloads what hosts hold: one read saved
+                                queue.remove(index)
+                                finish(index, from_swarm=True)
+                        elif isinstance(alert, lt.hash_failed_alert) and alert.piece_index in offered:
+                            # The source's bytes are not the signed ones: read the piece again.
+                            index = alert.piece_index
+                            del offered[index]
+                            server.unready(index)
+                            data = (self.spool_dir / str(index)).read_bytes()
+                            self.stats.bytes_ingested -= len(data)
+                            attempt = attempts.get(index, 0)
+                            self._wrong_bytes(index, data, attempt)  # raises once the retries are used
+                            attempts[index] = attempt + 1
+                            rotate_when_ready.add(index)  # libtorrent stops asking a lane that sent them
+                            reading[index] = self._submit(pool, index, attempt + 1)
+                    for index, future in list(reading.items()):
+                        if not future.done():
+                            continue
+                        del reading[index]
+                        future.result()  # raises if the source failed
+                        self.stats.bytes_ingested += self.layout.pieces[index].length
+                        if index in done:  # a host gave it to libtorrent while it was being read
+                            unflushed.append(index)
+                            continue
+                        server.mark_ready(index)
+                        offered[index] = now
+                        if index in rotate_when_ready:
+                            rotate_when_ready.discard(index)
+                            rotate(f"piece {index} read again after bad bytes")
+                    if offered and now - progress > self.settings.stall_timeout:
+                        progress = now
+                        rotate(f"no piece taken from the web seed for {self.settings.stall_timeout:.0f}s "
+                               f"({len(offered)} waiting)")
+                    if now >= next_tick:
+                        self._tick(ses, handle, on_tick)
+                        next_tick = now + self.settings.status_interval
+                        if unflushed:
+                            flushing.append(unflushed[:])
+                            unflushed.clear()
+                            handle.save_resume_data(lt.torrent_handle.flush_disk_cache)
+                    ses.wait_for_alert(20)
+                self._flush(ses, handle, unflushed, flushing)
+        finally:
+            handle.unset_flags(lt.torrent_flags.sequential_download)
+            for url in server.urls():
+                handle.remove_url_seed(url)
+            server.close()
+        self.stats.bytes_via_webseed = server.bytes_served
+
+    def _submit(self, pool: ThreadPoolExecutor, index: int, attempt: int) -> Future[None]:
+        return pool.submit(self.spool, index, attempt)
 
     def _flush_done(self, alert: lt.alert, unflushed: list[int], flushing: deque[list[int]]) -> bool:
         """If ``alert`` answers the oldest flush asked for: drop the spools behind it (or, if it

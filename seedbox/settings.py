@@ -20,9 +20,8 @@ class SeedboxSettings(PeerSettings):
     source_timeout: float = Field(default=60.0, gt=0, description="seconds without a byte from the source "
                                   "before a read is given up and retried (from where it stopped)")
     ingress_rate: int = Field(default=0, ge=0, description="bytes/s read from the source, 0 = unlimited")
-    # Pieces handed to libtorrent but not yet hashed and written: add_piece has no backpressure.
-    inject_window: int = Field(default=2, ge=1)
-    inject_timeout: float = Field(default=20.0, gt=0, description="re-inject a piece not written by then")
+    stall_timeout: float = Field(default=20.0, gt=0, description="renew the web seed lanes when libtorrent "
+                                 "has taken no spooled piece for this long")
     # Streaming seed: pieces go to the swarm as they arrive. Off: the whole model is read to disk
     # first and seeded after (how a stock seeder works; the distribution benchmark's baseline).
     stream: bool = True

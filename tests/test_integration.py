@@ -237,6 +237,24 @@ def test_bytes_flipped_at_the_source_never_reach_the_swarm_and_nothing_is_activa
     assert status_of(tracker_url, "seedbox")["state"] == "failed"
 
 
+def test_bytes_a_source_got_wrong_once_are_read_again_and_the_right_ones_activated(
+        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
+    piece = 256 * KiB
+    origin = start_origin(procs, tmp_path, flip_once=5 * piece + 3)  # one bit of piece 5, in its first read only
+    publish_model(tmp_path, tracker_url, publisher_key, {"w.safetensors": 12 * piece}, piece_size=piece,
+                  source=f"{origin}/external-m-1")
+    start_seedbox(procs, tmp_path, tracker_url, admin.add_host("seedbox", role="seedbox")["passkey"],
+                  env={"MODELTORRENT_LOG": "INFO"})
+    assert run_client(tmp_path, tracker_url, admin.add_host("h1")["passkey"], "h1", "m@1").returncode == 0
+    Manifest.from_json((tmp_path / "out" / "m-1.manifest.json").read_bytes()).verify_data(
+        ModelStore(tmp_path / "hosts" / "h1").current("m"))
+    status = json.loads((tmp_path / "seedbox" / "status" / "m@1.json").read_text())
+    assert status["bad_pieces"] == 1 and status["pieces_done"] == 12
+    assert status["bytes_read_from_source"] == 13 * piece  # piece 5 twice, the others once
+    log = procs.log("seedbox")
+    assert "source served wrong bytes for piece 5" in log and "web seed lanes renewed" in log
+
+
 def h1_on_v1_with_v2_published(tmp_path: Path, procs: Procs, tracker_url: str, admin,  # type: ignore[no-untyped-def]
                                publisher_key: Path) -> tuple[str, ModelStore]:
     """Versions 1 and 2 of a one-file model published, a seedbox, host h1 on version 1."""

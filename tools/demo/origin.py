@@ -6,7 +6,8 @@ external storage" is measured at the source. Delivered means acknowledged by the
 origin's send queue never did; ``bytes_written`` (handed to the socket) counts those too.
 ``GET /_stats`` returns the counters and the (path, first byte) of every read in order, as JSON;
 ``--fail-every N`` answers every Nth request with a 503, ``--stall-every N`` stops every Nth body
-half way for ``--stall-seconds`` (transient-error and timeout tests).
+half way for ``--stall-seconds`` (transient-error and timeout tests), ``--flip-once BYTE`` flips
+one bit of that byte of a file the first time a body holds it (a source that sent bad bytes once).
 """
 
 from __future__ import annotations
@@ -54,8 +55,9 @@ class OriginServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], root: Path, fail_every: int = 0, stall_every: int = 0,
-                 stall_seconds: float = 0.0) -> None:
+                 stall_seconds: float = 0.0, flip_once: int = -1) -> None:
         super().__init__(address, _Handler)
+        self.flip_once = flip_once  # a file's byte to flip in the first body holding it; -1: none
         self.root = root.resolve()
         self.fail_every = fail_every
         self.stall_every, self.stall_seconds = stall_every, stall_seconds
@@ -115,6 +117,7 @@ class _Handler(BaseHTTPRequestHandler):
                         time.sleep(self.server.stall_seconds)  # the reader's timeout fires meanwhile
                     stop = min(at + _CHUNK, end + 1, stall_at if stall_at > at else end + 1)
                     chunk = os.pread(f.fileno(), stop - at, at)
+                    chunk = self._maybe_flip(chunk, at)
                     self.wfile.write(chunk)
                     written += len(chunk)
                     at = stop
@@ -123,6 +126,15 @@ class _Handler(BaseHTTPRequestHandler):
             with self.server.lock:
                 self.server.bytes_written += written
                 self.server.bytes_sent += delivered
+
+    def _maybe_flip(self, chunk: bytes, at: int) -> bytes:
+        with self.server.lock:
+            flip = self.server.flip_once
+            if not at <= flip < at + len(chunk):
+                return chunk
+            self.server.flip_once = -1
+        i = flip - at
+        return chunk[:i] + bytes([chunk[i] ^ 0x01]) + chunk[i + 1:]
 
     def _acked_since(self, before: int, length: int) -> int:
         """How many of the ``length`` body bytes written after the first ``before`` bytes on this
@@ -157,8 +169,10 @@ def main() -> None:
     parser.add_argument("--fail-every", type=int, default=0)
     parser.add_argument("--stall-every", type=int, default=0)
     parser.add_argument("--stall-seconds", type=float, default=5.0)
+    parser.add_argument("--flip-once", type=int, default=-1, metavar="BYTE")
     args = parser.parse_args()
-    server = OriginServer((args.host, args.port), args.root, args.fail_every, args.stall_every, args.stall_seconds)
+    server = OriginServer((args.host, args.port), args.root, args.fail_every, args.stall_every, args.stall_seconds,
+                          args.flip_once)
     if args.port_file:
         args.port_file.write_text(str(server.server_address[1]))
     server.serve_forever()

@@ -93,11 +93,12 @@ def start_tracker(procs: Procs, db: Path | str, admin_token: str, *, interval: i
 
 
 def start_origin(procs: Procs, root: Path, *, fail_every: int = 0, stall_every: int = 0,
-                 stall_seconds: float = 5.0) -> str:
+                 stall_seconds: float = 5.0, flip_once: int = -1) -> str:
     port = free_port()
     proc = procs.start("origin", [sys.executable, "-m", "tools.demo.origin", "--root", str(root),
                                   "--port", str(port), "--fail-every", str(fail_every),
-                                  "--stall-every", str(stall_every), "--stall-seconds", str(stall_seconds)])
+                                  "--stall-every", str(stall_every), "--stall-seconds", str(stall_seconds),
+                                  "--flip-once", str(flip_once)])
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/_stats", proc=proc)
     return url
