@@ -9,8 +9,9 @@ has the figures).
 libtorrent stops asking a web seed for a file after one error answer for it (seen: a 503 with
 ``Retry-After: 1`` and ``urlseed_wait_retry`` 1, then no request for 40 s), so a request is never
 refused while the piece can still come: the answer starts at once and each piece follows as soon
-as it is spooled (the seeder is asked to read it at once, ``demand``, if it is not on its way). A piece libtorrent got from a host
-meanwhile is answered with zeros: libtorrent drops blocks of a piece it has, unhashed. Several
+as it is spooled (the seeder is asked to read it at once, ``demand``, if it is not on its way). A
+piece libtorrent got from a host meanwhile is answered with zeros: libtorrent drops blocks of a
+piece it has, unhashed. Several
 *lanes* (URL prefixes of the same server) give libtorrent several connections at once, since one
 HTTP connection answers its requests in order. A lane that sent bytes failing the hash check is
 dropped by libtorrent for good, so the seeder moves every lane to a new URL (``rotate``) once the
