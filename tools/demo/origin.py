@@ -8,6 +8,8 @@ origin's send queue never did; ``bytes_written`` (handed to the socket) counts t
 ``--fail-every N`` answers every Nth request with a 503, ``--stall-every N`` stops every Nth body
 half way for ``--stall-seconds`` (transient-error and timeout tests), ``--flip-once BYTE`` flips
 one bit of that byte of a file the first time a body holds it (a source that sent bad bytes once).
+``--generate SIZE[:SEED]`` serves a generated model (``generated.py``) at ``/<file>`` instead of a
+folder: big-model runs without the model on disk.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+from tools.demo.generated import GeneratedModel
 
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
 _CHUNK = 256 << 10
@@ -55,8 +59,9 @@ class OriginServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], root: Path, fail_every: int = 0, stall_every: int = 0,
-                 stall_seconds: float = 0.0, flip_once: int = -1) -> None:
+                 stall_seconds: float = 0.0, flip_once: int = -1, generated: GeneratedModel | None = None) -> None:
         super().__init__(address, _Handler)
+        self.generated = generated
         self.flip_once = flip_once  # a file's byte to flip in the first body holding it; -1: none
         self.root = root.resolve()
         self.fail_every = fail_every
@@ -91,10 +96,24 @@ class _Handler(BaseHTTPRequestHandler):
             n = self.server.requests
         if self.server.fail_every and n % self.server.fail_every == 0:
             return self._send(503, b"try again", "text/plain")
-        target = (self.server.root / path.lstrip("/")).resolve()
-        if self.server.root not in target.parents or not target.is_file():
-            return self._send(404, b"not found", "text/plain")
-        size = target.stat().st_size
+        generated = self.server.generated
+        if generated is not None:
+            name = path.lstrip("/")
+            if name not in generated.files:
+                return self._send(404, b"not found", "text/plain")
+            size = generated.files[name]
+
+            def read(at: int, n: int) -> bytes:
+                return generated.read(name, at, n)
+        else:
+            target = (self.server.root / path.lstrip("/")).resolve()
+            if self.server.root not in target.parents or not target.is_file():
+                return self._send(404, b"not found", "text/plain")
+            size = target.stat().st_size
+            f = open(target, "rb")  # noqa: SIM115 (closed below, after the body)
+
+            def read(at: int, n: int) -> bytes:
+                return os.pread(f.fileno(), n, at)
         start, end, status = 0, size - 1, 200
         if header := self.headers.get("Range"):
             m = _RANGE.match(header)
@@ -110,18 +129,18 @@ class _Handler(BaseHTTPRequestHandler):
         before, written = self.wfile.written, 0
         stall_at = (start + end + 1) // 2 if self.server.stall_every and n % self.server.stall_every == 0 else -1
         try:
-            with open(target, "rb") as f:
-                at = start
-                while at <= end:
-                    if at == stall_at:
-                        time.sleep(self.server.stall_seconds)  # the reader's timeout fires meanwhile
-                    stop = min(at + _CHUNK, end + 1, stall_at if stall_at > at else end + 1)
-                    chunk = os.pread(f.fileno(), stop - at, at)
-                    chunk = self._maybe_flip(chunk, at)
-                    self.wfile.write(chunk)
-                    written += len(chunk)
-                    at = stop
+            at = start
+            while at <= end:
+                if at == stall_at:
+                    time.sleep(self.server.stall_seconds)  # the reader's timeout fires meanwhile
+                stop = min(at + _CHUNK, end + 1, stall_at if stall_at > at else end + 1)
+                chunk = self._maybe_flip(read(at, stop - at), at)
+                self.wfile.write(chunk)
+                written += len(chunk)
+                at = stop
         finally:  # the reader may have died mid-body: count what reached it
+            if generated is None:
+                f.close()
             delivered = self._acked_since(before, written)
             with self.server.lock:
                 self.server.bytes_written += written
@@ -162,7 +181,9 @@ class _Handler(BaseHTTPRequestHandler):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--root", type=Path, required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--root", type=Path, help="serve this folder")
+    source.add_argument("--generate", metavar="SIZE[:SEED]", help="serve a generated model of SIZE, e.g. 32GiB")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--port-file", type=Path, help="write the bound port here")
@@ -171,8 +192,12 @@ def main() -> None:
     parser.add_argument("--stall-seconds", type=float, default=5.0)
     parser.add_argument("--flip-once", type=int, default=-1, metavar="BYTE")
     args = parser.parse_args()
-    server = OriginServer((args.host, args.port), args.root, args.fail_every, args.stall_every, args.stall_seconds,
-                          args.flip_once)
+    try:
+        generated = GeneratedModel.parse(args.generate) if args.generate else None
+    except ValueError as exc:
+        parser.error(str(exc))
+    server = OriginServer((args.host, args.port), args.root or Path("/nonexistent"), args.fail_every,
+                          args.stall_every, args.stall_seconds, args.flip_once, generated)
     if args.port_file:
         args.port_file.write_text(str(server.server_address[1]))
     server.serve_forever()

@@ -92,10 +92,12 @@ def start_tracker(procs: Procs, db: Path | str, admin_token: str, *, interval: i
     return url
 
 
-def start_origin(procs: Procs, root: Path, *, fail_every: int = 0, stall_every: int = 0,
-                 stall_seconds: float = 5.0, flip_once: int = -1) -> str:
+def start_origin(procs: Procs, root: Path | None, *, fail_every: int = 0, stall_every: int = 0,
+                 stall_seconds: float = 5.0, flip_once: int = -1, generate: str | None = None) -> str:
+    """The demo origin serving ``root``, or with ``generate`` a generated model (``SIZE[:SEED]``)."""
     port = free_port()
-    proc = procs.start("origin", [sys.executable, "-m", "tools.demo.origin", "--root", str(root),
+    serve = ["--generate", generate] if generate else ["--root", str(root)]
+    proc = procs.start("origin", [sys.executable, "-m", "tools.demo.origin", *serve,
                                   "--port", str(port), "--fail-every", str(fail_every),
                                   "--stall-every", str(stall_every), "--stall-seconds", str(stall_seconds),
                                   "--flip-once", str(flip_once)])
