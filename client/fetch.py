@@ -5,8 +5,13 @@ piece roots (``common.torrent.check_matches``). libtorrent checks every 16 KiB b
 as it arrives and finishes a piece only when all of its blocks are right, so a finished piece is a
 piece verified against the signed manifest: each byte is hashed once on the host, and never read
 back. Pieces libtorrent finds on disk after a restart are hashed by its recheck the same way.
-Resume data and the set of verified pieces are saved together, periodically and at shutdown; the
-verified set saved is always within what the resume data says is on disk.
+
+The state kept across a restart is the set of verified pieces, saved only once libtorrent's write
+cache has been flushed past them (periodically and before activation). A restart in the same boot
+hands them to libtorrent as had, without hashing them again. libtorrent's own resume data is not
+kept: for a v2 torrent it carries every 16 KiB block's hash (32 bytes a block, 2 MiB per GiB:
+measured 8.5 MB for 4 GiB, which would be about 1 GB for a 500 GB model, rewritten every few
+seconds), and for an unfinished torrent it marks no piece as had anyway.
 """
 
 from __future__ import annotations
@@ -104,20 +109,14 @@ class Fetcher:
         torrents.check_matches(torrent, manifest)
 
         save_path = version_dir if version_dir.is_dir() else self.store.staging(name, version)
-        resume, verified = self.store.load_resume(name, version)
-        if resume is not None and not _resume_holds(resume, verified):
-            # libtorrent's resume data of an unfinished v2 torrent says no piece is had (its trees
-            # keep what was verified): without it, libtorrent hashes what is on disk instead of
-            # downloading it all again.
-            log.info("%s: checking the pieces on disk again instead of trusting resume data", manifest.ref)
-            resume = None
+        verified = _still_on_disk(self.store.load_verified(name, version), layout, save_path)
         self._preflight(manifest, save_path)
         save_path.mkdir(parents=True, exist_ok=True)
         self.store.save_manifest(name, version, manifest.to_json())  # for later versions to reuse pieces
         reused: set[int] = set()
-        if resume is None and self.settings.reuse_pieces:
+        if not verified and self.settings.reuse_pieces:
             reused = self._reuse(manifest, layout, save_path)
-        run = _Run(self, manifest, layout, torrent, save_path, resume, verified | reused, reused)
+        run = _Run(self, manifest, layout, torrent, save_path, verified | reused, reused)
         try:
             last_piece_at = run.download()
             run.activate(version_dir)
@@ -180,20 +179,26 @@ class Fetcher:
             )
 
 
-def _resume_holds(resume: bytes, verified: set[int]) -> bool:
-    """Whether resume data says every piece saved as verified is had."""
-    try:
-        have = lt.read_resume_data(resume).have_pieces
-    except RuntimeError:
-        return False
-    return all(i < len(have) and have[i] for i in verified)
+def _still_on_disk(verified: set[int], layout: Layout, save_path: Path) -> set[int]:
+    """The pieces saved as verified, if the files still reach past each of them; none if not
+    (a file removed or cut short since: libtorrent checks what is there instead)."""
+    verified = {i for i in verified if 0 <= i < layout.num_pieces}
+    for index in verified:
+        span = layout.pieces[index]
+        path = save_path / layout.files[span.file_index].path
+        try:
+            if path.stat().st_size < span.file_offset + span.length:
+                return set()
+        except OSError:
+            return set()
+    return verified
 
 
 class _Run:
     """One download of one version inside one libtorrent session."""
 
     def __init__(self, fetcher: Fetcher, manifest: Manifest, layout: Layout, torrent: bytes,
-                 save_path: Path, resume: bytes | None, verified: set[int], reused: set[int]) -> None:
+                 save_path: Path, verified: set[int], reused: set[int]) -> None:
         self.f = fetcher
         self.manifest = manifest
         self.layout = layout
@@ -201,17 +206,8 @@ class _Run:
         self.low_priority = self._low_priority()
         self.ses = make_session(s.listen, priority.caps(s, self.low_priority))
         self.torrent, self.save_path = torrent, save_path
-        params = add_params(torrent, str(save_path), resume)
-        if reused and resume is None:
-            # Copied and verified just now: libtorrent takes them as had, without checking again.
-            params.have_pieces = [i in reused for i in range(layout.num_pieces)]
-        try:
-            self.handle = self.ses.add_torrent(params)
-        except RuntimeError as exc:  # resume data of another torrent: recheck the disk instead
-            log.warning("ignoring resume data for %s: %s", manifest.ref, exc)
-            verified = set()
-            self.handle = self.ses.add_torrent(add_params(torrent, str(save_path)))
         self.verified = {i for i in verified if 0 <= i < layout.num_pieces}
+        self.handle = self.ses.add_torrent(self._params())
         self.verified_at_start = len(self.verified)
         self.reused_bytes = sum(layout.pieces[i].length for i in reused)
         self.peers_max = 0
@@ -261,7 +257,7 @@ class _Run:
                 else:
                     log.warning("%s", alert_message(alert))
             elif isinstance(alert, lt.save_resume_data_alert):
-                self._persist(alert.params)
+                self._persist()
             elif isinstance(alert, (lt.file_error_alert, lt.torrent_error_alert)):
                 raise ModeltorrentError(
                     f"storage error for {self.manifest.ref}: {alert_message(alert)}",
@@ -269,27 +265,32 @@ class _Run:
                 )
 
     def _without_partial_pieces(self) -> None:
-        """After a ban: take the torrent out and add it again from resume data without its partial
-        pieces. Those may hold the banned peer's blocks, and libtorrent would charge each honest peer
+        """After a ban: take the torrent out and add it again with its verified pieces and without
+        its partial ones. Those may hold the banned peer's blocks, and libtorrent would charge each honest peer
         that completes one with the failure (two trust points; banned at -7: seen in the lab). Adding
         it again also clears the trust points it took so far. The banned address stays blocked in
         the session. Costs the partial pieces' blocks and a reconnect."""
-        self._flushed = set(self.verified)
-        self.handle.save_resume_data(lt.torrent_handle.save_info_dict | lt.torrent_handle.flush_disk_cache)
-        saved: lt.save_resume_data_alert = self._wait_for(lt.save_resume_data_alert)  # type: ignore[assignment]
-        resume = bytes(lt.write_resume_data_buf(saved.params))
+        self._flush()  # the verified pieces' blocks to disk first
+        self._wait_for(lt.save_resume_data_alert)
+        self.verified = set(self._flushed)
         self.ses.remove_torrent(self.handle)
         self._wait_for(lt.torrent_removed_alert)
-        params = add_params(self.torrent, str(self.save_path), resume)
-        params.unfinished_pieces = {}
-        self.handle = self.ses.add_torrent(params)
+        self.handle = self.ses.add_torrent(self._params())
         self.checked = False  # _after_check looks at what it has again, once it is checked
         self.fresh_starts += 1
         log.warning("%s added again without its partial pieces, after a ban", self.manifest.ref)
 
+    def _params(self) -> lt.add_torrent_params:
+        """The torrent with the pieces verified so far (saved in this boot, or copied and checked
+        just now) taken as had, without hashing them again; without any, libtorrent checks the disk."""
+        params = add_params(self.torrent, str(self.save_path))
+        if self.verified:
+            params.have_pieces = [i in self.verified for i in range(self.layout.num_pieces)]
+        return params
+
     def _after_check(self) -> None:
-        """Once libtorrent has checked what is on disk (resume data of this boot, or a recheck that
-        hashed every piece), the pieces it has are the verified ones."""
+        """Once libtorrent has checked what is on disk (pieces saved as verified in this boot, or a
+        recheck that hashed every piece), the pieces it has are the verified ones."""
         if self.checked:
             return
         status = self.handle.status()
@@ -313,7 +314,7 @@ class _Run:
                 log.info("%s priority: upload cap %d B/s, download cap %d B/s, DSCP %d",
                          "low" if low else "normal", caps.upload_rate, caps.download_rate, caps.dscp)
         if now >= self._next_resume:
-            self._save_resume()
+            self._flush()
             self._next_resume = now + self.f.settings.resume_interval
         if force or now >= self._next_status:
             status = self.handle.status()
@@ -340,21 +341,16 @@ class _Run:
         if self.f.on_progress:
             self.f.on_progress(self.progress)
 
-    def _save_resume(self) -> None:
-        """Ask for resume data, libtorrent's write cache flushed first: libtorrent 2.1 keeps the
-        blocks of a v2 torrent's finished pieces in memory (seen: none on disk 3 s into a download),
-        and a process killed then would lose them."""
+    def _flush(self) -> None:
+        """Have libtorrent flush its write cache (a save_resume_data that flushes first; its data
+        is not kept): libtorrent 2.1 keeps the blocks of a v2 torrent's finished pieces in memory
+        (seen: none on disk 3 s into a download), and a process killed then would lose them."""
         self._flushed = set(self.verified)  # finished before the flush: on disk once the data comes
         self.handle.save_resume_data(lt.torrent_handle.flush_disk_cache)
 
-    def _persist(self, params: lt.add_torrent_params) -> None:
-        have = params.have_pieces
-        # An unfinished v2 torrent's resume data marks no piece had (measured with libtorrent 2.1):
-        # then the pieces finished before the last flush are saved, and a restart in this boot checks
-        # them on disk (Fetcher.fetch) instead of trusting the resume data.
-        on_disk = {i for i in self.verified if i < len(have) and have[i]} if any(have) else set(self._flushed)
-        self.f.store.save_resume(self.manifest.name, self.manifest.version,
-                                 bytes(lt.write_resume_data_buf(params)), on_disk)
+    def _persist(self) -> None:
+        """The flush asked for is done: the pieces finished before it are on disk."""
+        self.f.store.save_verified(self.manifest.name, self.manifest.version, set(self._flushed))
 
     def _wait_for(self, kind: type, timeout: float = 60.0) -> lt.alert:
         deadline = time.monotonic() + timeout
@@ -362,7 +358,7 @@ class _Run:
             self.ses.wait_for_alert(100)
             for alert in self.ses.pop_alerts():
                 if isinstance(alert, lt.save_resume_data_alert):
-                    self._persist(alert.params)
+                    self._persist()
                 if isinstance(alert, kind):
                     return alert
                 if isinstance(alert, (lt.storage_moved_failed_alert, lt.file_error_alert)):
@@ -380,17 +376,14 @@ class _Run:
         """Move the verified files into ``versions/<v>`` and swap ``current`` to them."""
         self.progress.state = "activating"
         steps = [("start", time.monotonic())]
-        self._save_resume()  # every block on disk before the files become the active model
+        self._flush()  # every block on disk before the files become the active model
         self._wait_for(lt.save_resume_data_alert)
-        steps.append(("resume data", time.monotonic()))
+        steps.append(("flush", time.monotonic()))
         if Path(self.handle.status().save_path) != version_dir:
             version_dir.parent.mkdir(parents=True, exist_ok=True)
             self.handle.move_storage(str(version_dir), lt.move_flags_t.fail_if_exist)
             self._wait_for(lt.storage_moved_alert)
             steps.append(("move", time.monotonic()))
-            self.handle.save_resume_data()
-            self._wait_for(lt.save_resume_data_alert)
-            steps.append(("resume data", time.monotonic()))
             shutil.rmtree(self.f.store.staging(self.manifest.name, self.manifest.version),
                           ignore_errors=True)
         self.f.store.activate(self.manifest.name, self.manifest.version)
@@ -409,15 +402,15 @@ class _Run:
             self.ses.wait_for_alert(500)
             for alert in self.ses.pop_alerts():
                 if isinstance(alert, lt.save_resume_data_alert):
-                    self._persist(alert.params)
+                    self._persist()
             self._periodic()
 
     def close(self) -> None:
-        """Save resume data (best effort) and leave the swarm."""
+        """Flush and save the verified pieces (best effort), and leave the swarm."""
         try:
             if self.handle.is_valid():
-                self._save_resume()
+                self._flush()
                 self._wait_for(lt.save_resume_data_alert, timeout=10)
         except ModeltorrentError as exc:
-            log.warning("could not save resume data: %s", exc)
+            log.warning("could not save the verified pieces: %s", exc)
         self.ses.remove_torrent(self.handle)

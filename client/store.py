@@ -3,7 +3,7 @@
     <root>/<name>/staging/<version>/   download in progress (never visible as active)
     <root>/<name>/versions/<version>/  complete and verified
     <root>/<name>/current -> versions/<version>   the active model, swapped atomically
-    <root>/<name>/state/<version>.*    resume data and the set of verified pieces
+    <root>/<name>/state/<version>.*    the verified pieces (this boot's) and the manifest
 
 Activation writes a temporary symlink and ``os.replace``s it over ``current``: a reader sees the
 old model or the new one, never a missing or partial one.
@@ -139,10 +139,12 @@ class ModelStore:
 
     # -- resume state ---------------------------------------------------------------------------
 
-    def save_resume(self, name: str, version: str, resume: bytes, verified: set[int]) -> None:
-        _write_atomic(self.state_file(name, version, "resume"), resume)
+    def save_verified(self, name: str, version: str, verified: set[int]) -> None:
+        """The pieces verified and on disk (written, not only in libtorrent's cache), with this boot."""
         _write_atomic(self.state_file(name, version, "verified.json"),
                       json.dumps({"boot": boot_id(), "pieces": sorted(verified)}).encode())
+        # libtorrent's resume data is no longer kept (the verified set is the state): an old one goes.
+        self.state_file(name, version, "resume").unlink(missing_ok=True)
 
     def save_manifest(self, name: str, version: str, manifest: bytes) -> None:
         """Kept beside the version so that a later version can find pieces they share."""
@@ -152,22 +154,21 @@ class ModelStore:
         path = self.state_file(name, version, "manifest.json")
         return path.read_bytes() if path.exists() else None
 
-    def load_resume(self, name: str, version: str) -> tuple[bytes | None, set[int]]:
-        """Resume data and the verified pieces saved with it; neither after a reboot since.
+    def load_verified(self, name: str, version: str) -> set[int]:
+        """The pieces saved as verified in this boot; none after a reboot since.
 
-        The state files are fsynced, the downloaded data is not (libtorrent leaves it to the page
+        The state file is fsynced, the downloaded data is not (libtorrent leaves it to the page
         cache), so after a power loss or a crash of the host the state may claim pieces the disk
         lost. Saved in another boot, it is dropped: libtorrent checks the files again and every
         piece it finds is verified again (read, not downloaded)."""
-        resume_path = self.state_file(name, version, "resume")
         verified_path = self.state_file(name, version, "verified.json")
-        if not resume_path.exists():
-            return None, set()
+        if not verified_path.exists():
+            return set()
         try:
             saved = json.loads(verified_path.read_text())
         except (OSError, ValueError):
             saved = {}
         if not isinstance(saved, dict) or saved.get("boot") != boot_id():
             log.info("%s@%s: state saved before a reboot; checking the data on disk again", name, version)
-            return None, set()
-        return resume_path.read_bytes(), {int(i) for i in saved.get("pieces", [])}
+            return set()
+        return {int(i) for i in saved.get("pieces", [])}

@@ -58,21 +58,25 @@ def test_store_refuses_names_that_escape_its_root(tmp_path: Path, name: str, ver
         ModelStore(tmp_path).version_dir(name, version)
 
 
-def test_resume_state_round_trips(tmp_path: Path) -> None:
+def test_verified_pieces_round_trip_and_an_old_resume_file_goes(tmp_path: Path) -> None:
     store = ModelStore(tmp_path)
-    assert store.load_resume("m", "1") == (None, set())
-    store.save_resume("m", "1", b"resume-bytes", {3, 1, 2})
-    assert store.load_resume("m", "1") == (b"resume-bytes", {1, 2, 3})
+    assert store.load_verified("m", "1") == set()
+    old = store.state_file("m", "1", "resume")
+    old.parent.mkdir(parents=True, exist_ok=True)
+    old.write_bytes(b"libtorrent resume data, as kept before")
+    store.save_verified("m", "1", {3, 1, 2})
+    assert store.load_verified("m", "1") == {1, 2, 3}
+    assert not old.exists()
 
 
-def test_resume_state_from_before_a_reboot_is_not_trusted(tmp_path: Path) -> None:
+def test_verified_pieces_from_before_a_reboot_are_not_trusted(tmp_path: Path) -> None:
     store = ModelStore(tmp_path)
-    store.save_resume("m", "1", b"resume-bytes", {1, 2})
+    store.save_verified("m", "1", {1, 2})
     saved = store.state_file("m", "1", "verified.json")
     saved.write_text(saved.read_text().replace(boot_id(), "another-boot"))
-    assert store.load_resume("m", "1") == (None, set())
+    assert store.load_verified("m", "1") == set()
     saved.write_text("[1, 2]")  # the format before boots were recorded: not trusted either
-    assert store.load_resume("m", "1") == (None, set())
+    assert store.load_verified("m", "1") == set()
 
 
 def test_rollback_returns_to_the_version_active_before(tmp_path: Path) -> None:

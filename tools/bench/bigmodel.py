@@ -7,7 +7,8 @@ copy at the source, so only the seedbox's and one host's copies land on disk), i
 (hashed from the generator, signed, registered), a seedbox ingests it from the origin over HTTP,
 one client fetches it, is killed -9 half way, and is started again. Measured: that the restarted
 client downloads only what it had not verified, its last-piece-to-active time, the largest
-resume data it wrote, the peak RSS of the seedbox and of each client run, and that the active
+state it wrote (its verified pieces; libtorrent's resume data, which for v2 carries every block's
+hash, is not kept), the peak RSS of the seedbox and of each client run, and that the active
 model is byte-identical (every piece checked against the signed manifest). Then each figure is
 projected to 500 GB from its growth between the two sizes. Everything on loopback, no caps.
 """
@@ -55,7 +56,7 @@ class Run:
     missing_at_restart: int  # bytes the model lacked when the client restarted
     first_run_peak_rss: int
     second_run_peak_rss: int
-    resume_bytes: int  # the largest resume data the client wrote
+    state_bytes: int  # the largest state file the client wrote (its verified pieces)
     last_piece_to_active: float  # seconds
     fetch_seconds: float  # the restarted client's download
     identical: bool
@@ -131,7 +132,7 @@ def run_size(work: Path, size: int, piece_size: int, kill_at: float, client_rate
         argv = [*CLI, "client", "fetch", "big@1", "--tracker", tracker, "--passkey", host_key, "--root", str(root),
                 "--listen", "127.0.0.1:0", "--trust-key", public, "--json"]
         sidecar = root / "big" / "state" / "1.verified.json"
-        resume = Watcher(root / "big" / "state" / "1.resume")
+        state = Watcher(sidecar)
 
         capped = [*argv, "--download-rate", client_rate] if client_rate else argv  # the kill lands mid-way
         first = procs.start("client-1", capped, env=env)
@@ -163,7 +164,7 @@ def run_size(work: Path, size: int, piece_size: int, kill_at: float, client_rate
         ingest_seconds = time.monotonic() - started  # an upper bound: the seedbox finished by now
         seedbox_rss = sampler.usage(seedbox.pid).peak_rss
         procs.stop("seedbox")
-        resume_bytes = resume.close()
+        state_bytes = state.close()
         try:
             manifest.verify_data(root / "big" / "current")
             identical = True
@@ -174,7 +175,7 @@ def run_size(work: Path, size: int, piece_size: int, kill_at: float, client_rate
                    ingest_seconds=ingest_seconds, seedbox_peak_rss=seedbox_rss, pieces_at_kill=held,
                    verified_at_restart=result["pieces_verified_at_start"],
                    downloaded_after_restart=result["bytes_downloaded"], missing_at_restart=missing,
-                   first_run_peak_rss=first_rss, second_run_peak_rss=second_rss, resume_bytes=resume_bytes,
+                   first_run_peak_rss=first_rss, second_run_peak_rss=second_rss, state_bytes=state_bytes,
                    last_piece_to_active=result["last_piece_to_active"], fetch_seconds=result["elapsed"],
                    identical=identical)
     finally:
@@ -193,7 +194,7 @@ FIGURES = [  # (what, field, unit divisor, unit)
     ("seedbox peak RSS", "seedbox_peak_rss", MIB, "MiB"),
     ("client peak RSS (first run, killed)", "first_run_peak_rss", MIB, "MiB"),
     ("client peak RSS (restarted run)", "second_run_peak_rss", MIB, "MiB"),
-    ("largest resume data", "resume_bytes", MIB, "MiB"),
+    ("largest client state (verified pieces)", "state_bytes", MIB, "MiB"),
     ("last piece to active", "last_piece_to_active", 1, "s"),
 ]
 
