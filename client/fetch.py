@@ -8,7 +8,8 @@ back. Pieces libtorrent finds on disk after a restart are hashed by its recheck 
 
 The state kept across a restart is the set of verified pieces, saved only once libtorrent's write
 cache has been flushed past them (periodically and before activation). A restart in the same boot
-hands them to libtorrent as had, without hashing them again. libtorrent's own resume data is not
+hands them to libtorrent as had, without hashing them again, with the pieces written after the
+last save (``ondisk.py``: found by where the files hold data, then hashed). libtorrent's own resume data is not
 kept: for a v2 torrent it carries every 16 KiB block's hash (32 bytes a block, 2 MiB per GiB:
 measured 8.5 MB for 4 GiB, which would be about 1 GB for a 500 GB model, rewritten every few
 seconds), and for an unfinished torrent it marks no piece as had anyway.
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import libtorrent as lt
 
-from client import priority, reuse
+from client import ondisk, priority, reuse
 from client.hooks import run_on_activate
 from client.reuse import Donor
 from client.settings import ClientSettings
@@ -109,7 +110,9 @@ class Fetcher:
         torrents.check_matches(torrent, manifest)
 
         save_path = version_dir if version_dir.is_dir() else self.store.staging(name, version)
-        verified = _still_on_disk(self.store.load_verified(name, version), layout, save_path)
+        verified = ondisk.still_there(self.store.load_verified(name, version), layout, save_path)
+        if verified:  # a restart in this boot: what was written after the last save is there too
+            verified |= ondisk.written_after_the_save(layout, manifest.piece_digests(), save_path, verified)
         self._preflight(manifest, save_path)
         save_path.mkdir(parents=True, exist_ok=True)
         self.store.save_manifest(name, version, manifest.to_json())  # for later versions to reuse pieces
@@ -179,21 +182,6 @@ class Fetcher:
             )
 
 
-def _still_on_disk(verified: set[int], layout: Layout, save_path: Path) -> set[int]:
-    """The pieces saved as verified, if the files still reach past each of them; none if not
-    (a file removed or cut short since: libtorrent checks what is there instead)."""
-    verified = {i for i in verified if 0 <= i < layout.num_pieces}
-    for index in verified:
-        span = layout.pieces[index]
-        path = save_path / layout.files[span.file_index].path
-        try:
-            if path.stat().st_size < span.file_offset + span.length:
-                return set()
-        except OSError:
-            return set()
-    return verified
-
-
 class _Run:
     """One download of one version inside one libtorrent session."""
 
@@ -256,7 +244,7 @@ class _Run:
                     self._start_afresh = True
                 else:
                     log.warning("%s", alert_message(alert))
-            elif isinstance(alert, lt.save_resume_data_alert):
+            elif isinstance(alert, lt.cache_flushed_alert):
                 self._persist()
             elif isinstance(alert, (lt.file_error_alert, lt.torrent_error_alert)):
                 raise ModeltorrentError(
@@ -271,7 +259,7 @@ class _Run:
         it again also clears the trust points it took so far. The banned address stays blocked in
         the session. Costs the partial pieces' blocks and a reconnect."""
         self._flush()  # the verified pieces' blocks to disk first
-        self._wait_for(lt.save_resume_data_alert)
+        self._wait_for(lt.cache_flushed_alert)
         self.verified = set(self._flushed)
         self.ses.remove_torrent(self.handle)
         self._wait_for(lt.torrent_removed_alert)
@@ -342,11 +330,13 @@ class _Run:
             self.f.on_progress(self.progress)
 
     def _flush(self) -> None:
-        """Have libtorrent flush its write cache (a save_resume_data that flushes first; its data
-        is not kept): libtorrent 2.1 keeps the blocks of a v2 torrent's finished pieces in memory
-        (seen: none on disk 3 s into a download), and a process killed then would lose them."""
-        self._flushed = set(self.verified)  # finished before the flush: on disk once the data comes
-        self.handle.save_resume_data(lt.torrent_handle.flush_disk_cache)
+        """Have libtorrent flush its write cache (``cache_flushed_alert`` says it is done):
+        libtorrent 2.1 keeps the blocks of a v2 torrent's finished pieces in memory (seen: none on
+        disk 3 s into a download), and a process killed then would lose them. Not through
+        ``save_resume_data(flush_disk_cache)``: that also builds resume data holding every block's
+        hash (2 MiB per GiB), thrown away here."""
+        self._flushed = set(self.verified)  # finished before the flush: on disk once it is done
+        self.handle.flush_cache()
 
     def _persist(self) -> None:
         """The flush asked for is done: the pieces finished before it are on disk."""
@@ -357,7 +347,7 @@ class _Run:
         while time.monotonic() < deadline:
             self.ses.wait_for_alert(100)
             for alert in self.ses.pop_alerts():
-                if isinstance(alert, lt.save_resume_data_alert):
+                if isinstance(alert, lt.cache_flushed_alert):
                     self._persist()
                 if isinstance(alert, kind):
                     return alert
@@ -377,7 +367,7 @@ class _Run:
         self.progress.state = "activating"
         steps = [("start", time.monotonic())]
         self._flush()  # every block on disk before the files become the active model
-        self._wait_for(lt.save_resume_data_alert)
+        self._wait_for(lt.cache_flushed_alert)
         steps.append(("flush", time.monotonic()))
         if Path(self.handle.status().save_path) != version_dir:
             version_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -401,7 +391,7 @@ class _Run:
         while more() and not self.f.stop.is_set():
             self.ses.wait_for_alert(500)
             for alert in self.ses.pop_alerts():
-                if isinstance(alert, lt.save_resume_data_alert):
+                if isinstance(alert, lt.cache_flushed_alert):
                     self._persist()
             self._periodic()
 
@@ -410,7 +400,7 @@ class _Run:
         try:
             if self.handle.is_valid():
                 self._flush()
-                self._wait_for(lt.save_resume_data_alert, timeout=10)
+                self._wait_for(lt.cache_flushed_alert, timeout=10)
         except ModeltorrentError as exc:
             log.warning("could not save the verified pieces: %s", exc)
         self.ses.remove_torrent(self.handle)

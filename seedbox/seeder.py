@@ -45,6 +45,7 @@ from seedbox.webseed import SpoolServer
 
 log = logging.getLogger("modeltorrent.seedbox")
 _rng = random.Random()  # retry jitter: spread, not secrecy
+WEBSEED_HOLD = 3600.0  # seconds a web seed request waits for its piece's read
 
 
 @dataclass
@@ -272,9 +273,12 @@ class Seeder:
         hold pieces (a restart), what they lack is read first and what they hold last."""
         lanes = self.settings.fetch_concurrency
         demanded: set[int] = set()  # asked of the web seed, not yet read: read next (from its threads)
-        server = SpoolServer(self.spool_dir, self.layout, lanes, self.settings.stall_timeout,
-                             demanded.add).start()
-        ses.apply_settings({"max_web_seed_connections": lanes})
+        # A request waits for its piece as long as the read takes (a slow or capped source: minutes
+        # for a 64 MiB piece); the seeder fails if the source does, so nothing waits forever.
+        server = SpoolServer(self.spool_dir, self.layout, lanes, WEBSEED_HOLD, demanded.add).start()
+        # libtorrent drops a web seed that sent nothing for urlseed_timeout (20 s by default): a
+        # request waiting for its piece sends nothing until the piece is spooled.
+        ses.apply_settings({"max_web_seed_connections": lanes, "urlseed_timeout": int(WEBSEED_HOLD)})
         queue = list(missing)  # not yet asked of the source
         reading: dict[int, Future[None]] = {}
         offered: dict[int, float] = {}  # whole in the spool and wanted from the web seed: since when
@@ -373,7 +377,8 @@ class Seeder:
                         if index in rotate_when_ready:
                             rotate_when_ready.discard(index)
                             rotate(f"piece {index} read again after bad bytes")
-                    if offered and now - progress > self.settings.stall_timeout:
+                    # A piece waiting in the spool that long while none was taken: the lanes are stuck.
+                    if offered and now - max(progress, min(offered.values())) > self.settings.stall_timeout:
                         progress = now
                         rotate(f"no piece taken from the web seed for {self.settings.stall_timeout:.0f}s "
                                f"({len(offered)} waiting)")

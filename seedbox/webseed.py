@@ -122,6 +122,7 @@ class SpoolServer(ThreadingHTTPServer):
         self._done: set[int] = set()
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
+        self._closing = False
         self._thread = threading.Thread(target=self.serve_forever, name="webseed", daemon=True)
 
     def start(self) -> SpoolServer:
@@ -129,6 +130,9 @@ class SpoolServer(ThreadingHTTPServer):
         return self
 
     def close(self) -> None:
+        with self._changed:  # requests still waiting give up
+            self._closing = True
+            self._changed.notify_all()
         self.shutdown()
         self.server_close()
 
@@ -170,7 +174,7 @@ class SpoolServer(ThreadingHTTPServer):
                 return True
         self.demand(piece)
         with self._changed:
-            return self._changed.wait_for(there, self.hold)
+            return self._changed.wait_for(lambda: there() or self._closing, self.hold) and there()
 
     def is_done(self, piece: int) -> bool:
         with self._lock:

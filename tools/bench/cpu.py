@@ -24,12 +24,15 @@ class Usage:
     cpu: float = 0.0
     threads: dict[int, tuple[str, float]] = field(default_factory=dict)  # tid -> (name, CPU seconds)
     peak_rss: int = 0  # bytes
+    # Of that, memory of its own (RssAnon), the largest seen: libtorrent maps the torrent's files, so
+    # RSS also counts the page cache of every file page it touched, which the kernel can drop.
+    peak_anon: int = 0
 
     def since(self, before: Usage) -> Usage:
         """What was used between ``before`` and this look (threads that started since count whole)."""
         threads = {tid: (name, cpu - before.threads.get(tid, ("", 0.0))[1])
                    for tid, (name, cpu) in self.threads.items()}
-        return Usage(self.cpu - before.cpu, threads, self.peak_rss)
+        return Usage(self.cpu - before.cpu, threads, self.peak_rss, self.peak_anon)
 
     @property
     def busiest(self) -> tuple[str, float]:
@@ -47,8 +50,8 @@ def look(pid: int) -> Usage | None:
     proc = Path(f"/proc/{pid}")
     try:
         cpu = _cpu_of_stat((proc / "stat").read_text())
-        rss = next((int(line.split()[1]) * 1024 for line in (proc / "status").read_text().splitlines()
-                    if line.startswith("VmHWM:")), 0)
+        status = {line.split(":")[0]: line for line in (proc / "status").read_text().splitlines()}
+        rss, anon = (int(status[k].split()[1]) * 1024 if k in status else 0 for k in ("VmHWM", "RssAnon"))
         threads = {}
         for task in (proc / "task").iterdir():
             try:
@@ -59,7 +62,7 @@ def look(pid: int) -> Usage | None:
             threads[int(task.name)] = (name, _cpu_of_stat(stat))
     except (OSError, ValueError):
         return None
-    return Usage(cpu, threads, rss)
+    return Usage(cpu, threads, rss, anon)
 
 
 class Sampler:
@@ -92,7 +95,8 @@ class Sampler:
         with self._lock:
             before = self._latest.get(pid)
             if before:  # keep ended threads, at their last time
-                now = Usage(now.cpu, before.threads | now.threads, max(now.peak_rss, before.peak_rss))
+                now = Usage(now.cpu, before.threads | now.threads, max(now.peak_rss, before.peak_rss),
+                            max(now.peak_anon, before.peak_anon))
             self._latest[pid] = now
 
     def _run(self) -> None:
