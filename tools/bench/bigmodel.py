@@ -50,12 +50,15 @@ class Run:
     publish_seconds: float
     ingest_seconds: float
     seedbox_peak_rss: int
+    seedbox_peak_anon: int  # of which its own memory (RssAnon), not mapped file pages
     pieces_at_kill: int  # verified pieces in the client's state when it was killed
     verified_at_restart: int  # what the restarted client found it did not need again
     downloaded_after_restart: int  # bytes
     missing_at_restart: int  # bytes the model lacked when the client restarted
     first_run_peak_rss: int
     second_run_peak_rss: int
+    first_run_peak_anon: int
+    second_run_peak_anon: int
     state_bytes: int  # the largest state file the client wrote (its verified pieces)
     last_piece_to_active: float  # seconds
     fetch_seconds: float  # the restarted client's download
@@ -144,6 +147,7 @@ def run_size(work: Path, size: int, piece_size: int, kill_at: float, client_rate
             time.sleep(0.2)
             with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
                 held = len(json.loads(sidecar.read_text())["pieces"])
+        first_anon = sampler.usage(first.pid).peak_anon
         first.send_signal(signal.SIGKILL)
         _, _, first_rss = wait_exited(first.pid, 60)
         kept = set(json.loads(sidecar.read_text())["pieces"])
@@ -154,7 +158,9 @@ def run_size(work: Path, size: int, piece_size: int, kill_at: float, client_rate
 
         out = work / "client-2.out"
         second = procs.start("client-2", ["sh", "-c", 'exec "$@" > "$0"', str(out), *argv], env=env)
-        code, _, second_rss = wait_exited(second.pid, 6 * 3600)
+        sampler.watch(second.pid)
+        code, _, second_rss = wait_exited(second.pid, 6 * 3600, lambda: sampler.usage(second.pid))
+        anon = sampler.usage(second.pid).peak_anon  # kept from its last look
         if code != 0:
             raise RuntimeError(f"the restarted client exited {code}: {procs.log('client-2')[-2000:]}")
         result = json.loads(out.read_text().strip().splitlines()[-1])
@@ -162,7 +168,7 @@ def run_size(work: Path, size: int, piece_size: int, kill_at: float, client_rate
         while json.loads(status.read_text())["state"] != "seeding":
             time.sleep(0.2)
         ingest_seconds = time.monotonic() - started  # an upper bound: the seedbox finished by now
-        seedbox_rss = sampler.usage(seedbox.pid).peak_rss
+        seedbox_rss, seedbox_anon = sampler.usage(seedbox.pid).peak_rss, sampler.usage(seedbox.pid).peak_anon
         procs.stop("seedbox")
         state_bytes = state.close()
         try:
@@ -172,7 +178,8 @@ def run_size(work: Path, size: int, piece_size: int, kill_at: float, client_rate
             print(f"  NOT IDENTICAL: {exc}", flush=True)
             identical = False
         return Run(size=manifest.total_size, pieces=pieces, publish_seconds=publish_seconds,
-                   ingest_seconds=ingest_seconds, seedbox_peak_rss=seedbox_rss, pieces_at_kill=held,
+                   ingest_seconds=ingest_seconds, seedbox_peak_rss=seedbox_rss, seedbox_peak_anon=seedbox_anon,
+                   pieces_at_kill=held, first_run_peak_anon=first_anon, second_run_peak_anon=anon,
                    verified_at_restart=result["pieces_verified_at_start"],
                    downloaded_after_restart=result["bytes_downloaded"], missing_at_restart=missing,
                    first_run_peak_rss=first_rss, second_run_peak_rss=second_rss, state_bytes=state_bytes,
@@ -192,8 +199,11 @@ def projected(small: float, big: float, small_size: int, big_size: int) -> float
 MIB = 1 << 20
 FIGURES = [  # (what, field, unit divisor, unit)
     ("seedbox peak RSS", "seedbox_peak_rss", MIB, "MiB"),
+    ("of which its own memory (anonymous)", "seedbox_peak_anon", MIB, "MiB"),
     ("client peak RSS (first run, killed)", "first_run_peak_rss", MIB, "MiB"),
+    ("of which its own memory (anonymous)", "first_run_peak_anon", MIB, "MiB"),
     ("client peak RSS (restarted run)", "second_run_peak_rss", MIB, "MiB"),
+    ("of which its own memory (anonymous)", "second_run_peak_anon", MIB, "MiB"),
     ("largest client state (verified pieces)", "state_bytes", MIB, "MiB"),
     ("last piece to active", "last_piece_to_active", 1, "s"),
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -111,11 +112,13 @@ class Sampler:
         self._thread.join()
 
 
-def wait_exited(pid: int, timeout: float) -> tuple[int, float, int]:
+def wait_exited(pid: int, timeout: float, meanwhile: Callable[[], object] | None = None) -> tuple[int, float, int]:
     """Wait for a child; its (exit code, CPU seconds, peak RSS bytes) as the kernel counted them.
-    Raises TimeoutError."""
+    ``meanwhile`` is called at each look while it runs. Raises TimeoutError."""
     deadline = time.monotonic() + timeout
     while True:
+        if meanwhile:
+            meanwhile()
         done, status, rusage = os.wait4(pid, os.WNOHANG)
         if done:
             return os.waitstatus_to_exitcode(status), rusage.ru_utime + rusage.ru_stime, rusage.ru_maxrss * 1024
