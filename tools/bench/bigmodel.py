@@ -191,8 +191,9 @@ def run_size(work: Path, size: int, piece_size: int, kill_at: float, client_rate
 
 
 def projected(small: float, big: float, small_size: int, big_size: int) -> float:
-    """A figure at 500 GB, on the straight line through its two measurements."""
-    slope = (big - small) / (big_size - small_size)
+    """A figure at 500 GB, on the straight line through its two measurements (one that does not
+    grow stays where it is: a smaller figure at the larger size is noise, not a trend)."""
+    slope = max((big - small) / (big_size - small_size), 0.0)
     return big + slope * (TARGET - big_size)
 
 
@@ -204,7 +205,7 @@ FIGURES = [  # (what, field, unit divisor, unit)
     ("of which its own memory (anonymous)", "first_run_peak_anon", MIB, "MiB"),
     ("client peak RSS (restarted run)", "second_run_peak_rss", MIB, "MiB"),
     ("of which its own memory (anonymous)", "second_run_peak_anon", MIB, "MiB"),
-    ("largest client state (verified pieces)", "state_bytes", MIB, "MiB"),
+    ("largest client state (verified pieces)", "state_bytes", 1024, "KiB"),
     ("last piece to active", "last_piece_to_active", 1, "s"),
 ]
 
