@@ -338,7 +338,7 @@ class Seeder:
                     picked = next_pieces(queue, availability, room) if queue and room > 0 else []
                     for index in asked + [i for i in picked if i not in asked]:
                         queue.remove(index)
-                        reading[index] = self._submit(pool, index, attempts.get(index, 0))
+                        reading[index] = pool.submit(self.spool, index, attempts.get(index, 0))
                     for alert in ses.pop_alerts():
                         log.debug("%s: %s", type(alert).__name__, alert_message(alert))
                         if self._flush_done(alert, flushing):
@@ -362,7 +362,7 @@ class Seeder:
                             self._wrong_bytes(index, data, attempt)  # raises once the retries are used
                             attempts[index] = attempt + 1
                             rotate_when_ready.add(index)  # libtorrent stops asking a lane that sent them
-                            reading[index] = self._submit(pool, index, attempt + 1)
+                            reading[index] = pool.submit(self.spool, index, attempt + 1)
                     for index, future in list(reading.items()):
                         if not future.done():
                             continue
@@ -385,10 +385,7 @@ class Seeder:
                     if now >= next_tick:
                         self._tick(ses, handle, on_tick)
                         next_tick = now + self.settings.status_interval
-                        if unflushed:
-                            flushing.append(unflushed[:])
-                            unflushed.clear()
-                            handle.flush_cache()
+                        self._ask_flush(handle, unflushed, flushing)
                     ses.wait_for_alert(20)
                 self._flush(ses, handle, unflushed, flushing)
         finally:
@@ -398,8 +395,13 @@ class Seeder:
             server.close()
         self.stats.bytes_via_webseed = server.bytes_served
 
-    def _submit(self, pool: ThreadPoolExecutor, index: int, attempt: int) -> Future[None]:
-        return pool.submit(self.spool, index, attempt)
+    @staticmethod
+    def _ask_flush(handle: lt.torrent_handle, unflushed: list[int], flushing: deque[list[int]]) -> None:
+        """Ask libtorrent to flush the pieces finished since the last flush asked for, if any."""
+        if unflushed:
+            flushing.append(unflushed[:])
+            unflushed.clear()
+            handle.flush_cache()
 
     def _flush_done(self, alert: lt.alert, flushing: deque[list[int]]) -> bool:
         """If ``alert`` answers the oldest flush asked for: drop the spools behind it. Whether it did.
@@ -415,10 +417,7 @@ class Seeder:
     def _flush(self, ses: lt.session, handle: lt.torrent_handle, unflushed: list[int],
                flushing: deque[list[int]]) -> None:
         """Flush libtorrent's write cache and drop the spools behind it (before the spool folder goes)."""
-        if unflushed:
-            flushing.append(unflushed[:])
-            unflushed.clear()
-            handle.flush_cache()
+        self._ask_flush(handle, unflushed, flushing)
         deadline = time.monotonic() + 60
         while flushing and time.monotonic() < deadline:
             ses.wait_for_alert(100)
