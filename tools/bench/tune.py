@@ -1,0 +1,223 @@
+"""libtorrent settings for fast links, each measured against libtorrent's defaults in one run.
+
+    python -m tools.bench.tune [--size 2GiB] [--rounds 3] [--only NAME,...] [--report results/tune/report.md]
+
+The data-plane benchmark's setup (a generated model, a tracker, ``publish``, the seedbox ingesting
+it from a path), then one client fetching the model from the seedbox over and over, loopback, no
+caps: once per round with each candidate. A candidate is a set of libtorrent settings for the
+client's session, the seedbox's, or both (given to each process through
+``MODELTORRENT_LT_SETTINGS``; the seedbox is restarted for its own). Candidates run in a rotated
+order each round, and each is judged by its ratios to the baseline of the same round, median over
+rounds: this machine is shared and noisy, so side by side beats absolute.
+
+Printed per candidate: the client's GiB/s, its CPU-s per GiB and its busiest thread's, the seedbox's
+CPU-s per GiB uploading, and the ratios to the baseline. A setting is worth keeping if it lowers
+the CPU per GiB of the side it is on (what a 25 Gbit/s NIC meets) or raises the rate, and hurts
+neither.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import libtorrent as lt
+
+from common.units import parse_size
+from tools.bench.dataplane import GIB, Bench, Row
+from tools.demo.procs import free_port
+
+NO_MMAP = 1 << 30  # mmap_file_size_cutoff in 16 KiB blocks: every file below 16 TiB uses pread/pwrite
+PWRITE = int(lt.mmap_write_mode_t.always_pwrite)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    name: str
+    client: dict[str, object] = field(default_factory=dict)
+    seedbox: dict[str, object] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        parts = [f"client {json.dumps(self.client)}" if self.client else "",
+                 f"seedbox {json.dumps(self.seedbox)}" if self.seedbox else ""]
+        return "; ".join(p for p in parts if p) or "libtorrent's defaults"
+
+
+BASELINE = Candidate("baseline")
+CANDIDATES = [
+    BASELINE,
+    # hashing: one thread by default; the client's busiest thread is the one that hashes
+    Candidate("hashing_threads 2", client={"hashing_threads": 2}),
+    # disk: libtorrent 2.1 maps files and writes through the map by default
+    Candidate("pwrite", client={"disk_write_mode": PWRITE}),
+    Candidate("no mmap", client={"mmap_file_size_cutoff": NO_MMAP}, seedbox={"mmap_file_size_cutoff": NO_MMAP}),
+    Candidate("aio_threads 2", client={"aio_threads": 2}, seedbox={"aio_threads": 2}),
+    Candidate("aio_threads 4", client={"aio_threads": 4}, seedbox={"aio_threads": 4}),
+    # the uploader's send buffer: 500 KB by default
+    Candidate("send watermark 4 MiB", seedbox={"send_buffer_watermark": 4 << 20}),
+    Candidate("send watermark 16 MiB", seedbox={"send_buffer_watermark": 16 << 20}),
+    # socket buffers (0: the kernel's autotuning)
+    Candidate("socket buffers 4 MiB", client={"recv_socket_buffer_size": 4 << 20},
+              seedbox={"send_socket_buffer_size": 4 << 20}),
+    # request queue depth: requests kept in flight to a peer
+    Candidate("request queue 2000", client={"max_out_request_queue": 2000, "request_queue_time": 5},
+              seedbox={"max_allowed_in_request_queue": 4000}),
+    Candidate("peer recv buffer 8 MiB", client={"max_peer_recv_buffer_size": 8 << 20}),
+    Candidate("disk queue 256 MiB", client={"max_queued_disk_bytes": 256 << 20}),
+]
+
+
+@dataclass
+class Trial:
+    candidate: str
+    round: int
+    client: Row
+    seedbox: Row
+
+
+class Tuner:
+    def __init__(self, bench: Bench) -> None:
+        self.bench = bench
+        self.seedbox_settings: dict[str, object] | None = None
+        self.base_env = dict(bench.env)
+
+    def seedbox(self, settings: dict[str, object]) -> None:
+        """The seedbox seeding m@1 with these libtorrent settings (restarted if they differ)."""
+        if settings == self.seedbox_settings:
+            return
+        bench = self.bench
+        if self.seedbox_settings is not None:
+            bench.procs.stop("seedbox")
+            # the last run's "seeding" would end the wait before this one has checked its files
+            (bench.work / "seedbox" / "status" / "m@1.json").unlink(missing_ok=True)
+        bench.env = self.base_env | {"MODELTORRENT_LT_SETTINGS": json.dumps(settings)}
+        bench.ingest("seedbox", "m@1", bench.work / "seedbox", "path", "--listen", f"127.0.0.1:{bench.seed_port}")
+        self.seedbox_settings = settings
+
+    def trial(self, candidate: Candidate, round_: int) -> Trial:
+        self.seedbox(candidate.seedbox)
+        self.bench.env = self.base_env | {"MODELTORRENT_LT_SETTINGS": json.dumps(candidate.client)}
+        client, seedbox = self.bench.fetch(candidate.name, [0])
+        return Trial(candidate.name, round_, client, seedbox)
+
+
+def rotated(candidates: list[Candidate], round_: int) -> list[Candidate]:
+    """Each round starts elsewhere, so no candidate always runs first (or right after a restart);
+    candidates sharing seedbox settings stay together to restart it less."""
+    k = round_ % len(candidates)
+    order = candidates[k:] + candidates[:k]
+    return sorted(order, key=lambda c: json.dumps(c.seedbox, sort_keys=True) if c.seedbox else "")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    candidate: Candidate
+    rate: float  # client GiB/s, median
+    client_cpu: float  # CPU-s per GiB, median
+    client_busiest: float
+    seedbox_cpu: float
+    rate_ratio: float  # to the baseline of the same round, median
+    client_cpu_ratio: float
+    seedbox_cpu_ratio: float
+
+
+def judge(candidates: list[Candidate], trials: list[Trial]) -> list[Verdict]:
+    base = {t.round: t for t in trials if t.candidate == BASELINE.name}
+    verdicts = []
+    for c in candidates:
+        mine = [t for t in trials if t.candidate == c.name and t.round in base]
+        if not mine:
+            continue
+
+        def med(f) -> float:  # type: ignore[no-untyped-def]
+            return statistics.median(f(t) for t in mine)
+
+        verdicts.append(Verdict(
+            c, med(lambda t: t.client.rate), med(lambda t: t.client.cpu_per_gib),
+            med(lambda t: t.client.busiest_per_gib), med(lambda t: t.seedbox.cpu_per_gib),
+            med(lambda t: t.client.rate / base[t.round].client.rate),
+            med(lambda t: t.client.cpu_per_gib / base[t.round].client.cpu_per_gib),
+            med(lambda t: t.seedbox.cpu_per_gib / base[t.round].seedbox.cpu_per_gib)))
+    return verdicts
+
+
+HEAD = ("| candidate | client GiB/s | x baseline | client CPU-s/GiB | x baseline | client busiest thread | "
+        "seedbox CPU-s/GiB | x baseline |\n|---|---|---|---|---|---|---|---|")
+
+
+def line(v: Verdict) -> str:
+    return (f"| {v.candidate.name} | {v.rate:.2f} | {v.rate_ratio:.2f} | {v.client_cpu:.2f} | "
+            f"{v.client_cpu_ratio:.2f} | {v.client_busiest:.2f} | {v.seedbox_cpu:.2f} | {v.seedbox_cpu_ratio:.2f} |")
+
+
+def report(verdicts: list[Verdict], size: int, rounds: int, seconds: float) -> str:
+    return "\n".join([
+        "# libtorrent settings for fast links, side by side",
+        "",
+        f"`python -m tools.bench.tune --size {size / GIB:g}GiB --rounds {rounds}` "
+        f"({time.strftime('%Y-%m-%d')}; one client fetching from the seedbox over loopback, no caps; "
+        f"the run took {seconds:.0f} s). Figures are medians over the rounds; \"x baseline\" is the median of "
+        "each round's ratio to libtorrent's defaults in the same round (below 1 is less CPU).",
+        "",
+        HEAD, *(line(v) for v in verdicts), "",
+        "Settings:", "", *(f"- {v.candidate.name}: {v.candidate.describe()}" for v in verdicts), "",
+    ])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size", default="2GiB", help="model size (default: 2GiB)")
+    parser.add_argument("--piece-size", default="64MiB", help="piece size (default: 64MiB)")
+    parser.add_argument("--rounds", type=int, default=3, help="fetches per candidate (default: 3)")
+    parser.add_argument("--only", default="", help="comma-separated candidate names (default: all; the "
+                        "baseline always runs); known: " + ", ".join(c.name for c in CANDIDATES))
+    parser.add_argument("--report", type=Path, default=Path("results/tune/report.md"),
+                        help="where the Markdown report goes (default: results/tune/report.md)")
+    args = parser.parse_args()
+    try:
+        size, piece_size = parse_size(args.size), parse_size(args.piece_size)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
+    names = {c.name: c for c in CANDIDATES}
+    wanted = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = [n for n in wanted if n not in names]
+    if unknown:
+        parser.error(f"unknown candidates {unknown}; known: {', '.join(names)}")
+    candidates = [BASELINE, *(names[n] for n in wanted if n != BASELINE.name)] if wanted else CANDIDATES
+    work = Path(tempfile.mkdtemp(prefix="modeltorrent-bench-tune-"))
+    if shutil.disk_usage(work).free < 4 * size:
+        parser.error(f"{work} needs about {4 * size / GIB:.1f} GiB free")
+    started = time.monotonic()
+    bench = Bench(work, size, piece_size)
+    bench.seed_port = free_port()
+    trials: list[Trial] = []
+    try:
+        bench.publish()
+        tuner = Tuner(bench)
+        for r in range(args.rounds):
+            for c in rotated(candidates, r):
+                t = tuner.trial(c, r)
+                trials.append(t)
+                print(f"round {r + 1}/{args.rounds} {c.name}: {t.client.rate:.2f} GiB/s, client "
+                      f"{t.client.cpu_per_gib:.2f} CPU-s/GiB, seedbox {t.seedbox.cpu_per_gib:.2f}", flush=True)
+    finally:
+        bench.close()
+        shutil.rmtree(work, ignore_errors=True)
+    verdicts = judge(candidates, trials)
+    text = report(verdicts, bench.size, args.rounds, time.monotonic() - started)
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text(text)
+    print(text)
+    print(f"report: {args.report}")
+
+
+if __name__ == "__main__":
+    main()
