@@ -6,9 +6,10 @@ The data-plane benchmark's setup (a generated model, a tracker, ``publish``, the
 it from a path), then one client fetching the model from the seedbox over and over, loopback, no
 caps: once per round with each candidate. A candidate is a set of libtorrent settings for the
 client's session, the seedbox's, or both (given to each process through
-``MODELTORRENT_LT_SETTINGS``; the seedbox is restarted for its own). Candidates run in a rotated
-order each round, and each is judged by its ratios to the baseline of the same round, median over
-rounds: this machine is shared and noisy, so side by side beats absolute.
+``MODELTORRENT_LT_SETTINGS``; the seedbox is restarted for its own). Each round runs every
+candidate back to back with a baseline fetch (libtorrent's defaults), in alternating order, and a
+candidate is judged by its ratios to the baseline beside it, median over rounds: this machine is
+shared (40 % CPU steal seen) and its speed drifts by tens of percent within minutes.
 
 Printed per candidate: the client's GiB/s, its CPU-s per GiB and its busiest thread's, the seedbox's
 CPU-s per GiB uploading, and the ratios to the baseline. A setting is worth keeping if it lowers
@@ -24,6 +25,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -70,6 +72,9 @@ CANDIDATES = [
               seedbox={"max_allowed_in_request_queue": 4000}),
     Candidate("peer recv buffer 8 MiB", client={"max_peer_recv_buffer_size": 8 << 20}),
     Candidate("disk queue 256 MiB", client={"max_queued_disk_bytes": 256 << 20}),
+    Candidate("pwrite + aio_threads 2 + recv buffer 8 MiB",
+              client={"disk_write_mode": PWRITE, "aio_threads": 2, "max_peer_recv_buffer_size": 8 << 20},
+              seedbox={"aio_threads": 2}),
 ]
 
 
@@ -79,6 +84,7 @@ class Trial:
     round: int
     client: Row
     seedbox: Row
+    baseline: Trial | None = None  # the baseline fetch run right before or after this one
 
 
 class Tuner:
@@ -106,13 +112,23 @@ class Tuner:
         client, seedbox = self.bench.fetch(candidate.name, [0])
         return Trial(candidate.name, round_, client, seedbox)
 
+    def pair(self, candidate: Candidate, round_: int, baseline_first: bool) -> tuple[Trial, Trial]:
+        """The candidate and the baseline back to back: the load this shared machine is under drifts
+        by tens of percent within minutes, far more than most settings change."""
+        if baseline_first:
+            base = self.trial(BASELINE, round_)
+            mine = self.trial(candidate, round_)
+        else:
+            mine = self.trial(candidate, round_)
+            base = self.trial(BASELINE, round_)
+        mine.baseline = base
+        return base, mine
+
 
 def rotated(candidates: list[Candidate], round_: int) -> list[Candidate]:
-    """Each round starts elsewhere, so no candidate always runs first (or right after a restart);
-    candidates sharing seedbox settings stay together to restart it less."""
+    """Each round starts elsewhere, so no candidate always runs at the same point of the run."""
     k = round_ % len(candidates)
-    order = candidates[k:] + candidates[:k]
-    return sorted(order, key=lambda c: json.dumps(c.seedbox, sort_keys=True) if c.seedbox else "")
+    return candidates[k:] + candidates[:k]
 
 
 @dataclass(frozen=True)
@@ -122,38 +138,41 @@ class Verdict:
     client_cpu: float  # CPU-s per GiB, median
     client_busiest: float
     seedbox_cpu: float
-    rate_ratio: float  # to the baseline of the same round, median
+    rate_ratio: float  # to the baseline run beside it, median
     client_cpu_ratio: float
     seedbox_cpu_ratio: float
+    spread: tuple[float, float]  # the lowest and highest client CPU ratio seen
 
 
 def judge(candidates: list[Candidate], trials: list[Trial]) -> list[Verdict]:
-    base = {t.round: t for t in trials if t.candidate == BASELINE.name}
     verdicts = []
     for c in candidates:
-        mine = [t for t in trials if t.candidate == c.name and t.round in base]
+        mine = [t for t in trials if t.candidate == c.name]
         if not mine:
             continue
 
-        def med(f) -> float:  # type: ignore[no-untyped-def]
+        def med(f: Callable[[Trial], float]) -> float:
             return statistics.median(f(t) for t in mine)
 
+        def ratio(f: Callable[[Trial], float]) -> float:
+            return med(lambda t: f(t) / f(t.baseline) if t.baseline else 1.0)
+
+        cpu_ratios = [t.client.cpu_per_gib / t.baseline.client.cpu_per_gib if t.baseline else 1.0 for t in mine]
         verdicts.append(Verdict(
             c, med(lambda t: t.client.rate), med(lambda t: t.client.cpu_per_gib),
             med(lambda t: t.client.busiest_per_gib), med(lambda t: t.seedbox.cpu_per_gib),
-            med(lambda t: t.client.rate / base[t.round].client.rate),
-            med(lambda t: t.client.cpu_per_gib / base[t.round].client.cpu_per_gib),
-            med(lambda t: t.seedbox.cpu_per_gib / base[t.round].seedbox.cpu_per_gib)))
+            ratio(lambda t: t.client.rate), ratio(lambda t: t.client.cpu_per_gib),
+            ratio(lambda t: t.seedbox.cpu_per_gib), (min(cpu_ratios), max(cpu_ratios))))
     return verdicts
 
 
-HEAD = ("| candidate | client GiB/s | x baseline | client CPU-s/GiB | x baseline | client busiest thread | "
+HEAD = ("| candidate | client GiB/s | x baseline | client CPU-s/GiB | x baseline (range) | client busiest thread | "
         "seedbox CPU-s/GiB | x baseline |\n|---|---|---|---|---|---|---|---|")
 
 
 def line(v: Verdict) -> str:
     return (f"| {v.candidate.name} | {v.rate:.2f} | {v.rate_ratio:.2f} | {v.client_cpu:.2f} | "
-            f"{v.client_cpu_ratio:.2f} | {v.client_busiest:.2f} | {v.seedbox_cpu:.2f} | {v.seedbox_cpu_ratio:.2f} |")
+            f"{v.client_cpu_ratio:.2f} ({v.spread[0]:.2f}-{v.spread[1]:.2f}) | {v.client_busiest:.2f} | {v.seedbox_cpu:.2f} | {v.seedbox_cpu_ratio:.2f} |")
 
 
 def report(verdicts: list[Verdict], size: int, rounds: int, seconds: float) -> str:
@@ -163,7 +182,7 @@ def report(verdicts: list[Verdict], size: int, rounds: int, seconds: float) -> s
         f"`python -m tools.bench.tune --size {size / GIB:g}GiB --rounds {rounds}` "
         f"({time.strftime('%Y-%m-%d')}; one client fetching from the seedbox over loopback, no caps; "
         f"the run took {seconds:.0f} s). Figures are medians over the rounds; \"x baseline\" is the median of "
-        "each round's ratio to libtorrent's defaults in the same round (below 1 is less CPU).",
+        "the ratios to the baseline fetch (libtorrent's defaults) run beside each (below 1 is less CPU).",
         "",
         HEAD, *(line(v) for v in verdicts), "",
         "Settings:", "", *(f"- {v.candidate.name}: {v.candidate.describe()}" for v in verdicts), "",
@@ -174,7 +193,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", default="2GiB", help="model size (default: 2GiB)")
     parser.add_argument("--piece-size", default="64MiB", help="piece size (default: 64MiB)")
-    parser.add_argument("--rounds", type=int, default=3, help="fetches per candidate (default: 3)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="fetches per candidate, each beside a baseline fetch (default: 3)")
     parser.add_argument("--only", default="", help="comma-separated candidate names (default: all; the "
                         "baseline always runs); known: " + ", ".join(c.name for c in CANDIDATES))
     parser.add_argument("--report", type=Path, default=Path("results/tune/report.md"),
@@ -203,11 +223,12 @@ def main() -> None:
         bench.publish()
         tuner = Tuner(bench)
         for r in range(args.rounds):
-            for c in rotated(candidates, r):
-                t = tuner.trial(c, r)
-                trials.append(t)
-                print(f"round {r + 1}/{args.rounds} {c.name}: {t.client.rate:.2f} GiB/s, client "
-                      f"{t.client.cpu_per_gib:.2f} CPU-s/GiB, seedbox {t.seedbox.cpu_per_gib:.2f}", flush=True)
+            for k, c in enumerate(rotated(candidates[1:], r)):
+                pair = tuner.pair(c, r, baseline_first=(r + k) % 2 == 0)
+                trials += pair
+                for t in pair:
+                    print(f"round {r + 1}/{args.rounds} {t.candidate}: {t.client.rate:.2f} GiB/s, client "
+                          f"{t.client.cpu_per_gib:.2f} CPU-s/GiB, seedbox {t.seedbox.cpu_per_gib:.2f}", flush=True)
     finally:
         bench.close()
         shutil.rmtree(work, ignore_errors=True)
