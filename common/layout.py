@@ -109,6 +109,14 @@ class Layout:
         return len(self.files) > 1
 
     @property
+    def torrent_size(self) -> int:
+        """Bytes as BitTorrent clients count the torrent (and its ``left`` at the start): file data
+        and the padding of every file to a piece boundary, when files are padded."""
+        if not self.padded:
+            return self.total_size
+        return sum(-(-f.size // self.piece_size) * self.piece_size for f in self.files)
+
+    @property
     def num_pieces(self) -> int:
         return len(self.pieces)
 

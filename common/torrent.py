@@ -42,9 +42,17 @@ class InfoHashes:
         return self.v2[:40]
 
 
-def build(layout: Layout, digests: list[PieceDigest], name: str, *, comment: str = "",
+VERSION_KEY = b"modeltorrent version"
+
+
+def build(layout: Layout, digests: list[PieceDigest], name: str, *, version: str = "", comment: str = "",
           torrent_format: Format = DEFAULT_FORMAT) -> bytes:
-    """Bencoded private torrent whose top folder is ``name``; ``hybrid`` needs the digests' SHA-1."""
+    """Bencoded private torrent whose top folder is ``name``; ``hybrid`` needs the digests' SHA-1.
+
+    ``version`` goes into the info dict, so that each version of a model is a swarm of its own even
+    when its bytes are another version's (the info hashes would be the same otherwise; hosts that
+    hold the other version copy its pieces instead of downloading them). BitTorrent clients hash
+    the info dict as it is and ignore keys they do not know."""
     hybrid = torrent_format == "hybrid"
     v1_files: list[dict[bytes, Any]] = []
     tree: dict[bytes, Any] = {}
@@ -72,6 +80,8 @@ def build(layout: Layout, digests: list[PieceDigest], name: str, *, comment: str
         b"piece length": layout.piece_size,
         b"private": 1,
     }
+    if version:
+        info[VERSION_KEY] = version.encode()
     if hybrid:
         if not all(d.sha1 for d in digests):
             raise ValueError("a hybrid torrent needs the pieces' SHA-1 (hash_tree(..., v1=True))")
@@ -117,6 +127,10 @@ def check_matches(torrent: bytes, manifest: Manifest) -> InfoHashes:
     name = info.get(b"name", b"").decode(errors="replace") if isinstance(info, dict) else ""
     if name != manifest.name:  # the info dict's own name: a v2 torrent of one file is named after it
         raise TorrentMismatch(f"torrent name {name!r} is not the model name {manifest.name!r}")
+    version = info.get(VERSION_KEY) if isinstance(info, dict) else None
+    if version is not None and version != manifest.version.encode():
+        raise TorrentMismatch(f"torrent is of version {version.decode(errors='replace')!r}, "
+                              f"the manifest of {manifest.version!r}")
     if ti.piece_length() != manifest.piece_size or ti.num_pieces() != len(manifest.pieces):
         raise TorrentMismatch(
             f"torrent pieces ({ti.num_pieces()} x {ti.piece_length()}) disagree with the manifest "

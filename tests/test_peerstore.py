@@ -16,7 +16,7 @@ from tracker.peerstore import Announced, PeerRow, PeerStore, merge
 
 
 def row(pid: str, seen: float, *, left: int = 5, port: int = 1) -> PeerRow:
-    return PeerRow(1, pid, 1, 0.0, "10.0.0.1", port, left, 0, 0, seen)
+    return PeerRow(1, pid, 1, 0.0, "10.0.0.1", port, left, 0, 0, seen, seen + 150)
 
 
 READ_AT = 100.0

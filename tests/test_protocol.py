@@ -58,7 +58,6 @@ BAD = [
     ("21-byte hash", q(**(BASE | {"info_hash": HASH + b"x"})), "20 bytes"),
     ("repeated info_hash", q(**BASE) + b"&info_hash=" + quote_from_bytes(HASH).encode(), "more than once"),
     ("negative port", q(**(BASE | {"port": -1})), "invalid port"),
-    ("port zero", q(**(BASE | {"port": 0})), "invalid port"),
     ("port too big", q(**(BASE | {"port": 70000})), "invalid port"),
     ("huge counter", q(**(BASE | {"left": 10**30})), "invalid left"),
     ("text counter", q(**(BASE | {"uploaded": "lots"})), "invalid uploaded"),
@@ -67,6 +66,21 @@ BAD = [
     ("empty", b"", "missing passkey"),
     ("broken percent", q(**BASE).replace(b"port=6881", b"port=%zz"), "invalid port"),
 ]
+
+
+LENIENT = [  # (case, the announce, what it is taken as): as stock trackers take them
+    ("numwant above any limit", q(**BASE, numwant=10**6), {"numwant": 10**6}),  # clamped by the swarm
+    ("numwant -1", q(**BASE, numwant=-1), {"numwant": None}),  # the tracker's default
+    ("numwant garbage", q(**BASE, numwant="all"), {"numwant": None}),
+    ("no left", q(**{k: v for k, v in BASE.items() if k != "left"}), {"left": None}),  # not a seed
+    ("port 0", q(**(BASE | {"port": 0})), {"port": 0}),  # accepts no connections
+]
+
+
+@pytest.mark.parametrize("raw,taken", [c[1:] for c in LENIENT], ids=[c[0] for c in LENIENT])
+def test_announces_stock_trackers_take_are_taken(raw: bytes, taken: dict) -> None:
+    req = parse_announce(raw)
+    assert {k: getattr(req, k) for k in taken} == taken
 
 
 @pytest.mark.parametrize("raw,match", [b[1:] for b in BAD], ids=[b[0] for b in BAD])

@@ -91,6 +91,20 @@ def test_should_refuse_a_torrent_that_disagrees_with_its_manifest(tmp_path: Path
         torrent.check_matches(b"d4:infoi1ee", manifest)
 
 
+def test_a_torrent_of_another_version_is_refused_and_one_without_a_version_is_taken(tmp_path: Path) -> None:
+    key = tmp_path / "k"
+    signing.generate_key(key)
+    layout = plan([("a.bin", 3 * PS), ("b.bin", 10)], PS)
+    model = write_model(tmp_path / "m", {"a.bin": 3 * PS, "b.bin": 10})
+    _, digests = build_from_tree(model, PS)
+    manifest = Manifest.create(name="m", version="7", layout=layout, digests=digests,
+                               key=signing.load_private_key(key))
+    torrent.check_matches(torrent.build(layout, digests, "m", version="7"), manifest)
+    torrent.check_matches(torrent.build(layout, digests, "m"), manifest)
+    with pytest.raises(TorrentMismatch, match="version '8'"):
+        torrent.check_matches(torrent.build(layout, digests, "m", version="8"), manifest)
+
+
 def test_should_refuse_a_torrent_that_turns_a_manifest_file_into_a_symlink(tmp_path: Path) -> None:
     """BEP 47 symlinks: same paths and sizes as the manifest, but libtorrent would create a link."""
     key = tmp_path / "k"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import time
 from pathlib import Path
 from urllib.parse import quote_from_bytes
@@ -199,6 +200,46 @@ def test_republishing_a_version_with_other_bytes_is_refused(world: dict, tmp_pat
     assert same == world["release"]  # same bytes: idempotent, the first record stands
     with pytest.raises(ApiError, match="409.*already published with other contents"):
         publish_model(tmp_path / "other", world["url"], publisher_key, FILES, seed=2, torrent_format="hybrid")
+
+
+def test_the_same_bytes_published_as_a_new_version_are_a_swarm_of_their_own(
+        world: dict, tmp_path: Path, publisher_key: Path) -> None:
+    again = publish_model(tmp_path / "v2", world["url"], publisher_key, FILES, version="2", torrent_format="hybrid")
+    first = world["release"]
+    assert (again["name"], again["version"]) == ("m", "2")
+    ours = [json.loads((tmp_path / d / "out" / f"m-{v}.manifest.json").read_text())["pieces"]
+            for d, v in (("", "1"), ("v2", "2"))]
+    assert ours[0] == ours[1]  # the same bytes...
+    assert again["info_hash_v2"] != first["info_hash_v2"] and again["info_hash_v1"] != first["info_hash_v1"]
+    meta = lt.bdecode((tmp_path / "v2" / "out" / "m-2.torrent").read_bytes())
+    assert meta[b"info"][torrents.VERSION_KEY] == b"2"
+
+
+def test_a_torrent_without_its_version_whose_bytes_are_published_gets_409_not_500(
+        world: dict, tmp_path: Path, publisher_key: Path) -> None:
+    """Torrents made as modeltorrent made them before the version went into the info dict."""
+    from common import signing
+    from common.hashing import hash_tree
+    from common.layout import plan
+    from common.manifest import Manifest
+    from tools.cli.publish import scan
+
+    root, files = scan(tmp_path / "external-m-1")
+    layout = plan(files, 64 * 1024)
+    digests = hash_tree(root, layout, v1=True)
+
+    def register(version: str) -> httpx.Response:
+        manifest = Manifest.create(name="m", version=version, layout=layout, digests=digests,
+                                   key=signing.load_private_key(publisher_key), source=root.as_uri())
+        old_style = torrents.build(layout, digests, "m", torrent_format="hybrid")
+        return httpx.post(f"{world['url']}/api/torrents", headers={"Authorization": f"Bearer {ADMIN}"},
+                          json={"manifest": json.loads(manifest.to_json()),
+                                "torrent": base64.b64encode(old_style).decode()})
+
+    assert register("old").status_code == 201
+    response = register("older")
+    assert response.status_code == 409
+    assert "m@old" in response.json()["detail"] and "version is not in the torrent" in response.json()["detail"]
 
 
 def test_registering_a_torrent_that_disagrees_with_its_manifest_is_refused(world: dict, tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ def _reconcile_loop(app: FastAPI, stop: threading.Event) -> None:
         try:
             with Session(app.state.engine) as session:
                 deployments.reconcile(session, time.time(), settings.stall_timeout)
-                swarm.expire_peers(session, settings, time.time())
+                swarm.expire_peers(session, time.time())
         except Exception:  # keep reconciling; the next pass may well succeed
             log.exception("reconcile failed")
 

@@ -27,7 +27,7 @@ class SwarmCollector(Collector):
         self.settings = settings
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        horizon = time.time() - self.settings.interval * self.settings.peer_ttl_factor
+        now = time.time()
         seeders = GaugeMetricFamily("modeltorrent_swarm_seeders", "Seeders per torrent", labels=["torrent"])
         leechers = GaugeMetricFamily("modeltorrent_swarm_leechers", "Leechers per torrent", labels=["torrent"])
         hosts = GaugeMetricFamily("modeltorrent_hosts", "Registered hosts", labels=["state"])
@@ -39,7 +39,7 @@ class SwarmCollector(Collector):
                                      labels=["torrent", "kind"])
         with Session(self.engine) as session:
             for release in session.exec(select(Release)).all():
-                n_seeders, n_leechers = swarm_counts(session, release.id, horizon)
+                n_seeders, n_leechers = swarm_counts(session, release.id, now)
                 ref = f"{release.name}@{release.version}"
                 seeders.add_metric([ref], n_seeders)
                 leechers.add_metric([ref], n_leechers)

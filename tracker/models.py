@@ -35,6 +35,9 @@ class Release(SQLModel, table=True):
     version: str
     root: str
     total_size: int = Field(sa_type=BigInteger)
+    # What BitTorrent clients count as the torrent's size, and so report in ``left`` at the start:
+    # file data with the padding to piece boundaries (total_size + padding).
+    torrent_size: int = Field(default=0, sa_type=BigInteger)
     num_pieces: int
     # Peers of a hybrid torrent announce under both hashes; both lead to this one swarm.
     info_hash_v1: str | None = Field(default=None, index=True, unique=True)  # 40 hex; None: a v2-only torrent
@@ -55,6 +58,7 @@ class Peer(SQLModel, table=True):
     uploaded: int = Field(default=0, sa_type=BigInteger)
     downloaded: int = Field(default=0, sa_type=BigInteger)
     last_seen: float = Field(default_factory=now, index=True)
+    expires: float = Field(default=0.0, index=True)  # leaves the swarm then, unless it announces again
 
 
 class HostStatus(SQLModel, table=True):

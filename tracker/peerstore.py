@@ -25,10 +25,12 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.engine import Engine
 
+from tracker.lifetime import is_completion, peer_ttl
+
 log = logging.getLogger("modeltorrent.tracker")
 
-_COLUMNS = 'release_id, peer_id, host_id, first_seen, ip, port, "left", uploaded, downloaded, last_seen'
-_UPDATED = ("host_id", "ip", "port", '"left"', "uploaded", "downloaded", "last_seen")
+_COLUMNS = 'release_id, peer_id, host_id, first_seen, ip, port, "left", uploaded, downloaded, last_seen, expires'
+_UPDATED = ("host_id", "ip", "port", '"left"', "uploaded", "downloaded", "last_seen", "expires")
 
 
 class PeerRow(NamedTuple):
@@ -45,6 +47,7 @@ class PeerRow(NamedTuple):
     uploaded: int
     downloaded: int
     last_seen: float
+    expires: float  # it leaves the swarm then, unless it announces again (tracker.lifetime)
 
 
 class Announced(NamedTuple):
@@ -63,12 +66,40 @@ class View:
     what others are told about it, so that data derived from the view (the swarm's peer index)
     knows when to rebuild."""
 
-    __slots__ = ("rows", "loaded_at", "version")
+    __slots__ = ("rows", "loaded_at", "version", "_by_host")
 
     def __init__(self, rows: dict[str, PeerRow], loaded_at: float, version: int) -> None:
         self.rows = rows
         self.loaded_at = loaded_at
         self.version = version
+        self._by_host: dict[tuple[int, str], set[str]] | None = None
+
+    def peers_of(self, host_id: int, ip: str) -> set[str]:
+        """The peer ids of one host at one address (built at the first need, then kept up to date
+        by ``add``/``remove``: only a peer new to the swarm asks, not every re-announce)."""
+        if self._by_host is None:
+            self._by_host = {}
+            for pid, row in self.rows.items():
+                self._by_host.setdefault((row.host_id, row.ip), set()).add(pid)
+        return self._by_host.get((host_id, ip), set())
+
+    def add(self, row: PeerRow) -> None:
+        previous = self.rows.get(row.peer_id)
+        if previous is not None and (previous.host_id, previous.ip) != (row.host_id, row.ip):
+            self._unindex(previous)
+        self.rows[row.peer_id] = row
+        if self._by_host is not None:
+            self._by_host.setdefault((row.host_id, row.ip), set()).add(row.peer_id)
+
+    def remove(self, peer_id: str) -> PeerRow | None:
+        row = self.rows.pop(peer_id, None)
+        if row is not None:
+            self._unindex(row)
+        return row
+
+    def _unindex(self, row: PeerRow) -> None:
+        if self._by_host is not None:
+            self._by_host.get((row.host_id, row.ip), set()).discard(row.peer_id)
 
 
 def same_for_others(a: PeerRow, b: PeerRow) -> bool:
@@ -118,7 +149,7 @@ class PeerStore:
         self._refresh_others = refresh  # more background refreshing, done by the same thread
         mark = "?" if engine.dialect.name == "sqlite" else "%s"
         self._upsert = (
-            f"INSERT INTO peer ({_COLUMNS}) VALUES ({', '.join([mark] * 10)}) ON CONFLICT (release_id, peer_id)"
+            f"INSERT INTO peer ({_COLUMNS}) VALUES ({', '.join([mark] * 11)}) ON CONFLICT (release_id, peer_id)"
             f" DO UPDATE SET {', '.join(f'{c} = excluded.{c}' for c in _UPDATED)}"
         )
         self._delete = f"DELETE FROM peer WHERE release_id = {mark} AND peer_id = {mark}"
@@ -140,28 +171,49 @@ class PeerStore:
     # -- the announce path (one thread: the event loop) -------------------------------------------
 
     def record(self, release_id: int, peer_id: str, announced: Announced | None, *, completed: bool,
-               now: float) -> float:
-        """Record an announce (``announced`` None: the peer stopped); return the peer's first-seen time."""
+               now: float, tracker_ttl: float = 150.0, ours: bool = True) -> float:
+        """Record an announce (``announced`` None: the peer stopped); return the peer's first-seen time.
+
+        The peer is kept for ``lifetime.peer_ttl`` (``tracker_ttl``: interval x peer_ttl_factor;
+        ``ours``: announced by a modeltorrent client). A peer new to the swarm from a host and address
+        that already have one replaces it at once, keeping its first-seen time (and so its place among
+        the rack's gateways): that is a client restarted without ``stopped``, with a new peer id.
+        """
         self.view(release_id)
         with self._lock:
             view = self._views[release_id]
             previous = view.rows.get(peer_id)
+            if previous is not None and previous.expires < now:
+                previous = None  # expired, not yet deleted: this is a new start
             first_seen = previous.first_seen if previous is not None else now
-            if completed and (previous is None or previous.left > 0):
+            if announced is not None and previous is None:
+                for old in list(view.peers_of(announced.host_id, announced.ip) - {peer_id}):
+                    replaced = view.remove(old)
+                    if replaced is not None:
+                        first_seen = min(first_seen, replaced.first_seen)
+                        self._forget(release_id, old, now)
+                        view.version = self._next_version()
+            if is_completion(announced.left if announced else 0, previous.left if previous else None, completed):
                 self._completions[release_id] += 1
             if announced is None:
-                if view.rows.pop(peer_id, None) is not None:
+                if view.remove(peer_id) is not None:
                     view.version = self._next_version()
-                self._stopped.setdefault(release_id, {})[peer_id] = now
-                self._pending.setdefault(release_id, {})[peer_id] = None
+                self._forget(release_id, peer_id, now)
             else:
+                gap = now - previous.last_seen if previous is not None else None
                 row = PeerRow(release_id, peer_id, announced.host_id, first_seen, announced.ip, announced.port,
-                              announced.left, announced.uploaded, announced.downloaded, now)
-                view.rows[peer_id] = row
+                              announced.left, announced.uploaded, announced.downloaded, now,
+                              now + peer_ttl(tracker_ttl, gap, ours))
+                view.add(row)
                 if previous is None or not same_for_others(previous, row):
                     view.version = self._next_version()
                 self._pending.setdefault(release_id, {})[peer_id] = row
         return first_seen
+
+    def _forget(self, release_id: int, peer_id: str, now: float) -> None:
+        """The peer is gone from the swarm: delete its row, and let no older read bring it back."""
+        self._stopped.setdefault(release_id, {})[peer_id] = now
+        self._pending.setdefault(release_id, {})[peer_id] = None
 
     def view(self, release_id: int) -> View:
         """The swarm as this worker sees it: read here the first time, kept fresh in the background."""

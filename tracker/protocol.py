@@ -33,7 +33,7 @@ class AnnounceRequest:
     port: int
     uploaded: int
     downloaded: int
-    left: int
+    left: int | None  # None: not given (taken as holding nothing)
     event: str
     numwant: int | None
     compact: bool
@@ -99,6 +99,18 @@ def _int(params: dict[str, list[bytes]], key: str, *, default: int | None = None
     return number
 
 
+def _numwant(value: bytes | None) -> int | None:
+    """As stock trackers take it: a number out of range is clamped later (to the tracker's
+    ``numwant_max``), a negative one (some clients send -1) or garbage means the default."""
+    if value is None:
+        return None
+    try:
+        number = int(value.decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return None if number < 0 else min(number, 1 << 31)
+
+
 def parse_passkey(params: dict[str, list[bytes]]) -> str:
     value = _one(params, "passkey", required=False)
     if not value:
@@ -116,16 +128,16 @@ def parse_announce(raw: bytes) -> AnnounceRequest:
     event = (_one(params, "event", required=False) or b"").decode("ascii", "replace")
     if event not in EVENTS:
         raise TrackerError("invalid event")
-    numwant = _one(params, "numwant", required=False)
     return AnnounceRequest(
         info_hash=_hash20(_one(params, "info_hash"), "info_hash"),
         peer_id=_hash20(_one(params, "peer_id"), "peer_id"),
-        port=_int(params, "port", low=1, high=65535),
+        # 0: the peer accepts no connections; it is told about others but not handed out
+        port=_int(params, "port", low=0, high=65535),
         uploaded=_int(params, "uploaded", default=0),
         downloaded=_int(params, "downloaded", default=0),
-        left=_int(params, "left", default=0),
+        left=None if _one(params, "left", required=False) is None else _int(params, "left"),
         event=event,
-        numwant=None if numwant is None else _int(params, "numwant", high=10_000),
+        numwant=_numwant(_one(params, "numwant", required=False)),
         compact=(_one(params, "compact", required=False) or b"1") != b"0",
         passkey=passkey,
     )

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from common.ratelimit import TokenBucket
+from tracker.lifetime import holds_pieces, is_ours
 from tracker.models import Completion, Host, Peer, Release
 from tracker.peers import Asker, Candidate, Location, Policy, SwarmIndex
 from tracker.peerstore import Announced, PeerStore, View
@@ -27,11 +28,11 @@ from tracker.protocol import (
 from tracker.settings import TrackerSettings
 
 
-def swarm_counts(session: Session, release_id: int | None, horizon: float) -> tuple[int, int]:
-    """(seeders, leechers) among the peers of a release heard from since ``horizon``."""
+def swarm_counts(session: Session, release_id: int | None, now: float) -> tuple[int, int]:
+    """(seeders, leechers) among the peers of a release that have not expired by ``now``."""
     seeders, total = session.exec(
         select(func.coalesce(func.sum(case((col(Peer.left) == 0, 1), else_=0)), 0), func.count())
-        .where(col(Peer.release_id) == release_id, col(Peer.last_seen) >= horizon)
+        .where(col(Peer.release_id) == release_id, col(Peer.expires) >= now)
     ).one()
     return int(seeders), int(total) - int(seeders)
 
@@ -126,10 +127,10 @@ class Directory:
             self._add_releases(conn.execute(_RELEASES).all())
         self._releases_loaded = True
 
-    def _add_releases(self, rows: Sequence[Any]) -> None:  # (id, info_hash_v1, info_hash_v2, total_size)
+    def _add_releases(self, rows: Sequence[Any]) -> None:  # (id, v1, v2, total_size, torrent_size)
         found = {}
-        for rid, v1, v2, total in rows:
-            found[v2] = ReleaseInfo(rid, total)
+        for rid, v1, v2, total, torrent_size in rows:
+            found[v2] = ReleaseInfo(rid, total, torrent_size or total)
             if v1:  # hybrid: both info hashes are one swarm
                 found[v1] = found[v2]
         with self._lock:
@@ -171,43 +172,45 @@ class Directory:
 _HOSTS = text("SELECT id, passkey, location, role, revoked FROM host ORDER BY id")
 _HOST_BY_ID = text("SELECT id, passkey, location, role, revoked FROM host WHERE id = :id")
 _HOST_BY_PASSKEY = text("SELECT id, passkey, location, role, revoked FROM host WHERE passkey = :passkey")
-_RELEASES = text("SELECT id, info_hash_v1, info_hash_v2, total_size FROM release")
-_RELEASE_BY_HASH = text(
-    "SELECT id, info_hash_v1, info_hash_v2, total_size FROM release WHERE info_hash_v1 = :h OR info_hash_v2 = :h"
-)
+_RELEASES = text("SELECT id, info_hash_v1, info_hash_v2, total_size, torrent_size FROM release")
+_RELEASE_BY_HASH = text("SELECT id, info_hash_v1, info_hash_v2, total_size, torrent_size FROM release "
+                        "WHERE info_hash_v1 = :h OR info_hash_v2 = :h")
 
 
 class Indexes:
     """Each swarm's peer index (``SwarmIndex``), rebuilt only when the swarm's view or the host
-    directory has changed, or the oldest peer in it may have expired: steady re-announces of a
-    settled swarm cost a few draws each, not a pass over the swarm."""
+    directory has changed, or a peer in it has expired: steady re-announces of a settled swarm
+    cost a few draws each, not a pass over the swarm. Peers that announced ``port=0`` accept no
+    connections: they are told about others but not handed out, nor counted."""
 
     def __init__(self, policy: Policy, *, flat: bool = False) -> None:
         self.policy = policy
         self.flat = flat  # locations ignored: peers at random, as a stock tracker hands them out
         self._cache: dict[int, tuple[int, int, float, SwarmIndex[PeerKey]]] = {}
 
-    def get(self, release: ReleaseInfo, view: View, directory: Directory, horizon: float) -> SwarmIndex[PeerKey]:
+    def get(self, release: ReleaseInfo, view: View, directory: Directory, now: float) -> SwarmIndex[PeerKey]:
         cached = self._cache.get(release.id)
         if cached is not None and cached[0] == view.version and cached[1] == directory.generation \
-                and cached[2] >= horizon:
+                and cached[2] >= now:
             return cached[3]
         unknown = HostInfo(-1, Location(), False, False)
         candidates = []
-        oldest = float("inf")
+        soonest = float("inf")
         for peer in view.rows.values():
-            if peer.last_seen < horizon:
+            if peer.expires < now or peer.port == 0:
                 continue
-            oldest = min(oldest, peer.last_seen)
+            soonest = min(soonest, peer.expires)
             # Where a peer is decides who hears of it: a host this worker has not loaded yet is
             # looked up, not taken for a stranger in another rack.
             info = directory.host_by_id(peer.host_id) or unknown
             candidates.append(Candidate(peer_address(peer.ip, peer.port, bytes.fromhex(peer.peer_id)),
                                         Location() if self.flat else info.location,
-                                        has_pieces=peer.left < release.total_size, seed=peer.left == 0,
+                                        has_pieces=holds_pieces(peer.left, release.total_size,
+                                                                release.torrent_size),
+                                        seed=peer.left == 0,
                                         seedbox=info.seedbox, first_seen=peer.first_seen))
         index = SwarmIndex(candidates, self.policy)
-        self._cache[release.id] = (view.version, directory.generation, oldest, index)
+        self._cache[release.id] = (view.version, directory.generation, soonest, index)
         return index
 
 
@@ -230,7 +233,7 @@ class HostInfo:
 class ReleaseInfo:
     id: int
     total_size: int
-
+    torrent_size: int  # with padding, as clients count it
 
 def authenticate(session: Session, passkey: str) -> Host:
     """Raises TrackerError for an unknown or revoked passkey."""
@@ -263,6 +266,7 @@ def announce(
     ip: str,
     now: float,
     rng: random.Random,
+    user_agent: str = "",
 ) -> bytes:
     """Record the announce and answer it. Raises TrackerError if it is refused.
 
@@ -282,17 +286,21 @@ def announce(
         raise TrackerError("unregistered torrent")
     peer_id = req.peer_id.hex()
     stopped = req.event == "stopped"
-    announced = None if stopped else Announced(host.id, ip, req.port, req.left, req.uploaded, req.downloaded)
-    first_seen = store.record(release.id, peer_id, announced, completed=req.event == "completed", now=now)
-    index = indexes.get(release, store.view(release.id), directory, now - settings.interval * settings.peer_ttl_factor)
+    # No ``left``: as if it held nothing (never taken for a seed).
+    left = req.left if req.left is not None else release.torrent_size
+    announced = None if stopped else Announced(host.id, ip, req.port, left, req.uploaded, req.downloaded)
+    first_seen = store.record(release.id, peer_id, announced, completed=req.event == "completed", now=now,
+                              tracker_ttl=settings.interval * settings.peer_ttl_factor, ours=is_ours(user_agent))
+    index = indexes.get(release, store.view(release.id), directory, now)
     numwant = min(req.numwant if req.numwant is not None else settings.numwant_default, settings.numwant_max)
-    asker = Asker(Location() if indexes.flat else host.location, first_seen, seed=req.left == 0,
+    asker = Asker(Location() if indexes.flat else host.location, first_seen, seed=left == 0,
                   seedbox=host.seedbox)
     me = None if stopped else peer_address(ip, req.port, req.peer_id)
     chosen = index.select(asker, 0 if stopped else numwant, rng, exclude=me)
     # The counts leave the asker out, as its peer list does.
-    seeds = index.seeds - (1 if not stopped and req.left == 0 else 0)
-    others = len(index.candidates) - (0 if stopped else 1)
+    listed = not stopped and req.port != 0  # in the index, and so in its counts
+    seeds = index.seeds - (1 if listed and left == 0 else 0)
+    others = len(index.candidates) - (1 if listed else 0)
     # Jitter spreads re-announces out, so a fleet started together does not stay in lockstep.
     min_interval = min(settings.min_interval, settings.interval)
     interval = round(settings.interval * (1 + rng.uniform(-1, 1) * settings.interval_jitter))
@@ -306,10 +314,9 @@ def announce(
     )
 
 
-def expire_peers(session: Session, settings: TrackerSettings, now: float) -> int:
-    """Drop peers not heard from in ``peer_ttl_factor`` intervals (run by the reconcile loop)."""
-    horizon = now - settings.interval * settings.peer_ttl_factor
-    result = session.connection().execute(delete(Peer).where(col(Peer.last_seen) < horizon))
+def expire_peers(session: Session, now: float) -> int:
+    """Drop peers whose time is up (run by the reconcile loop; see tracker.lifetime)."""
+    result = session.connection().execute(delete(Peer).where(col(Peer.expires) < now))
     session.commit()
     return int(result.rowcount or 0)
 
@@ -319,14 +326,13 @@ def scrape(
 ) -> list[ScrapeEntry]:
     """Swarm counts for registered torrents only; strangers are refused by authenticate."""
     authenticate(session, passkey)
-    horizon = now - settings.interval * settings.peer_ttl_factor
     wanted = hashes or [bytes.fromhex(r.info_hash_v1 or r.info_hash_v2) for r in session.exec(select(Release)).all()]
     entries = []
     for info_hash in wanted[:100]:
         release = find_release(session, info_hash)
         if release is None:
             continue
-        seeders, leechers = swarm_counts(session, release.id, horizon)
+        seeders, leechers = swarm_counts(session, release.id, now)
         done = session.get(Completion, release.id)
         entries.append(ScrapeEntry(info_hash, seeders, leechers, done.count if done else 0))
     return entries

@@ -100,7 +100,8 @@ def publish_generated(model: GeneratedModel, piece_size: int, key: Path, origin:
         digests = list(pool.map(one, range(layout.num_pieces)))
     manifest = Manifest.create(name="big", version="1", layout=layout, digests=digests,
                                key=signing.load_private_key(key), source=origin)
-    built = torrent.build(layout, digests, "big", comment=f"modeltorrent {manifest.ref} root={manifest.root}")
+    built = torrent.build(layout, digests, "big", version=manifest.version,
+                          comment=f"modeltorrent {manifest.ref} root={manifest.root}")
     with TrackerClient(tracker, admin_token=token) as admin:
         admin.register(manifest, built)
     return manifest

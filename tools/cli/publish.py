@@ -62,8 +62,8 @@ def publish(
         digests = hash_tree(root, layout, progress=lambda n: bar.advance(task, n), v1=torrent_format == "hybrid")
     manifest = Manifest.create(name=name, version=version, layout=layout, digests=digests, key=key,
                                source=source or root.as_uri())
-    built = torrent.build(layout, digests, name, comment=f"modeltorrent {manifest.ref} root={manifest.root}",
-                          torrent_format=torrent_format)
+    built = torrent.build(layout, digests, name, version=version,
+                          comment=f"modeltorrent {manifest.ref} root={manifest.root}", torrent_format=torrent_format)
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / f"{name}-{version}.manifest.json").write_bytes(manifest.to_json())

@@ -25,13 +25,15 @@ def _reply(body: bytes) -> Response:
     return Response(content=body, media_type=BENCODE, headers={"Cache-Control": "no-store"})
 
 
-def handle_announce(state: Any, query_string: bytes, ip: str) -> bytes:
-    """The whole announce: parse, record, answer, count. Always a bencoded body, never an exception."""
+def handle_announce(state: Any, query_string: bytes, ip: str, user_agent: str = "") -> bytes:
+    """The whole announce: parse, record, answer, count. Always a bencoded body, never an exception.
+    ``user_agent`` tells our clients from stock ones, which re-announce at their own pace."""
     started = time.perf_counter()
     metrics = state.metrics
     try:
         req = parse_announce(query_string)
-        body = swarm.announce(state.settings, state.directory, state.peers, state.indexes, req, ip, time.time(), _rng)
+        body = swarm.announce(state.settings, state.directory, state.peers, state.indexes, req, ip, time.time(), _rng,
+                              user_agent=user_agent)
         metrics.announce_ok.inc()
     except TrackerError as exc:
         body = failure(str(exc))
@@ -63,7 +65,8 @@ class AnnounceFastPath:
             await self.app(scope, receive, send)
             return
         client = scope.get("client")
-        body = handle_announce(self.state, scope["query_string"], client[0] if client else "0.0.0.0")
+        agent = next((v for k, v in scope["headers"] if k == b"user-agent"), b"").decode("latin-1")
+        body = handle_announce(self.state, scope["query_string"], client[0] if client else "0.0.0.0", agent)
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"text/plain; charset=utf-8"), (b"cache-control", b"no-store"),
             (b"content-length", str(len(body)).encode()),
@@ -76,7 +79,8 @@ async def announce(request: Request) -> Response:
     # A served tracker answers announces in AnnounceFastPath; this route documents them in the
     # OpenAPI schema and answers the same way where the app runs unwrapped (in-process tests).
     ip = request.client.host if request.client else "0.0.0.0"
-    return _reply(handle_announce(request.app.state, request.scope["query_string"], ip))
+    return _reply(handle_announce(request.app.state, request.scope["query_string"], ip,
+                                  request.headers.get("user-agent", "")))
 
 
 @router.get("/scrape", summary="BitTorrent scrape (BEP 48; private: passkey required)")

@@ -7,6 +7,7 @@ import binascii
 import secrets
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
+from sqlalchemy import or_
 from sqlmodel import col, select
 
 from common import torrent as torrents
@@ -110,9 +111,16 @@ def add_torrent(body: ReleaseCreate, session: SessionDep, response: Response) ->
             )
         response.status_code = status.HTTP_200_OK
         return _public(existing)
+    same_bytes = session.exec(select(Release).where(or_(
+        col(Release.info_hash_v2) == hashes.v2_truncated,
+        col(Release.info_hash_v1) == (hashes.v1 or hashes.v2_truncated)))).first()
+    if same_bytes is not None:  # a torrent without its version in the info dict (an earlier publish)
+        raise HTTPException(409, f"this torrent's info hash is {same_bytes.name}@{same_bytes.version}'s: its "
+                            "version is not in the torrent; publish again with this modeltorrent, which puts "
+                            "it there, or deploy the published version")
     release = Release(
         name=manifest.name, version=manifest.version, root=manifest.root,
-        total_size=manifest.total_size, num_pieces=len(manifest.pieces),
+        total_size=manifest.total_size, torrent_size=manifest.layout().torrent_size, num_pieces=len(manifest.pieces),
         info_hash_v1=hashes.v1, info_hash_v2=hashes.v2_truncated,
         manifest=manifest.to_json().decode(), torrent=raw,
     )

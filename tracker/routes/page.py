@@ -28,10 +28,9 @@ def page() -> HTMLResponse:
 def overview(session: SessionDep, settings: SettingsDep, request: Request) -> OverviewPublic:
     request.app.state.peers.flush()
     now = time.time()
-    horizon = now - settings.interval * settings.peer_ttl_factor
     swarms = []
     for release in session.exec(select(Release).order_by(col(Release.id))).all():
-        seeders, leechers = swarm_counts(session, release.id, horizon)
+        seeders, leechers = swarm_counts(session, release.id, now)
         swarms.append(SwarmPublic(torrent=f"{release.name}@{release.version}", seeders=seeders, leechers=leechers))
     seedboxes = []
     rate, reporting = 0.0, 0
