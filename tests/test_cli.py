@@ -31,6 +31,23 @@ def test_every_command_has_help(args: list[str]) -> None:
     assert "Usage" in result.stdout
 
 
+HELP_SAYS = [  # (command, what its --help must say): the defaults that matter, and what a source can be
+    (["seedbox", "run"], ["[default: /var/lib/modeltorrent-seedbox]", "[default: 0.0.0.0:6881]"]),
+    (["client", "fetch"], ["[default: /var/lib/modeltorrent;", "[default: 0.0.0.0:6881]"]),
+    (["client", "run"], ["[default: /var/lib/modeltorrent;"]),
+    (["publish"], ["s3://BUCKET/PREFIX", "[default: 64MiB]", "[default: v2]"]),
+    (["tracker", "serve"], ["[default: sqlite:///./modeltorrent-tracker.db;", "[default: 8000", "[default: 60]"]),
+]
+
+
+@pytest.mark.parametrize("args,says", HELP_SAYS, ids=[" ".join(a) for a, _ in HELP_SAYS])
+def test_help_shows_the_defaults_and_lists_flags_as_flags(args: list[str], says: list[str]) -> None:
+    text = " ".join(run(*args, "--help").stdout.split())  # wrapped lines joined
+    for phrase in says:
+        assert phrase in text
+    assert "<bool>" not in text and "--help Show this message" in text
+
+
 USAGE_ERRORS = [
     (["client", "fetch", "no-version"], "is not NAME@VERSION"),
     (["publish", "/does/not/exist", "--name", "a", "--version", "1"], "does not exist"),

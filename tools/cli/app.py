@@ -30,11 +30,15 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: rich markup took "[default ...]" in option help for a style tag and dropped it,
+    # and listed flags (--help too) as "<bool>".
+    rich_markup_mode=None,
 )
-tracker_app = typer.Typer(help="Run the tracker (control plane).", no_args_is_help=True)
-hosts_app = typer.Typer(help="Register and list hosts.", no_args_is_help=True)
-seedbox_app = typer.Typer(help="Run the seedbox.", no_args_is_help=True)
-client_app = typer.Typer(help="Fetch and activate models on this host.", no_args_is_help=True)
+tracker_app = typer.Typer(help="Run the tracker (control plane).", no_args_is_help=True, rich_markup_mode=None)
+hosts_app = typer.Typer(help="Register and list hosts.", no_args_is_help=True, rich_markup_mode=None)
+seedbox_app = typer.Typer(help="Run the seedbox.", no_args_is_help=True, rich_markup_mode=None)
+client_app = typer.Typer(help="Fetch and activate models on this host.", no_args_is_help=True,
+                         rich_markup_mode=None)
 app.add_typer(tracker_app, name="tracker")
 app.add_typer(hosts_app, name="hosts")
 app.add_typer(seedbox_app, name="seedbox")
@@ -62,20 +66,22 @@ def given(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
-TrackerOpt = Annotated[str | None, typer.Option("--tracker", help="tracker URL [env MODELTORRENT_TRACKER_URL]",
+TrackerOpt = Annotated[str | None, typer.Option("--tracker", help="tracker URL",
                                                 envvar="MODELTORRENT_TRACKER_URL")]
 AdminOpt = Annotated[str | None, typer.Option("--admin-token", envvar="MODELTORRENT_ADMIN_TOKEN",
-                                              help="admin token [env MODELTORRENT_ADMIN_TOKEN]",
+                                              help="admin token",
                                               show_default=False)]
 PasskeyOpt = Annotated[str | None, typer.Option("--passkey", help="this host's passkey "
-                                                "(from `hosts add`) [env MODELTORRENT_PASSKEY]",
+                                                "(from `hosts add`)",
                                                 envvar="MODELTORRENT_PASSKEY", show_default=False)]
 TrustOpt = Annotated[list[str] | None, typer.Option("--trust-key", help="trusted publisher key: hex "
                                                     "or a .pub file (repeatable)")]
 
 
-RootOpt = Annotated[Path | None, typer.Option(help="model store [default /var/lib/modeltorrent]")]
-ListenOpt = Annotated[str | None, typer.Option(help="libtorrent listen address, e.g. 0.0.0.0:6881")]
+RootOpt = Annotated[Path | None, typer.Option(help="model store  [default: /var/lib/modeltorrent; env var: "
+                                                   "MODELTORRENT_CLIENT_ROOT]", show_default=False)]
+ListenOpt = Annotated[str | None, typer.Option(help="libtorrent listen address  [default: 0.0.0.0:6881]",
+                                               show_default=False)]
 UploadOpt = Annotated[str | None, typer.Option(help="upload cap per second, e.g. 200MiB")]
 DownloadOpt = Annotated[str | None, typer.Option(help="download cap per second")]
 ConnectionsOpt = Annotated[int | None, typer.Option(help="connection limit", min=1)]
@@ -85,7 +91,7 @@ LowPriorityOpt = Annotated[bool | None, typer.Option(
 MetricsOpt = Annotated[str | None, typer.Option(help="serve Prometheus /metrics on host:port")]
 OnActivateOpt = Annotated[str | None, typer.Option(
     "--on-activate", help="shell command run after a version becomes active (gets MODELTORRENT_MODEL, "
-    "MODELTORRENT_VERSION, MODELTORRENT_PATH) [env MODELTORRENT_CLIENT_ON_ACTIVATE]")]
+    "MODELTORRENT_VERSION, MODELTORRENT_PATH)  [env var: MODELTORRENT_CLIENT_ON_ACTIVATE]")]
 
 
 def client_overrides(tracker: str | None, passkey: str | None, root: Path | None, listen: str | None,
@@ -134,7 +140,8 @@ def publish(
     tracker: TrackerOpt = None,
     key: Annotated[Path, typer.Option(help="publisher private key")] = Path("~/.config/modeltorrent/publisher.key"),
     source: Annotated[str | None, typer.Option(help="where the seedbox reads the model "
-                                               "(path, file://, http(s)://); default: PATH")] = None,
+                                               "(a path, file://, http(s)://HOST/PREFIX or s3://BUCKET/PREFIX)  "
+                                               "[default: PATH]")] = None,
     piece_size: Annotated[str, typer.Option(help="piece size, a power of two")] = "64MiB",
     admin_token: AdminOpt = None,
     out_dir: Annotated[Path | None, typer.Option("--out", help="also write manifest.json and "
@@ -166,11 +173,12 @@ def tracker_serve(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on", min=0, max=65535)] = 8000,
     database_url: Annotated[str | None, typer.Option("--db", help="SQLAlchemy URL, e.g. sqlite:///tracker.db or "
-                                                     "postgresql+psycopg://user@host/db "
-                                                     "[env MODELTORRENT_TRACKER_DATABASE_URL]")] = None,
+                                                     "postgresql+psycopg://user@host/db  [default: "
+                                                     "sqlite:///./modeltorrent-tracker.db; env var: "
+                                                     "MODELTORRENT_TRACKER_DATABASE_URL]")] = None,
     admin_token: AdminOpt = None,
     public_url: Annotated[str | None, typer.Option(help="base URL written into torrents")] = None,
-    interval: Annotated[int | None, typer.Option(help="announce interval, seconds", min=1)] = None,
+    interval: Annotated[int | None, typer.Option(help="announce interval, seconds  [default: 60]", min=1)] = None,
     workers: Annotated[int, typer.Option(help="worker processes (state is shared in the database)",
                                          min=1, max=64)] = 1,
 ) -> None:
@@ -255,7 +263,8 @@ def seedbox_run(
     ref: Annotated[str, typer.Argument(help="NAME@VERSION")],
     tracker: TrackerOpt = None,
     passkey: PasskeyOpt = None,
-    workdir: Annotated[Path | None, typer.Option(help="where pieces are stored")] = None,
+    workdir: Annotated[Path | None, typer.Option(help="where pieces and status files are stored  [default: "
+                                                 "/var/lib/modeltorrent-seedbox]")] = None,
     source: Annotated[str | None, typer.Option(help="override the manifest's source URI")] = None,
     listen: ListenOpt = None,
     trust_key: TrustOpt = None,
