@@ -12,6 +12,7 @@ from dataclasses import asdict
 from common import torrent as torrents
 from common.errors import ApiError, SourceError
 from common.metrics_http import serve_metrics
+from common.milestones import Milestones
 from common.ratelimit import TokenBucket
 from seedbox.limits import CappedSource
 from seedbox.metrics import SeedboxCollector
@@ -21,6 +22,16 @@ from seedbox.sources import Source, open_source
 from tracker.api_client import BackgroundReporter, TrackerClient
 
 log = logging.getLogger("modeltorrent.seedbox")
+
+
+def _redacted(uri: str) -> str:
+    """A source URI fit for a log: no user or password (an HTTP source may carry them)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.password or parts.username:
+        parts = parts._replace(netloc=(parts.hostname or "") + (f":{parts.port}" if parts.port else ""))
+    return urlunsplit(parts)
 
 
 def run(settings: SeedboxSettings, name: str, version: str, source_uri: str | None = None) -> None:
@@ -50,8 +61,22 @@ def run(settings: SeedboxSettings, name: str, version: str, source_uri: str | No
     reporter = BackgroundReporter(api, settings.status_interval)
     status_file = settings.workdir / "status" / f"{name}@{version}.json"
     status_file.parent.mkdir(parents=True, exist_ok=True)
+    progress = Milestones(manifest.total_size)
+    said_state = [""]
 
     def on_tick(stats: IngressStats) -> None:
+        if stats.state != said_state[0]:
+            said_state[0] = stats.state
+            if stats.state == "seeding":
+                log.info("%s: seeding, every piece on disk (read %.2fx the model from the source)", manifest.ref,
+                         source.bytes_read / max(1, manifest.total_size))
+            elif stats.state == "failed":
+                log.error("%s: failed: %s", manifest.ref, stats.error)
+            else:
+                log.info("%s: %s", manifest.ref, stats.state)
+        if stats.state == "ingesting" and (step := progress.passed(stats.bytes_done)) is not None:
+            log.info("%s: %d%% on disk (%d of %d pieces)", manifest.ref, step, stats.pieces_done,
+                     len(manifest.pieces))
         doc = asdict(stats) | {"bytes_read_from_source": source.bytes_read,
                                "total_size": manifest.total_size}
         tmp = status_file.with_suffix(".tmp")
@@ -68,7 +93,8 @@ def run(settings: SeedboxSettings, name: str, version: str, source_uri: str | No
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
-    log.info("seeding %s from %s", manifest.ref, uri)
+    log.info("seedbox ready: %s (%d pieces, %d bytes) from %s, listening on %s, workdir %s", manifest.ref,
+             len(manifest.pieces), manifest.total_size, _redacted(uri), settings.listen, settings.workdir)
     try:
         seeder.run(on_tick)
     finally:

@@ -94,4 +94,8 @@ def test_agents_roll_out_a_deployment_and_name_the_host_that_never_came(
     assert admin.deployment(job2["id"])["state"] == "cancelled"
     wait_until(lambda: "stopped fetching m@2" in procs.log("a1"), 15, "a1's agent to stop fetching v2")
     assert store.staging("m", "2").exists()  # kept, so a later deployment of v2 resumes
+    # services log a ready line and their key events at INFO without being asked to
+    seedbox_log = procs.log("seedbox")
+    assert "seedbox ready: m@1" in seedbox_log and "m@1: seeding, every piece on disk" in seedbox_log
+    assert "agent ready: store" in procs.log("a1") and "activated m@1" in procs.log("a1")
     admin.close()

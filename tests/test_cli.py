@@ -69,6 +69,34 @@ def test_bad_arguments_get_one_line_and_exit_code_2(args: list[str], message: st
     assert "Traceback" not in result.stderr
 
 
+def test_the_tracker_says_when_it_is_ready_and_a_port_in_use_is_one_line(tmp_path: Path) -> None:
+    import json
+    import socket
+
+    from tools.demo.procs import free_port
+
+    port = free_port()
+    env = os.environ | {"PYTHONPATH": str(REPO)}
+    env.pop("MODELTORRENT_LOG", None)
+    argv = [sys.executable, "-m", "tools.cli", "--log-format", "json", "tracker", "serve", "--port", str(port),
+            "--admin-token", "x", "--db", f"sqlite:///{tmp_path / 't.db'}"]
+    with subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, env=env, cwd=REPO) as tracker:
+        try:
+            assert tracker.stderr is not None
+            first = json.loads(tracker.stderr.readline())  # blocks until the tracker logs; the ready line first
+            assert first["level"] == "INFO" and first["message"].startswith(f"tracker ready on http://127.0.0.1:{port}")
+            with socket.create_connection(("127.0.0.1", port), timeout=5):
+                pass  # ready means answering
+            again = run("tracker", "serve", "--port", str(port), "--admin-token", "x",
+                        "--db", f"sqlite:///{tmp_path / 't2.db'}")
+            assert again.returncode == 1
+            lines = [line for line in again.stderr.splitlines() if line.strip()]
+            assert lines[0] == f"error: cannot listen on 127.0.0.1:{port}: the port is in use"
+            assert lines[1].startswith("hint: ") and len(lines) == 2
+        finally:
+            tracker.terminate()
+
+
 def test_keygen_writes_a_private_key_only_its_owner_can_read(tmp_path: Path) -> None:
     key = tmp_path / "k" / "publisher.key"
     result = run("keygen", "--out", str(key))

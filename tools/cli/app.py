@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 import sys
 from enum import StrEnum
@@ -43,6 +42,24 @@ app.add_typer(tracker_app, name="tracker")
 app.add_typer(hosts_app, name="hosts")
 app.add_typer(seedbox_app, name="seedbox")
 app.add_typer(client_app, name="client")
+
+
+@app.callback()
+def _options(
+    log_level: Annotated[str | None, typer.Option(
+        "--log-level", envvar="MODELTORRENT_LOG", show_default=False,
+        help="DEBUG, INFO, WARNING or ERROR  [default: INFO for tracker serve, seedbox run and client run; "
+        "WARNING for the rest]")] = None,
+    log_format: Annotated[str, typer.Option("--log-format", envvar="MODELTORRENT_LOG_FORMAT",
+                                            help="text, or json: one JSON object a line, for log shippers")] = "text",
+) -> None:
+    """Peer-to-peer distribution of very large ML models inside a datacenter."""
+    from common import logs
+
+    try:
+        logs.setup(log_level, log_format)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
 
 def size_option(value: str | None) -> int | None:
@@ -202,10 +219,19 @@ def tracker_serve(
             else:  # ours: fresh for this run, removed at exit
                 os.environ["PROMETHEUS_MULTIPROC_DIR"] = cleanup.enter_context(
                     tempfile.TemporaryDirectory(prefix="modeltorrent-metrics-"))
+        from common import logs
+        from tools.cli.serve import check_port_free, log_when_ready
         from tracker.db import make_engine
         from tracker.settings import TrackerSettings
 
-        make_engine(TrackerSettings().database_url).dispose()  # type: ignore[call-arg]  # migrate before workers
+        logs.service()
+        check_port_free(host, port)
+        settings = TrackerSettings()  # type: ignore[call-arg]  # from the environment, as the workers
+        make_engine(settings.database_url).dispose()  # migrate before workers
+        base = f"http://{host}:{port}"
+        log_when_ready(host, port, f"tracker ready on {base}: announce {base}/announce, page {base}/, "
+                       f"API {base}/docs, metrics {base}/metrics; database {redact_url(settings.database_url)}; "
+                       f"{workers} worker(s), announce interval {settings.interval} s")
         uvicorn.run("tracker.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                     access_log=False,
                     # uvicorn's httptools protocol answering announces on the connection (tracker/http_fast.py)
@@ -274,8 +300,11 @@ def seedbox_run(
     metrics_listen: MetricsOpt = None,
 ) -> None:
     """Pull a model from external storage once, verify every piece, and seed it (until stopped)."""
+    from common import logs
     from seedbox.run import run
     from seedbox.settings import SeedboxSettings
+
+    logs.service()
 
     name, version = split_ref(ref)
     settings = SeedboxSettings(**given(
@@ -374,8 +403,10 @@ def client_run(
     poll_interval: Annotated[float, typer.Option(help="seconds between polls of the tracker", min=0.2)] = 5.0,
 ) -> None:
     """The host agent: fetch and activate whatever the tracker's deployments want on this host."""
+    from common import logs
     from tools.cli.agent import run_agent
 
+    logs.service()
     overrides = client_overrides(tracker, passkey, root, listen, trust_key, upload_rate, download_rate, connections,
                                  on_activate, metrics_listen, low_priority)
     run_agent(overrides, poll_interval=poll_interval, location=location)
@@ -463,6 +494,16 @@ def demo(
     raise typer.Exit(0 if ok else 1)
 
 
+def redact_url(url: str) -> str:
+    """A database URL fit for a log: its password masked."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: say nothing of it
+        return "(unreadable URL)"
+
+
 def report_error(message: str, hint: str | None = None) -> None:
     err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
     if hint:
@@ -472,8 +513,12 @@ def report_error(message: str, hint: str | None = None) -> None:
 def main() -> None:
     from pydantic import ValidationError
 
-    logging.basicConfig(level=os.environ.get("MODELTORRENT_LOG", "WARNING"),
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from common import logs
+
+    try:  # before the options are read: what went wrong before that is logged too
+        logs.setup(os.environ.get("MODELTORRENT_LOG"), os.environ.get("MODELTORRENT_LOG_FORMAT", "text"))
+    except ValueError:
+        logs.setup(None)  # the option parser names the bad value
     try:
         code = app(standalone_mode=False)
     except click_exc.NoArgsIsHelpError as exc:
