@@ -97,6 +97,21 @@ def test_the_tracker_says_when_it_is_ready_and_a_port_in_use_is_one_line(tmp_pat
             tracker.terminate()
 
 
+def test_a_bad_passkey_is_named_as_the_problem_and_is_the_only_error(tmp_path: Path, tracker_url: str) -> None:
+    result = run("client", "fetch", "m@1", "--tracker", tracker_url, "--passkey", "not-a-passkey",
+                 "--root", str(tmp_path / "root"), "--trust-key", "00" * 32)
+    assert result.returncode == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[0] == "error: tracker said 401: unknown or revoked passkey", result.stderr
+    assert lines[1].startswith("hint: check this host's passkey") and len(lines) == 2
+
+
+def test_a_bad_admin_token_is_named_as_the_problem(tracker_url: str) -> None:
+    result = run("hosts", "add", "h1", "--tracker", tracker_url, "--admin-token", "wrong")
+    assert result.returncode == 1
+    assert "hint: check the admin token" in result.stderr and "passkey" not in result.stderr
+
+
 def test_keygen_writes_a_private_key_only_its_owner_can_read(tmp_path: Path) -> None:
     key = tmp_path / "k" / "publisher.key"
     result = run("keygen", "--out", str(key))

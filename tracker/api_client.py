@@ -53,9 +53,20 @@ class TrackerClient:
                 detail = response.text
             if not isinstance(detail, str):
                 detail = str(detail)
-            hint = "check the admin token (MODELTORRENT_ADMIN_TOKEN)" if response.status_code == 401 else None
-            raise ApiError(f"tracker said {response.status_code}: {detail}", response.status_code, hint)
+            raise ApiError(f"tracker said {response.status_code}: {detail}", response.status_code,
+                           self._hint(response.status_code, detail))
         return response
+
+    def _hint(self, status: int, detail: str) -> str | None:
+        """What to check, for the credential this client sent and the tracker refused."""
+        sent_passkey = "X-Passkey" in self._http.headers
+        sent_admin = "Authorization" in self._http.headers
+        if status == 401:
+            if sent_passkey and ("passkey" in detail or not sent_admin):
+                return ("check this host's passkey (--passkey or MODELTORRENT_PASSKEY): `modeltorrent hosts add "
+                        "NAME` prints it, and a revoked host needs a new one")
+            return "check the admin token (--admin-token or MODELTORRENT_ADMIN_TOKEN)"
+        return None
 
     # -- admin --------------------------------------------------------------------------------
 
@@ -153,7 +164,9 @@ class BackgroundReporter:
                 try:
                     self.client.report(**fields)
                 except ApiError as exc:
-                    log.warning("status report failed: %s", exc)
+                    # A refused credential is the command's own error, said once by its main path
+                    # with a hint; a warning here first would only come before it.
+                    log.log(logging.DEBUG if exc.status == 401 else logging.WARNING, "status report failed: %s", exc)
             if closed:
                 return
             time.sleep(self.interval)
