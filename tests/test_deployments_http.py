@@ -52,7 +52,8 @@ def test_targets_resolve_to_hosts_racks_or_everyone_but_the_seedbox(fleet: dict)
 
 
 @pytest.mark.parametrize("kwargs,status,message", [
-    ({"hosts": ["nope"]}, 422, "unknown or revoked hosts: nope"),
+    ({"hosts": ["nope"]}, 422, r"no host nope is registered \(client hosts: a1, a2, b1\)"),
+    ({"hosts": ["seedbox"]}, 422, "seedbox is a seedbox: it seeds what it is started with"),
     ({"racks": ["rz"]}, 422, "no registered hosts in racks rz"),
     ({}, 422, "exactly one of"),
     ({"hosts": ["a1"], "all_hosts": True}, 422, "exactly one of"),
@@ -64,9 +65,11 @@ def test_bad_targets_are_refused_clearly(fleet: dict, kwargs: dict, status: int,
 
 
 def test_unknown_model_is_404_and_admin_token_is_required(fleet: dict) -> None:
-    with pytest.raises(ApiError, match="no model m@9") as info:
+    with pytest.raises(ApiError, match="no model m@9 is published; versions of m: 1") as info:
         fleet["admin"].deploy("m", "9", all_hosts=True)
     assert info.value.status == 404
+    with pytest.raises(ApiError, match="no model x@1 is published; models: m"):
+        fleet["admin"].deploy("x", "1", all_hosts=True)
     r = httpx.post(f"{fleet['url']}/api/deployments", json={"name": "m", "version": "1", "all": True})
     assert r.status_code == 401
 

@@ -34,6 +34,17 @@ from tracker.models import (
 from tracker.peers import Location
 
 
+def unknown_release(session: Session, name: str, version: str) -> str:
+    """The answer to a model version that is not published: what is, of that name or at all."""
+    versions = [r.version for r in session.exec(select(Release).where(Release.name == name)
+                                                .order_by(col(Release.id))).all()]
+    if versions:
+        return f"no model {name}@{version} is published; versions of {name}: {', '.join(versions[-10:])}"
+    names = sorted({r.name for r in session.exec(select(Release)).all()})
+    return (f"no model {name}@{version} is published; models: {', '.join(names[:20])}" if names
+            else f"no model {name}@{version} is published; nothing is published yet (`modeltorrent publish`)")
+
+
 class DeploymentError(Exception):
     """A request that cannot be served, with the HTTP status that says why."""
 
@@ -46,13 +57,14 @@ def _targets(session: Session, body: DeploymentCreate) -> list[Host]:
     chosen = sum([bool(body.hosts), bool(body.racks), body.all])
     if chosen != 1:
         raise DeploymentError(422, "give exactly one of hosts, racks or all")
-    clients = [h for h in session.exec(select(Host).order_by(col(Host.name))).all()
-               if h.role == "client" and not h.revoked]
+    every = session.exec(select(Host).order_by(col(Host.name))).all()
+    clients = [h for h in every if h.role == "client" and not h.revoked]
     if body.hosts:
         by_name = {h.name: h for h in clients}
-        unknown = sorted(set(body.hosts) - set(by_name))
-        if unknown:
-            raise DeploymentError(422, f"unknown or revoked hosts: {', '.join(unknown)}")
+        others = {h.name: h for h in every}
+        refused = sorted(set(body.hosts) - set(by_name))
+        if refused:
+            raise DeploymentError(422, "; ".join(_why_not(name, others.get(name), clients) for name in refused))
         return [by_name[n] for n in dict.fromkeys(body.hosts)]
     if body.racks:
         wanted = set(body.racks)
@@ -65,13 +77,23 @@ def _targets(session: Session, body: DeploymentCreate) -> list[Host]:
     return clients
 
 
+def _why_not(name: str, host: Host | None, clients: list[Host]) -> str:
+    """Why ``name`` cannot be a deployment's target, and what can."""
+    if host is not None and host.role == "seedbox":
+        return f"{name} is a seedbox: it seeds what it is started with (`modeltorrent seedbox run`), not deployments"
+    if host is not None and host.revoked:
+        return f"{name} is revoked"
+    known = ", ".join(h.name for h in clients[:10]) + (f" and {len(clients) - 10} more" if len(clients) > 10 else "")
+    return f"no host {name} is registered (client hosts: {known or 'none yet'})"
+
+
 def create(session: Session, body: DeploymentCreate, now: float) -> tuple[Deployment, bool]:
     """The job for ``body`` and whether it is new. Raises DeploymentError."""
     release = session.exec(
         select(Release).where(Release.name == body.name, Release.version == body.version)
     ).first()
     if release is None:
-        raise DeploymentError(404, f"no model {body.name}@{body.version} is published")
+        raise DeploymentError(404, unknown_release(session, body.name, body.version))
     if body.key:
         existing = session.exec(select(Deployment).where(Deployment.key == body.key)).first()
         if existing is not None:

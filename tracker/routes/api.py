@@ -80,7 +80,7 @@ def _release(session: SessionDep, name: str, version: str) -> Release:
         select(Release).where(Release.name == name, Release.version == version)
     ).first()
     if release is None:
-        raise HTTPException(404, f"no model {name}@{version} is published")
+        raise HTTPException(404, deployments.unknown_release(session, name, version))
     return release
 
 
