@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -60,6 +61,10 @@ def test_agents_roll_out_a_deployment_and_name_the_host_that_never_came(
     rollout = cli(url, "deploy", "m@1", "--all", "--key", "rollout-1", "--wait", "--timeout", "120")
     assert rollout.returncode == 1, rollout.stdout + rollout.stderr
     assert "is partially_failed; not activated: dead (stalled" in rollout.stdout
+    # not a terminal: a line per change of the job, none left unterminated
+    assert rollout.stdout.endswith("\n") and "\x1b[" not in rollout.stdout
+    assert re.search(r"^job \d+ m@1: partially_failed; 3 activated, 1 stalled; 75% of the bytes$", rollout.stdout,
+                     re.M), rollout.stdout
     for name in live:
         store = ModelStore(tmp_path / "hosts" / name)
         assert store.active_version("m") == "1"

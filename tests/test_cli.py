@@ -106,6 +106,23 @@ def test_a_bad_passkey_is_named_as_the_problem_and_is_the_only_error(tmp_path: P
     assert lines[1].startswith("hint: check this host's passkey") and len(lines) == 2
 
 
+def test_publish_checks_the_tracker_before_hashing(tmp_path: Path, tracker_url: str) -> None:
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "w.bin").write_bytes(b"x" * 1000)
+    run("keygen", "--out", str(tmp_path / "k"))
+    base = ["publish", str(tmp_path / "m"), "--name", "m", "--version", "1", "--key", str(tmp_path / "k"),
+            "--tracker", tracker_url]
+    wrong = run(*base, "--admin-token", "wrong")
+    assert wrong.returncode == 1 and "check the admin token" in wrong.stderr
+    assert "hashing" not in wrong.stderr  # refused before the first byte was read
+    from tests.conftest import ADMIN
+
+    assert run(*base, "--admin-token", ADMIN).returncode == 0
+    again = run(*base, "--admin-token", ADMIN)
+    assert again.returncode == 1 and "m@1 is already published" in again.stderr and "hashing" not in again.stderr
+    assert run(*base, "--admin-token", ADMIN, "--republish").returncode == 0  # the same bytes: taken
+
+
 def test_a_bad_admin_token_is_named_as_the_problem(tracker_url: str) -> None:
     result = run("hosts", "add", "h1", "--tracker", tracker_url, "--admin-token", "wrong")
     assert result.returncode == 1

@@ -31,6 +31,9 @@ def test_demo_activates_every_host_and_reads_the_source_once(tmp_path: Path) -> 
     assert len(re.findall(r"host-\d .*yes, every piece", out)) == 3
     m = re.search(r"bytes read from the source: (\d+) for a model of (\d+) bytes \(1\.00x\)", out)
     assert m and m.group(1) == m.group(2)
+    # not a terminal: progress as lines, not a redrawn table (no cursor moves, nothing unterminated)
+    assert "\x1b[" not in out and out.endswith("\n")
+    assert re.search(r"^ *[\d.]+s host-1: activated$", out, re.M) and re.search(r"hosts hold 100% of the bytes", out)
     # every process the demo started is gone
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(tmp_path / "demo") not in ps

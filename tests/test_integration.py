@@ -17,9 +17,11 @@ import time
 from pathlib import Path
 
 import httpx
+import libtorrent as lt
 import pytest
 
 from client.store import ModelStore
+from common import torrent as torrents
 from common.manifest import Manifest
 from tests.conftest import ADMIN, publish_model
 from tests.system import skip_or_fail
@@ -296,7 +298,9 @@ def test_a_torrent_whose_v2_hashes_disagree_with_the_manifest_is_refused_before_
 
     db = sqlite3.connect(tmp_path / "tracker.db")
     (v1_torrent,) = db.execute("select torrent from release where version='1'").fetchone()
-    db.execute("update release set torrent=? where version='2'", (v1_torrent,))
+    meta = lt.bdecode(v1_torrent)
+    meta[b"info"][torrents.VERSION_KEY] = b"2"  # v1's files, said to be v2: only the hashes tell
+    db.execute("update release set torrent=? where version='2'", (lt.bencode(meta),))
     db.commit()
     db.close()
     refused = run_client(tmp_path, tracker_url, passkey, "h1", "m@2")

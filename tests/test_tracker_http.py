@@ -194,12 +194,18 @@ def test_host_registration_is_idempotent(world: dict, admin) -> None:  # type: i
 
 def test_republishing_a_version_with_other_bytes_is_refused(world: dict, tmp_path: Path,
                                                             publisher_key: Path) -> None:
-    from common.errors import ApiError
+    from common.errors import ApiError, ModeltorrentError
 
-    same = publish_model(tmp_path / "again", world["url"], publisher_key, FILES, torrent_format="hybrid")
+    with pytest.raises(ModeltorrentError, match="m@1 is already published") as early:
+        publish_model(tmp_path / "again", world["url"], publisher_key, FILES, torrent_format="hybrid")
+    assert "--republish" in (early.value.hint or "")
+    assert not (tmp_path / "again" / "out").exists()  # refused before hashing, nothing written
+    same = publish_model(tmp_path / "again", world["url"], publisher_key, FILES, torrent_format="hybrid",
+                         republish=True)
     assert same == world["release"]  # same bytes: idempotent, the first record stands
     with pytest.raises(ApiError, match="409.*already published with other contents"):
-        publish_model(tmp_path / "other", world["url"], publisher_key, FILES, seed=2, torrent_format="hybrid")
+        publish_model(tmp_path / "other", world["url"], publisher_key, FILES, seed=2, torrent_format="hybrid",
+                      republish=True)
 
 
 def test_the_same_bytes_published_as_a_new_version_are_a_swarm_of_their_own(

@@ -81,6 +81,16 @@ class TrackerClient:
         body = {"manifest": manifest.model_dump(), "torrent": base64.b64encode(torrent).decode()}
         return self._request("POST", "/api/torrents", json=body).json()  # type: ignore[no-any-return]
 
+    def published(self, name: str, version: str) -> bool:
+        """Whether ``name@version`` is registered (admin token or passkey)."""
+        try:
+            self._request("GET", f"/api/torrents/{name}/{version}/manifest")
+        except ApiError as exc:
+            if exc.status == 404:
+                return False
+            raise
+        return True
+
     def list_torrents(self) -> list[dict[str, Any]]:
         return self._request("GET", "/api/torrents").json()  # type: ignore[no-any-return]
 

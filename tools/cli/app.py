@@ -167,6 +167,8 @@ def publish(
         "--format", help="v2: each byte hashed once per host, for libtorrent 2 clients (ours, qBittorrent, "
         "Deluge); hybrid: v1+v2, also for v1-only clients (rtorrent), at one more hash (SHA-1) per byte "
         "everywhere")] = TorrentFormat.v2,
+    republish: Annotated[bool, typer.Option(help="register NAME@VERSION again although it is published: "
+                                            "the tracker takes it only if the bytes are the same")] = False,
 ) -> None:
     """Hash a model, sign its manifest, build its torrent and register both with the tracker."""
     from tools.cli.publish import publish as do_publish
@@ -177,7 +179,7 @@ def publish(
         torrent_format=torrent_format.value,
         tracker=need(tracker, "--tracker", "or MODELTORRENT_TRACKER_URL"),
         admin_token=need(admin_token, "--admin-token", "or MODELTORRENT_ADMIN_TOKEN"),
-        out_dir=out_dir, console=err,
+        out_dir=out_dir, console=err, republish=republish,
     )
     out.print(result["info_hash_v1"] or result["info_hash_v2"])
 

@@ -44,10 +44,35 @@ def job_view(job: dict[str, Any]) -> Group:
     return Group(head, table)
 
 
+def summary_line(job: dict[str, Any]) -> str:
+    """The job in one line, for logs: state, hosts by state, and the share of bytes done."""
+    total = (job["total_size"] or 1) * max(1, len(job["hosts"]))
+    done = sum(h["bytes_done"] for h in job["hosts"])
+    counts: dict[str, int] = {}
+    for h in job["hosts"]:
+        counts[h["state"]] = counts.get(h["state"], 0) + 1
+    by_state = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    return (f"job {job['id']} {job['name']}@{job['version']}: {job['state']}; {by_state}; "
+            f"{100 * done / total:.0f}% of the bytes")
+
+
 def watch_job(api: TrackerClient, job_id: int, console: Console, *, timeout: float | None,
               interval: float = 1.0) -> dict[str, Any]:
     started = time.monotonic()
     job = api.deployment(job_id)
+    if not console.is_terminal:  # CI logs, systemd, Ansible: a line per change, no redrawn table
+        said = ""
+        while True:
+            line = summary_line(job)
+            if line != said:
+                console.print(line, soft_wrap=True, highlight=False)
+                said = line
+            if job["state"] in FINAL or (timeout is not None and time.monotonic() - started >= timeout):
+                break
+            time.sleep(interval)
+            job = api.deployment(job_id)
+        console.print(job_view(job))
+        return job
     with Live(job_view(job), console=console, refresh_per_second=4, transient=False) as live:
         while job["state"] not in FINAL and (timeout is None or time.monotonic() - started < timeout):
             time.sleep(interval)

@@ -16,7 +16,7 @@ from rich.progress import (
 )
 
 from common import signing, torrent
-from common.errors import LayoutError
+from common.errors import LayoutError, ModeltorrentError
 from common.hashing import hash_tree
 from common.layout import check_name, plan
 from common.manifest import Manifest
@@ -46,7 +46,7 @@ def scan(path: Path) -> tuple[Path, list[tuple[str, int]]]:
 def publish(
     path: Path, *, name: str, version: str, key_path: Path, source: str | None, piece_size: int,
     tracker: str, admin_token: str, out_dir: Path | None = None, console: Console | None = None,
-    torrent_format: torrent.Format = torrent.DEFAULT_FORMAT,
+    torrent_format: torrent.Format = torrent.DEFAULT_FORMAT, republish: bool = False,
 ) -> dict[str, Any]:
     """Hash, sign, build and register; SHA-1 is computed only for a ``hybrid`` torrent. Returns the
     tracker's record. Raises ModeltorrentError."""
@@ -55,6 +55,13 @@ def publish(
     key = signing.load_private_key(key_path)
     root, files = scan(path)
     layout = plan(files, piece_size)
+    # Before hours of hashing: the tracker answers, the token is the admin's, the version is free.
+    with TrackerClient(tracker, admin_token=admin_token) as api:
+        api.list_hosts()
+        if not republish and api.published(name, version):
+            raise ModeltorrentError(f"{name}@{version} is already published",
+                                    hint="versions do not change: publish under a new --version (or pass "
+                                    "--republish to register the same bytes again, which the tracker checks)")
     with Progress("[progress.description]{task.description}", BarColumn(), DownloadColumn(),
                   TransferSpeedColumn(), TimeRemainingColumn(), console=console or Console(stderr=True),
                   transient=False) as bar:

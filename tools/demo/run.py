@@ -7,6 +7,7 @@ summary checks every host's active model piece by piece and the bytes the origin
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
 import signal
@@ -24,6 +25,7 @@ from client.store import ModelStore
 from common import signing
 from common.errors import ModeltorrentError
 from common.layout import auto_piece_size
+from common.milestones import Milestones
 from common.units import format_size
 from tools.cli.publish import publish
 from tools.demo.modelgen import generate_model
@@ -89,12 +91,42 @@ def _raise_interrupt(signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
+class _Lines:
+    """The demo's progress as lines, where no table can be redrawn (not a terminal): a line when a
+    host's state changes, and one at each tenth of the bytes all hosts must get."""
+
+    def __init__(self, console: Console, hosts: list[str]) -> None:
+        self.console = console
+        self.hosts = hosts
+        self.states: dict[str, str] = {}
+        self.tenths: Milestones | None = None
+
+    def update(self, rows: dict[str, dict], elapsed: float) -> None:
+        for name in ["seedbox", *self.hosts]:
+            state = rows.get(name, {}).get("state", "waiting")
+            if self.states.get(name) != state:
+                self.states[name] = state
+                self.console.print(f"{elapsed:6.1f}s {name}: {state}", highlight=False)
+        sizes = [rows[h]["total_size"] for h in self.hosts if rows.get(h, {}).get("total_size")]
+        if self.tenths is None and sizes:
+            self.tenths = Milestones(sizes[0] * len(self.hosts))
+        if self.tenths is not None and (step := self.tenths.passed(
+                sum(rows.get(h, {}).get("bytes_done", 0) for h in self.hosts))) is not None:
+            self.console.print(f"{elapsed:6.1f}s hosts hold {step}% of the bytes", highlight=False)
+
+
 def _watch(console: Console, procs: Procs, admin: TrackerClient, hosts: list[str],
            started: float, timeout: float) -> bool:
-    with Live(console=console, refresh_per_second=4, transient=False) as live:
+    lines = None if console.is_terminal else _Lines(console, hosts)
+    with Live(console=console, refresh_per_second=4, transient=False) if lines is None \
+            else contextlib.nullcontext() as live:
         while True:
             rows = {r["host"]: r for r in admin.status(NAME)}
-            live.update(_table(rows, hosts, time.monotonic() - started))
+            if live is not None:
+                live.update(_table(rows, hosts, time.monotonic() - started))
+            else:
+                assert lines is not None
+                lines.update(rows, time.monotonic() - started)
             if all(rows.get(h, {}).get("state") in DONE for h in hosts):
                 return True
             dead = [n for n, p in procs.procs.items() if p.poll() is not None]
