@@ -36,8 +36,8 @@ def sha256(path: Path) -> str:
 
 
 def same_bytes(got: Path, source: Path) -> bool:
-    return all((got / rel).is_file() and (got / rel).stat().st_size == size and sha256(got / rel) == sha256(source / rel)
-               for rel, size in FILES.items())
+    return all((got / rel).is_file() and (got / rel).stat().st_size == size
+               and sha256(got / rel) == sha256(source / rel) for rel, size in FILES.items())
 
 
 def swarm(tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path,  # type: ignore[no-untyped-def]

@@ -298,7 +298,7 @@ def test_a_torrent_whose_v2_hashes_disagree_with_the_manifest_is_refused_before_
 
     db = sqlite3.connect(tmp_path / "tracker.db")
     (v1_torrent,) = db.execute("select torrent from release where version='1'").fetchone()
-    meta = lt.bdecode(v1_torrent)
+    meta: dict = lt.bdecode(v1_torrent)  # type: ignore[assignment]
     meta[b"info"][torrents.VERSION_KEY] = b"2"  # v1's files, said to be v2: only the hashes tell
     db.execute("update release set torrent=? where version='2'", (lt.bencode(meta),))
     db.commit()
