@@ -105,6 +105,19 @@ def test_reports_move_the_job_and_a_silent_host_is_stalled_and_named(fleet: dict
     assert admin.deployment(job["id"])["state"] == "activated"
 
 
+def test_a_host_that_finished_shows_no_rate_and_the_job_has_a_time_to_go(fleet: dict) -> None:
+    admin = fleet["admin"]
+    job = admin.deploy("m", "1", all_hosts=True)
+    for name, done in (("a1", 400), ("a2", 800)):
+        host(fleet, name).report(name="m", version="1", state="downloading", bytes_done=done, download_rate=100.0)
+    shown = admin.deployment(job["id"])
+    # 1000-byte model: a1 600 and a2 200 to go, b1 (pending, no rate) 1000, at 200 B/s together
+    assert shown["download_rate"] == 200.0 and shown["eta_seconds"] == pytest.approx(1800 / 200)
+    host(fleet, "a2").report(name="m", version="1", state="activated", bytes_done=1000)  # no rate sent
+    rates = {h["host"]: h["download_rate"] for h in admin.deployment(job["id"])["hosts"]}
+    assert rates == {"a1": 100.0, "a2": 0.0, "b1": 0.0}
+
+
 def test_cancel_ends_the_job_and_takes_it_off_the_hosts_desired_list(fleet: dict) -> None:
     admin = fleet["admin"]
     job = admin.deploy("m", "1", hosts=["a1"])

@@ -83,3 +83,23 @@ def test_job_state(hosts: list[HostState], cancelled: bool, expected: JobState) 
 ])
 def test_a_newer_deployment_supersedes_all_but_an_activation(current: HostState, expected: HostState) -> None:
     assert host_after_newer_deployment(current) is expected
+
+
+ETA = [
+    # (case, total, hosts (state, bytes done, rate), expected (rate, seconds to go))
+    ("nothing moves", 100, [("pending", 0, 0.0)], (0.0, None)),
+    ("two hosts at 10 B/s each, 150 B to go", 100, [("downloading", 50, 10.0), ("downloading", 0, 10.0)],
+     (20.0, 7.5)),
+    ("activated, failed and stalled hosts are not waited for", 100,
+     [("activated", 100, 0.0), ("failed", 10, 0.0), ("stalled", 0, 0.0), ("downloading", 80, 5.0)], (5.0, 4.0)),
+    ("all done", 100, [("activated", 100, 0.0)], (0.0, None)),
+    ("verifying hosts still count", 100, [("verifying", 100, 0.0), ("downloading", 90, 2.0)], (2.0, 5.0)),
+]
+
+
+@pytest.mark.parametrize(("case", "total", "hosts", "expected"), ETA, ids=[c[0] for c in ETA])
+def test_a_jobs_time_to_go_is_its_bytes_left_at_its_rate_now(
+        case: str, total: int, hosts: list[tuple[str, int, float]], expected: tuple[float, float | None]) -> None:
+    from tracker.deployments import eta_of
+
+    assert eta_of(total, hosts) == expected

@@ -157,6 +157,14 @@ def test_lenient_announces_port_0_and_no_left(world: World) -> None:
     assert len(world.announce("h1", "asker", 6, numwant=10**9)[b"peers"]) == 2  # clamped, not refused
 
 
+def test_a_seedbox_still_ingesting_counts_as_a_seeder_not_a_leecher(world: World) -> None:
+    world.announce("seedbox", "sb", 0, left=TORRENT // 2)
+    world.announce("h1", "downloader", 0)
+    world.store.flush()
+    with Session(world.engine) as session:
+        assert swarm.swarm_counts(session, 1, 1) == (1, 1)
+
+
 def test_scrape_counts_a_download_finished_without_the_completed_event(world: World) -> None:
     world.announce("stock", "ctorrent", 0, agent=STOCK)
     world.announce("stock", "ctorrent", 60, left=0, agent=STOCK)  # no event=completed

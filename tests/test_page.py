@@ -84,3 +84,80 @@ def test_page_shows_a_running_deployment_change_and_its_dead_host(
             browser.close()
     assert httpx.get(f"{url}/api/deployments/{job['id']}").json()["state"] == "partially_failed"
     admin.close()
+
+
+def test_page_with_a_thousand_hosts_in_thirty_racks(chromium: str, tmp_path: Path, procs: Procs,
+                                                     publisher_key: Path) -> None:
+    """A fleet's worth of status rows (reported through the API, as agents do): the heatmap stays
+    readable, numbers show on demand, a failed hook is listed as a problem, the job has a rate and
+    a time to go, activated hosts show no rate, and the throughput history is the tracker's."""
+    import random
+
+    from playwright.sync_api import sync_playwright
+
+    url = start_tracker(procs, tmp_path / "t.db", ADMIN, interval=60,
+                        env={"MODELTORRENT_TRACKER_RECONCILE_INTERVAL": "0.5",
+                             "MODELTORRENT_TRACKER_STALL_TIMEOUT": "3600"})
+    admin = TrackerClient(url, admin_token=ADMIN)
+    publish_model(tmp_path, url, publisher_key, {"w.safetensors": 4 * MiB}, piece_size=256 * 1024)
+    total = 4 * MiB
+    names = [f"h{r:02d}-{i:02d}" for r in range(30) for i in range(34)][:1000]
+    keys = {n: admin.add_host(n, f"dc1|pod{int(n[1:3]) // 10}|rack{n[1:3]}")["passkey"] for n in names}
+    job = admin.deploy("m", "1", all_hosts=True)
+    rng = random.Random(3)
+    with httpx.Client(base_url=url, timeout=30) as http:
+        def report(name: str, **fields: object) -> None:
+            r = http.post("/api/status", headers={"X-Passkey": keys[name]},
+                          json={"name": "m", "version": "1", **fields})
+            assert r.status_code < 300, r.text
+
+        for round_ in range(2):  # two rounds of reports, a few seconds apart: the tracker samples its throughput
+            for n in names:
+                done = rng.randrange(total) if round_ == 0 else min(total, total // 2 + rng.randrange(total))
+                report(n, state="downloading", bytes_done=done, download_rate=float(rng.randrange(1, 50) << 20))
+            time.sleep(6)
+        report(names[0], state="activated", bytes_done=total, download_rate=0.0,
+               error="on-activate hook failed: exit 3 from `systemctl restart inference`")
+        report(names[1], state="activated", bytes_done=total)  # its last rate was not zero: none is shown now
+        report(names[2], state="failed", error="disk full: 0 bytes free in /var/lib/modeltorrent")
+    shown = httpx.get(f"{url}/api/deployments/{job['id']}").json()
+    rows = {h["host"]: h for h in shown["hosts"]}
+    assert rows[names[1]]["download_rate"] == 0.0 and rows[names[0]]["download_rate"] == 0.0
+    assert shown["download_rate"] > 0 and shown["eta_seconds"] > 0
+    overview = httpx.get(f"{url}/api/overview").json()
+    assert len(overview["history"]) >= 2  # samples from before any browser opened the page
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            opened = time.time()
+            page.goto(url + "/")
+            page.wait_for_function("() => document.querySelectorAll('#heatmap .cell').length === 1000",
+                                   timeout=20_000)
+            assert page.locator("#heatmap .rack").count() == 30
+            chart = page.locator('[data-testid="chart"]')
+            page.wait_for_function("() => +document.getElementById('chart').dataset.samples >= 2", timeout=10_000)
+            assert float(chart.get_attribute("data-from") or 0) < opened - 5  # history older than the page
+            problems = page.locator('[data-testid="problems"]').inner_text()
+            assert "on-activate hook failed" in problems and "disk full" in problems
+            assert "about" in page.locator('[data-testid="job-eta"]').first.inner_text()
+            # every host fits on one screen without numbers; with them, each square says its share
+            box = page.locator('[data-testid="heatmap"]').bounding_box()
+            assert box is not None and box["height"] < 1000
+            page.locator('[data-testid="numbers"]').check()
+            first = names[0]
+            page.wait_for_function(f"() => document.querySelector('[data-host=\"{first}\"]').textContent === '100'",
+                                   timeout=5_000)
+            page.locator(f'[data-host="{names[2]}"]').click()
+            assert "disk full" in page.locator('[data-testid="detail"]').inner_text()
+            page.locator('[data-testid="numbers"]').uncheck()
+            shot = tmp_path / "swarm-health-1000.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 10_000
+            keep = Path(__file__).parent.parent / "results"
+            keep.mkdir(exist_ok=True)
+            shutil.copy(shot, keep / "swarm-health-1000.png")
+        finally:
+            browser.close()
+    admin.close()

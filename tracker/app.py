@@ -14,7 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlmodel import Session
 from starlette.types import ASGIApp
 
-from tracker import deployments, swarm
+from tracker import deployments, swarm, throughput
 from tracker.db import make_engine
 from tracker.metrics import TrackerMetrics
 from tracker.peers import Policy
@@ -35,6 +35,7 @@ def _reconcile_loop(app: FastAPI, stop: threading.Event) -> None:
             with Session(app.state.engine) as session:
                 deployments.reconcile(session, time.time(), settings.stall_timeout)
                 swarm.expire_peers(session, time.time())
+                throughput.sample(session, time.time())
         except Exception:  # keep reconciling; the next pass may well succeed
             log.exception("reconcile failed")
 

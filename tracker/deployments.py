@@ -6,6 +6,7 @@ The rules live in ``tracker/jobs.py``; this module only loads rows, applies them
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
 from typing import Any
 
@@ -170,7 +171,8 @@ def record_report(session: Session, host: Host, release: Release, state: str, fi
         row.last_report = now
         row.pieces_verified = fields.get("pieces_verified", row.pieces_verified)
         row.bytes_done = fields.get("bytes_done", row.bytes_done)
-        row.download_rate = fields.get("download_rate", row.download_rate)
+        # A host that finished (or failed) moves nothing: no rate of its last download lingers.
+        row.download_rate = fields.get("download_rate", row.download_rate) if row.state in MOVING else 0.0
         row.error = fields.get("error", row.error)
         session.add(row)
         session.flush()
@@ -192,6 +194,7 @@ def reconcile(session: Session, now: float, stall_timeout: float) -> int:
                 row.state = new.value
                 if new is HostState.STALLED:
                     row.error = row.error or f"no report for {stall_timeout:.0f}s"
+                    row.download_rate = 0.0
                 session.add(row)
         before = job.state
         _refresh(session, job, rows, now)
@@ -240,9 +243,27 @@ def public(session: Session, job: Deployment, *, with_hosts: bool) -> Deployment
                                   pieces_verified=r.pieces_verified, bytes_done=r.bytes_done,
                                   download_rate=r.download_rate, error=r.error, last_report=r.last_report)
              for r, h in pairs]
+    now = time.time()
+    rate, eta = eta_of(release.total_size, [(h.state, h.bytes_done, h.download_rate if h.last_report is not None
+                                             and now - h.last_report <= RATE_FRESH else 0.0) for h in hosts])
     return DeploymentPublic(
         id=job.id, key=job.key, name=release.name, version=release.version, state=job.state,
         targets=json.loads(job.targets), total_size=release.total_size, num_pieces=release.num_pieces,
         hosts_by_state=dict(Counter(h.state for h in hosts)), created_at=job.created_at,
-        updated_at=job.updated_at, finished_at=job.finished_at, hosts=hosts if with_hosts else None,
+        updated_at=job.updated_at, finished_at=job.finished_at, download_rate=rate, eta_seconds=eta,
+        hosts=hosts if with_hosts else None,
     )
+
+
+MOVING = {HostState.PENDING.value, HostState.DOWNLOADING.value, HostState.VERIFYING.value}
+RATE_FRESH = 60.0  # seconds: agents report every second or two; a rate older than this is not counted
+
+
+def eta_of(total_size: int, hosts: list[tuple[str, int, float]]) -> tuple[float, float | None]:
+    """(bytes/s, seconds to go) of a job from its hosts' (state, bytes done, rate): the bytes its
+    hosts still on their way need, at the rate they move together now. None: nothing moves (or
+    nothing is left). Stalled and failed hosts are not waited for. Pure."""
+    going = [(done, rate) for state, done, rate in hosts if state in MOVING]
+    rate = sum(r for _, r in going)
+    left = sum(max(0, total_size - done) for done, _ in going)
+    return rate, (left / rate if rate > 0 and left > 0 else None)

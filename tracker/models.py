@@ -75,6 +75,16 @@ class HostStatus(SQLModel, table=True):
     updated_at: float = Field(default_factory=now)
 
 
+class ThroughputSample(SQLModel, table=True):
+    """The fleet's aggregate download rate, one row per ``bucket`` (a time slot): the page's history
+    comes from here, not from when a browser opened it. Every worker may write a slot; the first wins."""
+
+    bucket: int = Field(primary_key=True)
+    time: float
+    download_rate: float
+    hosts: int
+
+
 class Completion(SQLModel, table=True):
     """Counts ``completed`` events per release, for scrape's ``downloaded``."""
 
@@ -198,6 +208,8 @@ class DeploymentPublic(SQLModel):
     created_at: float
     updated_at: float
     finished_at: float | None
+    download_rate: float = 0.0  # bytes/s: the sum of its downloading hosts' rates
+    eta_seconds: float | None = None  # its bytes still to go at that rate; None when nothing moves
     hosts: list[DeploymentHostPublic] | None = None
 
 
@@ -236,3 +248,4 @@ class OverviewPublic(SQLModel):
     seedboxes: list[SeedboxPublic]
     download_rate: float  # sum of the rates hosts reported in the last few seconds
     hosts_reporting: int
+    history: list[tuple[float, float]] = []  # (time, bytes/s) samples, oldest first

@@ -29,10 +29,12 @@ from tracker.settings import TrackerSettings
 
 
 def swarm_counts(session: Session, release_id: int | None, now: float) -> tuple[int, int]:
-    """(seeders, leechers) among the peers of a release that have not expired by ``now``."""
+    """(seeders, leechers) among the peers of a release that have not expired by ``now``. A seedbox
+    counts as a seeder while it ingests: it is the swarm's source, and downloads from no host."""
+    is_seeder = or_(col(Peer.left) == 0, col(Host.role) == "seedbox")
     seeders, total = session.exec(
-        select(func.coalesce(func.sum(case((col(Peer.left) == 0, 1), else_=0)), 0), func.count())
-        .where(col(Peer.release_id) == release_id, col(Peer.expires) >= now)
+        select(func.coalesce(func.sum(case((is_seeder, 1), else_=0)), 0), func.count())
+        .where(col(Peer.release_id) == release_id, col(Peer.expires) >= now, col(Peer.host_id) == col(Host.id))
     ).one()
     return int(seeders), int(total) - int(seeders)
 

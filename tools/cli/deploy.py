@@ -31,10 +31,20 @@ def jobs_table(jobs: list[dict[str, Any]]) -> Table:
     return table
 
 
+def eta_text(job: dict[str, Any]) -> str:
+    """", 1.2 GiB/s, about 3 min to go" while the job's hosts move bytes; "" otherwise."""
+    eta = job.get("eta_seconds")
+    if not job.get("download_rate") or eta is None:
+        return ""
+    minutes = eta / 60
+    left = f"{eta:.0f} s" if eta < 90 else f"{minutes:.0f} min" if minutes < 90 else f"{minutes / 60:.1f} h"
+    return f", {format_size(job['download_rate'])}/s, about {left} to go"
+
+
 def job_view(job: dict[str, Any]) -> Group:
     total = job["total_size"] or 1
     head = Text.assemble(f"job {job['id']} {job['name']}@{job['version']}: ",
-                         (job["state"], STYLE.get(job["state"], "bold")))
+                         (job["state"], STYLE.get(job["state"], "bold")), eta_text(job))
     table = Table("location", "host", "state", "progress", "rate", "error")
     for h in job["hosts"]:
         pct = 100 * h["bytes_done"] / total

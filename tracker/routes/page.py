@@ -9,12 +9,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
 from sqlmodel import col, select
 
+from tracker import throughput
 from tracker.deps import SessionDep, SettingsDep
 from tracker.models import Host, HostStatus, OverviewPublic, Release, SeedboxPublic, SwarmPublic
 from tracker.swarm import swarm_counts
 
 router = APIRouter()
-RECENT = 10.0  # seconds: a report this fresh counts toward the current throughput
 
 
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -33,19 +33,16 @@ def overview(session: SessionDep, settings: SettingsDep, request: Request) -> Ov
         seeders, leechers = swarm_counts(session, release.id, now)
         swarms.append(SwarmPublic(torrent=f"{release.name}@{release.version}", seeders=seeders, leechers=leechers))
     seedboxes = []
-    rate, reporting = 0.0, 0
     rows = session.exec(
         select(HostStatus, Host, Release)
-        .where(col(HostStatus.host_id) == col(Host.id), col(HostStatus.release_id) == col(Release.id))
+        .where(col(HostStatus.host_id) == col(Host.id), col(HostStatus.release_id) == col(Release.id),
+               col(Host.role) == "seedbox")
     ).all()
     for st, host, release in rows:
-        if host.role == "seedbox":
-            seedboxes.append(SeedboxPublic(host=host.name, torrent=f"{release.name}@{release.version}",
-                                           state=st.state, bytes_done=st.bytes_done,
-                                           bytes_read=st.bytes_downloaded, total_size=release.total_size,
-                                           error=st.error))
-        elif now - st.updated_at <= RECENT and st.state in ("downloading", "checking", "starting"):
-            rate += st.download_rate
-            reporting += 1
+        seedboxes.append(SeedboxPublic(host=host.name, torrent=f"{release.name}@{release.version}",
+                                       state=st.state, bytes_done=st.bytes_done,
+                                       bytes_read=st.bytes_downloaded, total_size=release.total_size,
+                                       error=st.error))
+    rate, reporting = throughput.current(session, now)
     return OverviewPublic(time=now, swarms=swarms, seedboxes=seedboxes, download_rate=rate,
-                          hosts_reporting=reporting)
+                          hosts_reporting=reporting, history=throughput.history(session, now))

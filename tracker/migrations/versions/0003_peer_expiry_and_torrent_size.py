@@ -1,4 +1,5 @@
-"""Each peer's own expiry; each release's size as BitTorrent clients count it (with padding)
+"""Each peer's own expiry; each release's size as BitTorrent clients count it (with padding);
+the fleet's throughput history
 
 Revision ID: 0003
 Revises: 0002
@@ -28,6 +29,12 @@ def _torrent_size(manifest: str) -> int:
 
 
 def upgrade() -> None:
+    op.create_table('throughputsample',
+                    sa.Column('bucket', sa.Integer(), nullable=False),
+                    sa.Column('time', sa.Float(), nullable=False),
+                    sa.Column('download_rate', sa.Float(), nullable=False),
+                    sa.Column('hosts', sa.Integer(), nullable=False),
+                    sa.PrimaryKeyConstraint('bucket'))
     with op.batch_alter_table('peer', schema=None) as batch_op:
         batch_op.add_column(sa.Column('expires', sa.Float(), nullable=False, server_default='0'))
         batch_op.create_index(batch_op.f('ix_peer_expires'), ['expires'], unique=False)
@@ -42,6 +49,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table('throughputsample')
     with op.batch_alter_table('release', schema=None) as batch_op:
         batch_op.drop_column('torrent_size')
     with op.batch_alter_table('peer', schema=None) as batch_op:
