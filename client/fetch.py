@@ -33,7 +33,7 @@ from client.reuse import Donor
 from client.settings import ClientSettings
 from client.store import ModelStore
 from common import torrent as torrents
-from common.errors import DiskSpaceError, ModeltorrentError, SignatureError
+from common.errors import DiskSpaceError, ModeltorrentError, PieceMismatch, SignatureError, TorrentMismatch
 from common.layout import Layout
 from common.lt_session import Bans, add_params, alert_message, make_session
 from common.manifest import Manifest
@@ -122,6 +122,8 @@ class Fetcher:
         run = _Run(self, manifest, layout, torrent, save_path, verified | reused, reused)
         try:
             last_piece_at = run.download()
+            if torrents.format_of(torrent) == "v1":
+                self._verify_v1(manifest, save_path)
             run.activate(version_dir)
             activated_at = time.monotonic()
             hook_error = run_on_activate(self.settings.on_activate, name, version, self.store.current(name),
@@ -140,6 +142,22 @@ class Fetcher:
             time.monotonic() - started, activated_at - last_piece_at, hook_error, len(reused),
             last_piece_at - started, run.peers_max,
         )
+
+    def _verify_v1(self, manifest: Manifest, save_path: Path) -> None:
+        """A v1 torrent's SHA-1s are not signed: check the whole download against the manifest's
+        piece roots before it is activated (one more read and hash of every byte: what v1 costs).
+        Raises TorrentMismatch, with the download discarded, if a piece is not the publisher's."""
+        log.info("%s: a v1 torrent: checking every piece against the signed manifest", manifest.ref)
+        try:
+            manifest.verify_data(save_path)
+        except PieceMismatch as exc:
+            self.store.save_verified(manifest.name, manifest.version, set())
+            shutil.rmtree(save_path, ignore_errors=True)
+            raise TorrentMismatch(
+                f"{manifest.ref}: the torrent's SHA-1 hashes let through bytes that are not the signed "
+                f"manifest's ({exc.message})",
+                hint="the tracker serves a torrent the publisher did not make: publish it again; "
+                "nothing was activated and the download was discarded") from exc
 
     def _reuse(self, manifest: Manifest, layout: Layout, save_path: Path) -> set[int]:
         """Copy the pieces other versions on this host share with this one (verified as copied)."""

@@ -1,5 +1,11 @@
-"""Private torrents built from a layout's digests, without reading data again: ``v2`` (BEP 52)
-or ``hybrid`` (v1 + v2, for clients that speak only v1).
+"""Private torrents built from a layout's digests, without reading data again: ``v2`` (BEP 52),
+``hybrid`` (v1 + v2, for clients that speak only v1) or ``v1`` (BEP 3 alone, for clients that
+cannot read v2's file tree at all: transmission 3.00, aria2 1.36).
+
+A v1 torrent carries SHA-1 piece hashes, which the signed manifest does not: libtorrent's checks
+then guard the transfer, not the manifest, so a client verifies a v1 download against the
+manifest's piece roots before it activates it (one more read and hash of every byte), and the
+seedbox checks every piece it reads before it seeds any (no streaming).
 
 libtorrent's Python bindings cannot take precomputed v2 hashes, so the metainfo is assembled here
 exactly as libtorrent would (BEP 3 + BEP 52, hybrid with pad files after every file); a test pins
@@ -23,8 +29,8 @@ from common.layout import Layout
 from common.manifest import Manifest
 
 CREATOR = "modeltorrent"
-Format = Literal["v2", "hybrid"]
-FORMATS: tuple[Format, ...] = ("v2", "hybrid")
+Format = Literal["v2", "hybrid", "v1"]
+FORMATS: tuple[Format, ...] = ("v2", "hybrid", "v1")
 # v2 by default: each byte is hashed once per host (SHA-256 blocks). A hybrid torrent makes every
 # host hash SHA-1 too: in the data-plane benchmark (docs/dataplane-report.md) that cost a client
 # about 0.5 CPU-s per GiB more and publish a third of its rate; it is for fleets with v1-only clients.
@@ -33,13 +39,17 @@ DEFAULT_FORMAT: Format = "v2"
 
 @dataclass(frozen=True)
 class InfoHashes:
-    v1: str | None  # 40 hex chars, SHA-1 of the info dict (hybrid only)
-    v2: str  # 64 hex chars, SHA-256 of the info dict
+    v1: str | None  # 40 hex chars, SHA-1 of the info dict (hybrid and v1)
+    v2: str | None  # 64 hex chars, SHA-256 of the info dict (v2 and hybrid)
 
     @property
-    def v2_truncated(self) -> str:
+    def v2_truncated(self) -> str | None:
         """What a v2 peer sends a tracker as ``info_hash`` (BEP 52): the first 20 bytes."""
-        return self.v2[:40]
+        return self.v2[:40] if self.v2 else None
+
+    @property
+    def format(self) -> Format:
+        return "hybrid" if self.v1 and self.v2 else "v1" if self.v1 else "v2"
 
 
 VERSION_KEY = b"modeltorrent version"
@@ -47,13 +57,14 @@ VERSION_KEY = b"modeltorrent version"
 
 def build(layout: Layout, digests: list[PieceDigest], name: str, *, version: str = "", comment: str = "",
           torrent_format: Format = DEFAULT_FORMAT) -> bytes:
-    """Bencoded private torrent whose top folder is ``name``; ``hybrid`` needs the digests' SHA-1.
+    """Bencoded private torrent whose top folder is ``name``; ``hybrid`` and ``v1`` need the
+    digests' SHA-1 (``hash_tree(..., v1=True)``).
 
     ``version`` goes into the info dict, so that each version of a model is a swarm of its own even
     when its bytes are another version's (the info hashes would be the same otherwise; hosts that
     hold the other version copy its pieces instead of downloading them). BitTorrent clients hash
     the info dict as it is and ignore keys they do not know."""
-    hybrid = torrent_format == "hybrid"
+    hybrid = torrent_format in ("hybrid", "v1")  # the v1 parts: files with their padding, SHA-1s
     v1_files: list[dict[bytes, Any]] = []
     tree: dict[bytes, Any] = {}
     layers: dict[bytes, bytes] = {}
@@ -84,14 +95,17 @@ def build(layout: Layout, digests: list[PieceDigest], name: str, *, version: str
         info[VERSION_KEY] = version.encode()
     if hybrid:
         if not all(d.sha1 for d in digests):
-            raise ValueError("a hybrid torrent needs the pieces' SHA-1 (hash_tree(..., v1=True))")
+            raise ValueError(f"a {torrent_format} torrent needs the pieces' SHA-1 (hash_tree(..., v1=True))")
         info |= {b"files": v1_files, b"pieces": b"".join(d.sha1 for d in digests)}
+    if torrent_format == "v1":
+        del info[b"file tree"], info[b"meta version"]
     meta: dict[bytes, Any] = {
         b"created by": CREATOR.encode(),
         b"creation date": int(time.time()),
         b"info": info,
-        b"piece layers": layers,
     }
+    if torrent_format != "v1":
+        meta[b"piece layers"] = layers
     if comment:
         meta[b"comment"] = comment.encode()
     return bytes(lt.bencode(meta))
@@ -106,15 +120,14 @@ def parse(torrent: bytes) -> lt.torrent_info:
 
 
 def info_hashes(torrent: bytes) -> InfoHashes:
-    """Raises TorrentMismatch for a torrent without v2 hashes (v1 alone cannot carry the manifest's)."""
+    """Raises TorrentMismatch if ``torrent`` is not a valid torrent file."""
     ih = parse(torrent).info_hashes()
-    if not ih.has_v2():
-        raise TorrentMismatch("torrent has no v2 hashes", hint="publish it as v2 or hybrid")
-    return InfoHashes(v1=ih.v1.to_bytes().hex() if ih.has_v1() else None, v2=ih.v2.to_bytes().hex())
+    return InfoHashes(v1=ih.v1.to_bytes().hex() if ih.has_v1() else None,
+                      v2=ih.v2.to_bytes().hex() if ih.has_v2() else None)
 
 
 def format_of(torrent: bytes) -> Format:
-    return "hybrid" if info_hashes(torrent).v1 else "v2"
+    return info_hashes(torrent).format
 
 
 def check_matches(torrent: bytes, manifest: Manifest) -> InfoHashes:
@@ -155,7 +168,8 @@ def check_matches(torrent: bytes, manifest: Manifest) -> InfoHashes:
     expected = [(f.path, f.size, f.offset) for f in manifest.files]
     if files != expected:
         raise TorrentMismatch("torrent files disagree with the manifest's files")
-    _check_piece_layers(torrent, manifest)
+    if hashes.v2:  # a v1 torrent has no hashes the manifest signs: its download is verified after
+        _check_piece_layers(torrent, manifest)
     return hashes
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 
 import libtorrent as lt
 
+from common import torrent as torrents
 from common.backoff import backoff_delay
 from common.errors import PieceMismatch, SourceError
 from common.hashing import piece_root
@@ -171,7 +172,9 @@ class Seeder:
         """
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.spool_dir.mkdir(parents=True, exist_ok=True)
-        if not self.settings.stream:
+        if not self.settings.stream or torrents.format_of(self.torrent) == "v1":
+            # A v1 torrent's SHA-1s are not the manifest's: libtorrent's check of a streamed piece
+            # would not be the manifest's check, so every piece is read and checked here first.
             self._read_to_disk(on_tick)
         ses = make_session(self.settings.listen, Caps(upload_rate=self.settings.upload_rate,
                                                       connections=self.settings.connections,

@@ -136,3 +136,34 @@ def test_rtorrent_downloads_a_hybrid_model(tmp_path: Path, procs: Procs, tracker
         assert procs.procs["rtorrent"].poll() is None, procs.log("rtorrent")[-2000:]
         assert time.monotonic() < deadline, f"rtorrent did not finish: {procs.log('rtorrent')[-2000:]}"
         time.sleep(0.5)
+
+
+def test_aria2_downloads_a_v1_model(tmp_path: Path, procs: Procs, tracker_url: str, admin,  # type: ignore[no-untyped-def]
+                                    publisher_key: Path) -> None:
+    """aria2 1.36 computes a wrong info hash for any torrent with v2's file tree: v1 is its format."""
+    binary = require_debian_package("aria2", "aria2c")
+    torrent, source = swarm(tmp_path, procs, tracker_url, admin, publisher_key, "v1", "aria2")
+    downloads = tmp_path / "aria2-downloads"
+    result = subprocess.run([binary, f"--dir={downloads}", "--seed-time=0", "--enable-dht=false",
+                             "--enable-dht6=false", "--bt-enable-lpd=false", "--enable-peer-exchange=false",
+                             f"--listen-port={free_port()}", "--console-log-level=warn", "--summary-interval=0",
+                             "--check-integrity=true", str(torrent)],
+                            capture_output=True, text=True, timeout=180, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert same_bytes(downloads / "m", source)
+
+
+def test_transmission_downloads_a_v1_model(tmp_path: Path, procs: Procs, tracker_url: str, admin,  # type: ignore[no-untyped-def]
+                                           publisher_key: Path) -> None:
+    """transmission 3.00 cannot open a torrent holding v2's file tree (its empty keys): v1 is its format."""
+    binary = require_debian_package("transmission-cli", "transmission-cli")
+    torrent, source = swarm(tmp_path, procs, tracker_url, admin, publisher_key, "v1", "transmission")
+    downloads = tmp_path / "tr-downloads"
+    downloads.mkdir()
+    procs.start("transmission", [binary, "-w", str(downloads), "-p", str(free_port()), "-er", "-D", str(torrent)],
+                env={"HOME": str(tmp_path)})
+    deadline = time.monotonic() + 120
+    while not same_bytes(downloads / "m", source):
+        assert procs.procs["transmission"].poll() is None, procs.log("transmission")[-2000:]
+        assert time.monotonic() < deadline, f"transmission did not finish: {procs.log('transmission')[-2000:]}"
+        time.sleep(0.5)

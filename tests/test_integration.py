@@ -77,7 +77,7 @@ def status_of(tracker: str, host: str) -> dict:
     return rows[0] if rows else {}
 
 
-@pytest.mark.parametrize("torrent_format", ["hybrid", "v2"])
+@pytest.mark.parametrize("torrent_format", ["hybrid", "v2", "v1"])
 def test_three_hosts_should_receive_verify_and_activate_a_multi_file_model(
         tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path,  # type: ignore[no-untyped-def]
         torrent_format: str) -> None:
@@ -85,6 +85,7 @@ def test_three_hosts_should_receive_verify_and_activate_a_multi_file_model(
     release = publish_model(tmp_path, tracker_url, publisher_key, FILES, piece_size=256 * KiB,
                             source=f"{origin}/external-m-1", torrent_format=torrent_format)
     assert (release["info_hash_v1"] is None) == (torrent_format == "v2")
+    assert (release["info_hash_v2"] is None) == (torrent_format == "v1")
     total = sum(FILES.values())
     start_seedbox(procs, tmp_path, tracker_url, admin.add_host("seedbox", "dc1|pod1|seed", "seedbox")["passkey"])
     clients = {}

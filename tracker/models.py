@@ -41,7 +41,8 @@ class Release(SQLModel, table=True):
     num_pieces: int
     # Peers of a hybrid torrent announce under both hashes; both lead to this one swarm.
     info_hash_v1: str | None = Field(default=None, index=True, unique=True)  # 40 hex; None: a v2-only torrent
-    info_hash_v2: str = Field(index=True, unique=True)  # 40 hex: SHA-256 truncated to 20 bytes
+    # 40 hex: SHA-256 truncated to 20 bytes; None: a v1-only torrent
+    info_hash_v2: str | None = Field(default=None, index=True, unique=True)
     manifest: str = Field(sa_column=Column(Text, nullable=False))
     torrent: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: float = Field(default_factory=now)
@@ -150,8 +151,9 @@ class ReleasePublic(SQLModel):
     root: str
     total_size: int
     num_pieces: int
-    info_hash_v1: str | None = Field(description="SHA-1 info hash (hybrid torrents; null for v2 only)")
-    info_hash_v2: str = Field(description="SHA-256 info hash truncated to 20 bytes, as v2 peers announce it")
+    info_hash_v1: str | None = Field(description="SHA-1 info hash (hybrid and v1 torrents; null for v2)")
+    info_hash_v2: str | None = Field(description="SHA-256 info hash truncated to 20 bytes, as v2 peers announce "
+                                     "it (null for v1)")
     created_at: float
 
 

@@ -132,9 +132,10 @@ class Directory:
     def _add_releases(self, rows: Sequence[Any]) -> None:  # (id, v1, v2, total_size, torrent_size)
         found = {}
         for rid, v1, v2, total, torrent_size in rows:
-            found[v2] = ReleaseInfo(rid, total, torrent_size or total)
-            if v1:  # hybrid: both info hashes are one swarm
-                found[v1] = found[v2]
+            info = ReleaseInfo(rid, total, torrent_size or total)
+            for key in (v1, v2):  # hybrid: both info hashes are one swarm
+                if key:
+                    found[key] = info
         with self._lock:
             self.releases = self.releases | found
 
@@ -328,7 +329,7 @@ def scrape(
 ) -> list[ScrapeEntry]:
     """Swarm counts for registered torrents only; strangers are refused by authenticate."""
     authenticate(session, passkey)
-    wanted = hashes or [bytes.fromhex(r.info_hash_v1 or r.info_hash_v2) for r in session.exec(select(Release)).all()]
+    wanted = hashes or [bytes.fromhex(r.info_hash_v1 or r.info_hash_v2 or "") for r in session.exec(select(Release)).all()]
     entries = []
     for info_hash in wanted[:100]:
         release = find_release(session, info_hash)

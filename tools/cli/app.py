@@ -147,6 +147,7 @@ def keygen(
 class TorrentFormat(StrEnum):
     v2 = "v2"
     hybrid = "hybrid"
+    v1 = "v1"
 
 
 @app.command()
@@ -166,7 +167,8 @@ def publish(
     torrent_format: Annotated[TorrentFormat, typer.Option(
         "--format", help="v2: each byte hashed once per host, for libtorrent 2 clients (ours, qBittorrent, "
         "Deluge); hybrid: v1+v2, also for v1-only clients (rtorrent), at one more hash (SHA-1) per byte "
-        "everywhere")] = TorrentFormat.v2,
+        "everywhere; v1: for clients that cannot read v2 torrents (transmission 3, aria2 1.36): no block "
+        "hashes, each download verified again before activation, no streaming seedbox")] = TorrentFormat.v2,
     republish: Annotated[bool, typer.Option(help="register NAME@VERSION again although it is published: "
                                             "the tracker takes it only if the bytes are the same")] = False,
 ) -> None:

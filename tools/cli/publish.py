@@ -48,7 +48,7 @@ def publish(
     tracker: str, admin_token: str, out_dir: Path | None = None, console: Console | None = None,
     torrent_format: torrent.Format = torrent.DEFAULT_FORMAT, republish: bool = False,
 ) -> dict[str, Any]:
-    """Hash, sign, build and register; SHA-1 is computed only for a ``hybrid`` torrent. Returns the
+    """Hash, sign, build and register; SHA-1 is computed only for a ``hybrid`` or ``v1`` torrent. Returns the
     tracker's record. Raises ModeltorrentError."""
     check_name("model name", name)
     check_name("version", version)
@@ -66,7 +66,8 @@ def publish(
                   TransferSpeedColumn(), TimeRemainingColumn(), console=console or Console(stderr=True),
                   transient=False) as bar:
         task = bar.add_task(f"hashing {name}@{version}", total=layout.total_size)
-        digests = hash_tree(root, layout, progress=lambda n: bar.advance(task, n), v1=torrent_format == "hybrid")
+        digests = hash_tree(root, layout, progress=lambda n: bar.advance(task, n),
+                            v1=torrent_format in ("hybrid", "v1"))
     manifest = Manifest.create(name=name, version=version, layout=layout, digests=digests, key=key,
                                source=source or root.as_uri())
     built = torrent.build(layout, digests, name, version=version,

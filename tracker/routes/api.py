@@ -111,9 +111,9 @@ def add_torrent(body: ReleaseCreate, session: SessionDep, response: Response) ->
             )
         response.status_code = status.HTTP_200_OK
         return _public(existing)
+    keys = [h for h in (hashes.v1, hashes.v2_truncated) if h]
     same_bytes = session.exec(select(Release).where(or_(
-        col(Release.info_hash_v2) == hashes.v2_truncated,
-        col(Release.info_hash_v1) == (hashes.v1 or hashes.v2_truncated)))).first()
+        col(Release.info_hash_v2).in_(keys), col(Release.info_hash_v1).in_(keys)))).first()
     if same_bytes is not None:  # a torrent without its version in the info dict (an earlier publish)
         raise HTTPException(409, f"this torrent's info hash is {same_bytes.name}@{same_bytes.version}'s: its "
                             "version is not in the torrent; publish again with this modeltorrent, which puts "

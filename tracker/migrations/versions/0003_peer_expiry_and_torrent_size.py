@@ -1,5 +1,5 @@
 """Each peer's own expiry; each release's size as BitTorrent clients count it (with padding);
-the fleet's throughput history
+the fleet's throughput history; v1-only torrents (no v2 info hash)
 
 Revision ID: 0003
 Revises: 0002
@@ -42,6 +42,7 @@ def upgrade() -> None:
     op.execute("UPDATE peer SET expires = last_seen + 150")
     with op.batch_alter_table('release', schema=None) as batch_op:
         batch_op.add_column(sa.Column('torrent_size', sa.BigInteger(), nullable=False, server_default='0'))
+        batch_op.alter_column('info_hash_v2', existing_type=sa.String(), nullable=True)  # v1-only torrents
     conn = op.get_bind()
     for rid, manifest in conn.execute(sa.text("SELECT id, manifest FROM release")).all():
         conn.execute(sa.text("UPDATE release SET torrent_size = :s WHERE id = :id"),
@@ -51,6 +52,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table('throughputsample')
     with op.batch_alter_table('release', schema=None) as batch_op:
+        batch_op.alter_column('info_hash_v2', existing_type=sa.String(), nullable=False)
         batch_op.drop_column('torrent_size')
     with op.batch_alter_table('peer', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_peer_expires'))
