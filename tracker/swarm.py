@@ -329,7 +329,8 @@ def scrape(
 ) -> list[ScrapeEntry]:
     """Swarm counts for registered torrents only; strangers are refused by authenticate."""
     authenticate(session, passkey)
-    wanted = hashes or [bytes.fromhex(r.info_hash_v1 or r.info_hash_v2 or "") for r in session.exec(select(Release)).all()]
+    wanted = hashes or [bytes.fromhex(r.info_hash_v1 or r.info_hash_v2 or "")
+                        for r in session.exec(select(Release)).all()]
     entries = []
     for info_hash in wanted[:100]:
         release = find_release(session, info_hash)
