@@ -120,6 +120,14 @@ def test_page_with_a_thousand_hosts_in_thirty_racks(chromium: str, tmp_path: Pat
                error="on-activate hook failed: exit 3 from `systemctl restart inference`")
         report(names[1], state="activated", bytes_done=total)  # its last rate was not zero: none is shown now
         report(names[2], state="failed", error="disk full: 0 bytes free in /var/lib/modeltorrent")
+        # a seedbox still ingesting announces (left > 0): a source, not a leecher
+        from urllib.parse import quote_from_bytes
+
+        info_hash = bytes.fromhex(admin.list_torrents()[0]["info_hash_v2"])
+        seedbox_key = admin.add_host("seedbox", "dc1|pod9|seed", "seedbox")["passkey"]
+        answer = http.get(f"/announce?info_hash={quote_from_bytes(info_hash)}&peer_id={'-SB0001-' + 'x' * 12}"
+                          f"&port=6881&uploaded=0&downloaded=0&left={total // 2}&passkey={seedbox_key}")
+        assert b"failure" not in answer.content, answer.content
     shown = httpx.get(f"{url}/api/deployments/{job['id']}").json()
     rows = {h["host"]: h for h in shown["hosts"]}
     assert rows[names[1]]["download_rate"] == 0.0 and rows[names[0]]["download_rate"] == 0.0
@@ -151,6 +159,13 @@ def test_page_with_a_thousand_hosts_in_thirty_racks(chromium: str, tmp_path: Pat
                                    timeout=5_000)
             page.locator(f'[data-host="{names[2]}"]').click()
             assert "disk full" in page.locator('[data-testid="detail"]').inner_text()
+            page.locator(f'[data-host="{names[1]}"]').click()  # activated: no rate of its download lingers
+            page.wait_for_function(f"() => document.querySelector('[data-testid=\"detail\"]').textContent"
+                                   f".startsWith('{names[1]} ')", timeout=5_000)
+            detail = page.locator('[data-testid="detail"]').inner_text()
+            assert "activated, 100.0% verified" in detail and "/s" not in detail
+            swarms = page.locator("#swarms").inner_text().split()
+            assert swarms == ["m@1", "1", "0"], swarms  # the seedbox is a seeder, not a leecher
             page.locator('[data-testid="numbers"]').uncheck()
             shot = tmp_path / "swarm-health-1000.png"
             page.screenshot(path=str(shot), full_page=True)
