@@ -73,20 +73,15 @@ def settings_pack(listen: str, caps: Caps, *, announce_interval_floor: int = 5,
         "min_announce_interval": announce_interval_floor,
         # Inside a datacenter a lost connection is worth retrying at once, not after 60 s.
         "min_reconnect_time": 1,
-        "aio_threads": aio_threads(),
         **overrides(),
     }
 
 
-def aio_threads(cores: int | None = None) -> int:
-    """Disk threads: one per core, 2 to 10 (libtorrent's default). Measured with
-    ``python -m tools.bench.tune`` (docs/tune-report.md; 2 cores, each fetch beside a default one):
-    2 threads instead of 10 moved 1.12x the bytes per second at 0.97x the client's CPU per GiB and
-    0.79x the seedbox's while it uploads; more threads than cores only take turns on them. The same
-    run found nothing worth keeping in pwrite instead of mmap writes, a 4 MiB send buffer
-    watermark, an 8 MiB receive buffer per peer, deeper request queues, 2 hashing threads or
-    pread/pwrite for every file (docs/tune-report.md)."""
-    return min(10, max(2, cores if cores is not None else os.cpu_count() or 2))
+# libtorrent's own disk, hashing, buffer, queue and choking settings are kept: swept side by side
+# with ``python -m tools.bench.tune`` (docs/tune-report.md), none helped both the one-peer fetch
+# and the swarm. The closest, 2 disk threads (aio_threads) on this 2-core machine instead of 10:
+# 1.12x the fetch rate and 0.79x the seedbox's upload CPU, but T/T_min 1.26-1.27 against 1.22 in
+# the emulated datacenter (python -m tools.bench.distribute, two runs each, side by side).
 
 
 def overrides() -> dict[str, object]:
