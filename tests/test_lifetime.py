@@ -165,6 +165,15 @@ def test_a_seedbox_still_ingesting_counts_as_a_seeder_not_a_leecher(world: World
         assert swarm.swarm_counts(session, 1, 1) == (1, 1)
 
 
+def test_a_peer_that_stops_half_way_is_no_download(world: World) -> None:
+    world.announce("stock", "quitter", 0, agent=STOCK)
+    world.announce("stock", "quitter", 30, left=TORRENT // 2, event="stopped", agent=STOCK)
+    world.store.flush()
+    with Session(world.engine) as session:
+        [entry] = swarm.scrape(session, world.settings, "h1".ljust(32, "k"), [bytes.fromhex("ab" * 20)], 31)
+    assert entry.downloaded == 0
+
+
 def test_scrape_counts_a_download_finished_without_the_completed_event(world: World) -> None:
     world.announce("stock", "ctorrent", 0, agent=STOCK)
     world.announce("stock", "ctorrent", 60, left=0, agent=STOCK)  # no event=completed

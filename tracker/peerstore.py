@@ -193,7 +193,8 @@ class PeerStore:
                         first_seen = min(first_seen, replaced.first_seen)
                         self._forget(release_id, old, now)
                         view.version = self._next_version()
-            if is_completion(announced.left if announced else 0, previous.left if previous else None, completed):
+            if announced is not None and is_completion(announced.left, previous.left if previous else None,
+                                                       completed):
                 self._completions[release_id] += 1
             if announced is None:
                 if view.remove(peer_id) is not None:
