@@ -31,6 +31,15 @@ def chromium() -> str:
     return path
 
 
+def keep_screenshot(page, shot: Path) -> None:  # type: ignore[no-untyped-def]
+    """The whole page as a PNG at ``shot``, kept in results/ too (the docs show it)."""
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    keep = Path(__file__).parent.parent / "results"
+    keep.mkdir(exist_ok=True)
+    shutil.copy(shot, keep / shot.name)
+
+
 def test_page_shows_a_running_deployment_change_and_its_dead_host(
         chromium: str, tmp_path: Path, procs: Procs, publisher_key: Path) -> None:
     from playwright.sync_api import sync_playwright
@@ -74,12 +83,7 @@ def test_page_shows_a_running_deployment_change_and_its_dead_host(
             page.wait_for_timeout(1500)  # one more refresh for the job state and throughput chart
             assert page.locator('[data-testid="job-state"]').first.inner_text() == "partially_failed"
             assert "m@1" in page.locator('[data-testid="seedboxes"]').inner_text()
-            shot = tmp_path / "swarm-health.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 10_000
-            keep = Path(__file__).parent.parent / "results"
-            keep.mkdir(exist_ok=True)
-            shutil.copy(shot, keep / "swarm-health.png")
+            keep_screenshot(page, tmp_path / "swarm-health.png")
         finally:
             browser.close()
     assert httpx.get(f"{url}/api/deployments/{job['id']}").json()["state"] == "partially_failed"
@@ -167,12 +171,7 @@ def test_page_with_a_thousand_hosts_in_thirty_racks(chromium: str, tmp_path: Pat
             swarms = page.locator("#swarms").inner_text().split()
             assert swarms == ["m@1", "1", "0"], swarms  # the seedbox is a seeder, not a leecher
             page.locator('[data-testid="numbers"]').uncheck()
-            shot = tmp_path / "swarm-health-1000.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 10_000
-            keep = Path(__file__).parent.parent / "results"
-            keep.mkdir(exist_ok=True)
-            shutil.copy(shot, keep / "swarm-health-1000.png")
+            keep_screenshot(page, tmp_path / "swarm-health-1000.png")
         finally:
             browser.close()
     admin.close()
