@@ -81,7 +81,8 @@ def settings_pack(listen: str, caps: Caps, *, announce_interval_floor: int = 5,
 # with ``python -m tools.bench.tune`` (docs/tune-report.md), none helped both the one-peer fetch
 # and the swarm. The closest, 2 disk threads (aio_threads) on this 2-core machine instead of 10:
 # 1.12x the fetch rate and 0.79x the seedbox's upload CPU, but T/T_min 1.26-1.27 against 1.22 in
-# the emulated datacenter (python -m tools.bench.distribute, two runs each, side by side).
+# the emulated datacenter (python -m tools.bench.distribute, two runs each, side by side; a later
+# run with the default gave 1.28, so the swarm showed no gain either way: not kept).
 
 
 def overrides() -> dict[str, object]:
