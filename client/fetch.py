@@ -107,7 +107,8 @@ class Fetcher:
         manifest = self.api.manifest(name, version)
         layout = manifest.verify(self.settings.trusted_keys)
         torrent = self.api.torrent(name, version)
-        torrents.check_matches(torrent, manifest)
+        torrents.check_matches(torrent, manifest)  # the stripes are derived from it (same files and hashes)
+        stripes = int(self.api.release(name, version).get("stripes", 1))
 
         save_path = version_dir if version_dir.is_dir() else self.store.staging(name, version)
         verified = ondisk.still_there(self.store.load_verified(name, version), layout, save_path)
@@ -119,7 +120,7 @@ class Fetcher:
         reused: set[int] = set()
         if not verified and self.settings.reuse_pieces:
             reused = self._reuse(manifest, layout, save_path)
-        run = _Run(self, manifest, layout, torrent, save_path, verified | reused, reused)
+        run = _Run(self, manifest, layout, torrent, save_path, verified | reused, reused, stripes)
         try:
             last_piece_at = run.download()
             if torrents.format_of(torrent) == "v1":
@@ -201,19 +202,25 @@ class Fetcher:
 
 
 class _Run:
-    """One download of one version inside one libtorrent session."""
+    """One download of one version inside one libtorrent session: one torrent, or one per stripe
+    of a striped version (``common/torrent.py``). A stripe's torrent wants only its own pieces and
+    all of them save into the same folder; the version is verified when every stripe is."""
 
     def __init__(self, fetcher: Fetcher, manifest: Manifest, layout: Layout, torrent: bytes,
-                 save_path: Path, verified: set[int], reused: set[int]) -> None:
+                 save_path: Path, verified: set[int], reused: set[int], stripes: int = 1) -> None:
         self.f = fetcher
         self.manifest = manifest
         self.layout = layout
         s = fetcher.settings
         self.low_priority = self._low_priority()
         self.ses = make_session(s.listen, priority.caps(s, self.low_priority))
-        self.torrent, self.save_path = torrent, save_path
+        self.save_path = save_path
+        self.stripes = stripes
+        self.torrents = [torrent] if stripes == 1 else \
+            [torrents.stripe_torrent(torrent, k, stripes) for k in range(stripes)]
         self.verified = {i for i in verified if 0 <= i < layout.num_pieces}
-        self.handle = self.ses.add_torrent(self._params())
+        self._flushes_pending = 0
+        self.handles = self._add_all()
         self.verified_at_start = len(self.verified)
         self.reused_bytes = sum(layout.pieces[i].length for i in reused)
         self.peers_max = 0
@@ -270,41 +277,56 @@ class _Run:
                     hint="check free space and permissions under the client root",
                 )
 
+    def _add_all(self, seeding: bool = False) -> list[lt.torrent_handle]:
+        return [self.ses.add_torrent(self._params(k, seeding)) for k in range(self.stripes)]
+
+    def _remove_all(self) -> None:
+        for handle in self.handles:
+            self.ses.remove_torrent(handle)
+        self._wait_for(lt.torrent_removed_alert, count=len(self.handles))
+
     def _without_partial_pieces(self) -> None:
         """After a ban: take the torrent out and add it again with its verified pieces and without
         its partial ones. Those may hold the banned peer's blocks, and libtorrent would charge each honest peer
         that completes one with the failure (two trust points; banned at -7: seen in the lab). Adding
         it again also clears the trust points it took so far. The banned address stays blocked in
         the session. Costs the partial pieces' blocks and a reconnect."""
-        self._flush()  # the verified pieces' blocks to disk first
-        self._wait_for(lt.cache_flushed_alert)
+        self._flush_and_wait()  # the verified pieces' blocks to disk first
         self.verified = set(self._flushed)
-        self.ses.remove_torrent(self.handle)
-        self._wait_for(lt.torrent_removed_alert)
-        self.handle = self.ses.add_torrent(self._params())
+        self._remove_all()
+        self.handles = self._add_all()
         self.checked = False  # _after_check looks at what it has again, once it is checked
         self.fresh_starts += 1
         log.warning("%s added again without its partial pieces, after a ban", self.manifest.ref)
 
-    def _params(self) -> lt.add_torrent_params:
-        """The torrent with the pieces verified so far (saved in this boot, or copied and checked
-        just now) taken as had, without hashing them again; without any, libtorrent checks the disk."""
-        params = add_params(self.torrent, str(self.save_path))
-        if self.verified:
+    def _params(self, stripe: int = 0, seeding: bool = False) -> lt.add_torrent_params:
+        """The torrent (of ``stripe``) with the pieces verified so far (saved in this boot, or
+        copied and checked just now) taken as had, without hashing them again; without any,
+        libtorrent checks the disk. A stripe's torrent has every verified piece, of any stripe, but
+        wants only its own. ``seeding``: the version is complete and active, every piece had."""
+        params = add_params(self.torrents[stripe], str(self.save_path))
+        if seeding:
+            params.have_pieces = [True] * self.layout.num_pieces
+        elif self.verified:
             params.have_pieces = [i in self.verified for i in range(self.layout.num_pieces)]
+        if self.stripes > 1 and not seeding:
+            params.piece_priorities = torrents.stripe_priorities(self.layout.num_pieces, stripe, self.stripes)
         return params
+
+    def _statuses(self) -> list[lt.torrent_status]:
+        return [h.status() for h in self.handles]
 
     def _after_check(self) -> None:
         """Once libtorrent has checked what is on disk (pieces saved as verified in this boot, or a
         recheck that hashed every piece), the pieces it has are the verified ones."""
         if self.checked:
             return
-        status = self.handle.status()
-        if status.state in (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data):
+        statuses = self._statuses()
+        if any(s.state in (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data)
+               for s in statuses):
             return
         self.checked = True
-        have = status.pieces
-        self.verified = {i for i in range(self.layout.num_pieces) if have and have[i]}
+        self.verified = {i for s in statuses if s.pieces for i in range(self.layout.num_pieces) if s.pieces[i]}
 
     def _low_priority(self) -> bool:
         return self.f.settings.low_priority or (self.f.settings.root / priority.MARKER).exists()
@@ -319,27 +341,30 @@ class _Run:
                 self.ses.apply_settings(caps.pack())  # type: ignore[arg-type]  # the binding takes a dict
                 log.info("%s priority: upload cap %d B/s, download cap %d B/s, DSCP %d",
                          "low" if low else "normal", caps.upload_rate, caps.download_rate, caps.dscp)
-        if now >= self._next_resume:
+        if now >= self._next_resume and self._flushes_pending <= 0:  # not while the last one runs: see _persist
             self._flush()
             self._next_resume = now + self.f.settings.resume_interval
         if force or now >= self._next_status:
-            status = self.handle.status()
+            statuses = self._statuses()
             p = self.progress
             if p.state in ("starting", "checking", "downloading"):
-                checking = status.state in (lt.torrent_status.checking_files,
-                                            lt.torrent_status.checking_resume_data)
+                checking = any(s.state in (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data)
+                               for s in statuses)
                 p.state = "checking" if checking else "downloading"
             p.pieces_verified = len(self.verified)
             p.bytes_done = sum(self.layout.pieces[i].length for i in self.verified)
-            self.downloaded = p.bytes_downloaded = status.total_payload_download
-            p.download_rate = float(status.download_payload_rate)
-            p.peers = status.num_peers
+            # A stripe's counters start again when it is added again (at activation): what was
+            # downloaded before stays counted.
+            downloaded = sum(s.total_payload_download for s in statuses)
+            self.downloaded = p.bytes_downloaded = max(self.downloaded, downloaded)
+            p.download_rate = float(sum(s.download_payload_rate for s in statuses))
+            p.peers = sum(s.num_peers for s in statuses)  # connections: a peer in two stripes counts twice
             self.peers_max = max(self.peers_max, p.peers)
             p.hash_failures = self.hash_failures
             p.bytes_reused = self.reused_bytes
             p.low_priority = self.low_priority
-            p.uploaded = status.total_payload_upload
-            p.upload_rate = float(status.upload_payload_rate)
+            p.uploaded = sum(s.total_payload_upload for s in statuses)
+            p.upload_rate = float(sum(s.upload_payload_rate for s in statuses))
             self.report()
             self._next_status = now + self.f.settings.status_interval
 
@@ -354,23 +379,40 @@ class _Run:
         ``save_resume_data(flush_disk_cache)``: that also builds resume data holding every block's
         hash (2 MiB per GiB), thrown away here."""
         self._flushed = set(self.verified)  # finished before the flush: on disk once it is done
-        self.handle.flush_cache()
+        self._flushes_pending = len(self.handles)
+        for handle in self.handles:
+            handle.flush_cache()
+
+    def _flush_and_wait(self, timeout: float = 60.0) -> None:
+        """Flush every stripe and wait until all are done (and the pieces saved)."""
+        if self._flushes_pending > 0:  # one asked for earlier: its answers first
+            self._wait_for(lt.cache_flushed_alert, timeout, count=self._flushes_pending)
+        self._flush()
+        self._wait_for(lt.cache_flushed_alert, timeout, count=self._flushes_pending)
 
     def _persist(self) -> None:
-        """The flush asked for is done: the pieces finished before it are on disk."""
-        self.f.store.save_verified(self.manifest.name, self.manifest.version, set(self._flushed))
+        """A flush asked for is done (every stripe's, of a striped version): the pieces finished
+        before it are on disk."""
+        self._flushes_pending -= 1
+        if self._flushes_pending <= 0:
+            self.f.store.save_verified(self.manifest.name, self.manifest.version, set(self._flushed))
 
-    def _wait_for(self, kind: type, timeout: float = 60.0) -> lt.alert:
+    def _wait_for(self, kind: type, timeout: float = 60.0, count: int = 1) -> None:
+        """Until ``count`` alerts of ``kind`` have come (one per stripe, say); the flushes that end
+        meanwhile are saved."""
         deadline = time.monotonic() + timeout
+        seen = 0
         while time.monotonic() < deadline:
             self.ses.wait_for_alert(100)
-            for alert in self.ses.pop_alerts():
+            for alert in self.ses.pop_alerts():  # the whole batch: a second stripe's answer may be in it
                 if isinstance(alert, lt.cache_flushed_alert):
                     self._persist()
                 if isinstance(alert, kind):
-                    return alert
+                    seen += 1
                 if isinstance(alert, (lt.storage_moved_failed_alert, lt.file_error_alert)):
                     raise ModeltorrentError(f"storage error: {alert_message(alert)}")
+            if seen >= count:
+                return
         raise ModeltorrentError(f"libtorrent did not answer in {timeout:.0f}s ({kind.__name__})")
 
     def _check_stop(self) -> None:
@@ -384,12 +426,14 @@ class _Run:
         """Move the verified files into ``versions/<v>`` and swap ``current`` to them."""
         self.progress.state = "activating"
         steps = [("start", time.monotonic())]
-        self._flush()  # every block on disk before the files become the active model
-        self._wait_for(lt.cache_flushed_alert)
+        self._flush_and_wait()  # every block on disk before the files become the active model
         steps.append(("flush", time.monotonic()))
-        if Path(self.handle.status().save_path) != version_dir:
+        if self.stripes > 1:
+            self._move_stripes(version_dir)
+            steps.append(("move", time.monotonic()))
+        elif Path(self.handles[0].status().save_path) != version_dir:
             version_dir.parent.mkdir(parents=True, exist_ok=True)
-            self.handle.move_storage(str(version_dir), lt.move_flags_t.fail_if_exist)
+            self.handles[0].move_storage(str(version_dir), lt.move_flags_t.fail_if_exist)
             self._wait_for(lt.storage_moved_alert)
             steps.append(("move", time.monotonic()))
             shutil.rmtree(self.f.store.staging(self.manifest.name, self.manifest.version),
@@ -400,6 +444,17 @@ class _Run:
         self._periodic(force=True)
         log.info("activated %s (%s)", self.manifest.ref, ", ".join(
             f"{name} {(t - steps[i][1]) * 1000:.1f} ms" for i, (name, t) in enumerate(steps[1:])))
+
+    def _move_stripes(self, version_dir: Path) -> None:
+        """A striped version's files are every stripe's: the stripes leave the session, the folder
+        is renamed (one filesystem: the store's root), and they come back as seeds of every piece,
+        without hashing anything again (a seed in every stripe's swarm, as the tracker counts it)."""
+        self._remove_all()
+        if self.save_path != version_dir:
+            version_dir.parent.mkdir(parents=True, exist_ok=True)
+            self.save_path.rename(version_dir)
+            self.save_path = version_dir
+        self.handles = self._add_all(seeding=True)
 
     def seed(self, seconds: float, keep_seeding: Callable[[], bool] | None = None) -> None:
         deadline = time.monotonic() + seconds
@@ -416,9 +471,9 @@ class _Run:
     def close(self) -> None:
         """Flush and save the verified pieces (best effort), and leave the swarm."""
         try:
-            if self.handle.is_valid():
-                self._flush()
-                self._wait_for(lt.cache_flushed_alert, timeout=10)
+            if all(h.is_valid() for h in self.handles):
+                self._flush_and_wait(timeout=10)
         except ModeltorrentError as exc:
             log.warning("could not save the verified pieces: %s", exc)
-        self.ses.remove_torrent(self.handle)
+        for handle in self.handles:
+            self.ses.remove_torrent(handle)

@@ -206,3 +206,35 @@ def with_announce(torrent: bytes, url: str) -> bytes:
     meta[b"announce"] = url.encode()
     meta.pop(b"announce-list", None)
     return bytes(lt.bencode(meta))
+
+
+# -- stripes ------------------------------------------------------------------------------------
+
+STRIPE_KEY = b"modeltorrent stripe"
+MAX_STRIPES = 64  # a host runs one torrent per stripe; beyond a rack's size a stripe gains nothing
+
+
+def stripe_pieces(num_pieces: int, stripe: int, stripes: int) -> list[int]:
+    """The pieces stripe ``stripe`` of ``stripes`` carries: every ``stripes``-th from ``stripe``.
+    Interleaved, not in blocks: the seedbox reads in index order, so every stripe's gateway gets
+    its share of the ingress all the time, not one after the other."""
+    return list(range(stripe, num_pieces, stripes))
+
+
+def stripe_priorities(num_pieces: int, stripe: int, stripes: int) -> list[int]:
+    """libtorrent piece priorities for stripe ``stripe``: its pieces wanted (4, the default), the
+    rest not at all (0)."""
+    return [4 if i % stripes == stripe else 0 for i in range(num_pieces)]
+
+
+def stripe_torrent(torrent: bytes, stripe: int, stripes: int) -> bytes:
+    """Stripe ``stripe`` of ``stripes`` of ``torrent``: the same files, piece size and hashes (what
+    makes it the signed manifest's, checked once on ``torrent``), with the stripe named in the info
+    dict so that its info hash, and so its swarm, is its own. Deterministic: the tracker and every
+    host derive the same info hash from the registered torrent. Raises ValueError for a stripe out
+    of range."""
+    if not 0 <= stripe < stripes <= MAX_STRIPES:
+        raise ValueError(f"stripe {stripe} of {stripes} (at most {MAX_STRIPES} stripes)")
+    meta = cast(dict[bytes, Any], lt.bdecode(torrent))
+    meta[b"info"][STRIPE_KEY] = f"{stripe}/{stripes}".encode()
+    return bytes(lt.bencode(meta))

@@ -54,7 +54,8 @@ def run(settings: SeedboxSettings, name: str, version: str, source_uri: str | No
         except ApiError:
             return True  # cannot tell: wait for the swarm as if it did
 
-    seeder = Seeder(settings, manifest, layout, torrent, source, swarm_holds)
+    stripes = int(api.release(name, version).get("stripes", 1))
+    seeder = Seeder(settings, manifest, layout, torrent, source, swarm_holds, stripes)
     if settings.metrics_listen:
         serve_metrics(settings.metrics_listen,
                       SeedboxCollector(manifest.ref, seeder.stats, lambda: source.bytes_read, manifest.total_size))
@@ -93,8 +94,9 @@ def run(settings: SeedboxSettings, name: str, version: str, source_uri: str | No
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
-    log.info("seedbox ready: %s (%d pieces, %d bytes) from %s, listening on %s, workdir %s", manifest.ref,
-             len(manifest.pieces), manifest.total_size, _redacted(uri), settings.listen, settings.workdir)
+    log.info("seedbox ready: %s (%d pieces, %d bytes%s) from %s, listening on %s, workdir %s", manifest.ref,
+             len(manifest.pieces), manifest.total_size, f", {stripes} stripes" if stripes > 1 else "",
+             _redacted(uri), settings.listen, settings.workdir)
     try:
         seeder.run(on_tick)
     finally:

@@ -30,6 +30,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import libtorrent as lt
 
@@ -76,20 +77,77 @@ def next_pieces(queue: list[int], availability: list[int], n: int) -> list[int]:
     return heapq.nsmallest(n, queue, key=lambda i: (held(i), i))
 
 
-def held_by_hosts(handle: lt.torrent_handle, num_pieces: int) -> list[int]:
+def held_by_hosts(handles: list[lt.torrent_handle], num_pieces: int) -> list[int]:
     """How many connected hosts hold each piece, from their bitfields (libtorrent's
     ``piece_availability`` counts the web seed too, as holding every piece, while it is connected)."""
     counts = [0] * num_pieces
-    for peer in handle.get_peer_info():
-        if peer.connection_type == lt.peer_info.standard_bittorrent and peer.pieces:
-            counts = [c + bool(h) for c, h in zip(counts, peer.pieces, strict=False)]
+    for handle in handles:
+        for peer in handle.get_peer_info():
+            if peer.connection_type == lt.peer_info.standard_bittorrent and peer.pieces:
+                counts = [c + bool(h) for c, h in zip(counts, peer.pieces, strict=False)]
     return counts
+
+
+class Torrents:
+    """The seedbox's torrents of one version in its session: the version's torrent, or one per
+    stripe (``common/torrent.py``), each wanting only its stripe's pieces (piece i is stripe
+    i % K's), all over the same files: every piece is taken from the web seed and written once,
+    by its stripe, and seeded in its stripe's swarm."""
+
+    def __init__(self, ses: lt.session, torrent: bytes, stripes: int, save_path: str, num_pieces: int) -> None:
+        self.stripes = stripes
+        self.handles = []
+        for k in range(stripes):
+            params = add_params(torrent if stripes == 1 else torrents.stripe_torrent(torrent, k, stripes), save_path)
+            if stripes > 1:
+                params.piece_priorities = torrents.stripe_priorities(num_pieces, k, stripes)
+            self.handles.append(ses.add_torrent(params))
+
+    def of(self, piece: int) -> lt.torrent_handle:
+        return self.handles[piece % self.stripes]
+
+    def checking(self) -> bool:
+        return any(h.status().state in (lt.torrent_status.checking_files, lt.torrent_status.checking_resume_data)
+                   for h in self.handles)
+
+    def have(self, num_pieces: int) -> list[bool]:
+        """Which pieces are on disk, each as its own stripe has it."""
+        bits = [s.pieces for s in (h.status() for h in self.handles)]
+        return [bool(bits[i % self.stripes]) and bool(bits[i % self.stripes][i]) for i in range(num_pieces)]
+
+    def flush(self) -> int:
+        """Ask every torrent to flush; returns how many ``cache_flushed_alert`` will answer."""
+        for h in self.handles:
+            h.flush_cache()
+        return len(self.handles)
+
+    def set_flags(self, flags: int, on: bool) -> None:
+        for h in self.handles:
+            h.set_flags(flags) if on else h.unset_flags(flags)
+
+    def url_seeds(self, urls: list[str], add: bool) -> None:
+        for h in self.handles:
+            for url in urls:
+                h.add_url_seed(url) if add else h.remove_url_seed(url)
+
+    def peers_named(self, replies: dict[int, int]) -> int | None:
+        """Peers the tracker named to all torrents (``replies``: per torrent), None until each replied."""
+        return sum(replies.values()) if len(replies) == len(self.handles) else None
+
+    def peers_connected(self) -> int:
+        return sum(len(h.get_peer_info()) for h in self.handles)
+
+    def remove(self, ses: lt.session) -> None:
+        for h in self.handles:
+            ses.remove_torrent(h)
 
 
 class Seeder:
     def __init__(self, settings: SeedboxSettings, manifest: Manifest, layout: Layout,
-                 torrent: bytes, source: Source, swarm_holds: Callable[[], bool] | None = None) -> None:
+                 torrent: bytes, source: Source, swarm_holds: Callable[[], bool] | None = None,
+                 stripes: int = 1) -> None:
         self.settings = settings
+        self.stripes = stripes
         # Whether any host says it holds pieces of this version (None: assume so). A fresh publish
         # skips the wait for the swarm's bitfields: there is nothing to learn from them.
         self.swarm_holds = swarm_holds
@@ -179,14 +237,13 @@ class Seeder:
         ses = make_session(self.settings.listen, Caps(upload_rate=self.settings.upload_rate,
                                                       connections=self.settings.connections,
                                                       upload_slots=self.settings.upload_slots), tracker_alerts=True)
-        handle = ses.add_torrent(add_params(self.torrent, str(self.data_dir)))
+        handle = Torrents(ses, self.torrent, self.stripes, str(self.data_dir), self.layout.num_pieces)
         try:
             self.stats.state = "checking"
-            while handle.status().state in (lt.torrent_status.checking_files,
-                                            lt.torrent_status.checking_resume_data):
+            while handle.checking():
                 time.sleep(0.05)
-            have = handle.status().pieces
-            missing = [i for i in range(self.layout.num_pieces) if not (have and have[i])]
+            have = handle.have(self.layout.num_pieces)
+            missing = [i for i in range(self.layout.num_pieces) if not have[i]]
             self.stats.pieces_found_on_disk = self.stats.pieces_done = self.layout.num_pieces - len(missing)
             self.stats.bytes_done = self.manifest.total_size - sum(self.layout.pieces[i].length for i in missing)
             self.stats.state = "ingesting" if missing else "seeding"
@@ -215,7 +272,7 @@ class Seeder:
                 on_tick(self.stats)
             raise
         finally:
-            ses.remove_torrent(handle)
+            handle.remove(ses)
             del ses
 
     def _read_to_disk(self, on_tick: Callable[[IngressStats], None] | None) -> None:
@@ -249,27 +306,28 @@ class Seeder:
             pass
         return self.fetch_checked(index)
 
-    def _wait_for_swarm(self, ses: lt.session, handle: lt.torrent_handle) -> None:
+    def _wait_for_swarm(self, ses: lt.session, handle: Torrents) -> None:
         """Learn what the swarm holds before choosing what to read first: wait for the tracker's
         answer and, if it names peers, for connections to them (a bitfield comes with each
         handshake); at most ``availability_wait`` seconds. A fresh swarm costs one announce."""
         deadline = time.monotonic() + self.settings.availability_wait
-        named: int | None = None
+        replies: dict[int, int] = {}
         while time.monotonic() < deadline and not self.stop.is_set():
             for alert in ses.pop_alerts():
                 log.debug("%s: %s", type(alert).__name__, alert_message(alert))
                 if isinstance(alert, lt.tracker_reply_alert):
-                    named = alert.num_peers
+                    replies[hash(alert.handle)] = alert.num_peers
+            named = handle.peers_named(replies)
             if named == 0:
                 return
             # Peers we talk to (status().num_peers also counts connections being attempted).
-            if named is not None and len(handle.get_peer_info()) >= named:
+            if named is not None and handle.peers_connected() >= named:
                 time.sleep(0.2)  # the bitfields follow the handshakes
                 return
             ses.wait_for_alert(50)
         log.info("starting to read before every peer in the swarm was heard from")
 
-    def _ingest(self, ses: lt.session, handle: lt.torrent_handle, missing: list[int], hosts_hold: bool,
+    def _ingest(self, ses: lt.session, handle: Torrents, missing: list[int], hosts_hold: bool,
                 on_tick: Callable[[IngressStats], None] | None) -> None:
         """Read the missing pieces into the spool and let libtorrent take each whole one from the
         seedbox's own web seed (``webseed.py``); libtorrent's hash check is the only hash. If hosts
@@ -295,7 +353,7 @@ class Seeder:
         # A piece libtorrent has is not yet on disk: libtorrent 2.1 keeps a v2 torrent's pieces in its
         # write cache (seen: none of 20 written after 2 s). Its spool goes once a flush has passed it.
         unflushed: list[int] = []
-        flushing: deque[list[int]] = deque()  # batches behind each flush asked for, oldest first
+        flushing: deque[list[Any]] = deque()  # batches behind each flush asked for, oldest first
 
         def finish(index: int, *, from_swarm: bool = False) -> None:
             offered.pop(index, None)
@@ -311,29 +369,26 @@ class Seeder:
         def rotate(why: str) -> None:
             old, new = server.rotate()
             log.info("web seed lanes renewed: %s", why)
-            for url in old:
-                handle.remove_url_seed(url)
-            for url in new:
-                handle.add_url_seed(url)
+            handle.url_seeds(old, add=False)
+            handle.url_seeds(new, add=True)
 
         for index in missing:  # a host gave it while the seeder waited to hear from the swarm
-            if handle.have_piece(index):
+            if handle.of(index).have_piece(index):
                 queue.remove(index)
                 finish(index, from_swarm=True)
         # In a fresh swarm libtorrent asks the web seed in index order, as the reads go (rarest first
         # would ask in random order, each request waiting for its read). Hosts holding pieces: rarest
         # first, so the web seed is asked for what they lack and they give what they hold.
         if not hosts_hold:
-            handle.set_flags(lt.torrent_flags.sequential_download)
-        for url in server.urls():
-            handle.add_url_seed(url)
+            handle.set_flags(lt.torrent_flags.sequential_download, on=True)
+        handle.url_seeds(server.urls(), add=True)
         try:
             with ThreadPoolExecutor(lanes, thread_name_prefix="fetch") as pool:
                 while (queue or reading or offered) and not self.stop.is_set():
                     now = time.monotonic()
                     if hosts_hold and now >= next_look:  # a Python object per peer: not every turn
                         next_look = now + 1.0
-                        availability = held_by_hosts(handle, self.layout.num_pieces)
+                        availability = held_by_hosts(handle.handles, self.layout.num_pieces)
                     # Read ahead of libtorrent by a few pieces; the spool holds no more than that.
                     room = lanes * 2 - len(reading) - len(offered)
                     asked = [index for index in list(demanded) if index in queue]
@@ -392,33 +447,35 @@ class Seeder:
                     ses.wait_for_alert(20)
                 self._flush(ses, handle, unflushed, flushing)
         finally:
-            handle.unset_flags(lt.torrent_flags.sequential_download)
-            for url in server.urls():
-                handle.remove_url_seed(url)
+            handle.set_flags(lt.torrent_flags.sequential_download, on=False)
+            handle.url_seeds(server.urls(), add=False)
             server.close()
         self.stats.bytes_via_webseed = server.bytes_served
 
     @staticmethod
-    def _ask_flush(handle: lt.torrent_handle, unflushed: list[int], flushing: deque[list[int]]) -> None:
+    def _ask_flush(handle: Torrents, unflushed: list[int], flushing: deque[list[Any]]) -> None:
         """Ask libtorrent to flush the pieces finished since the last flush asked for, if any."""
         if unflushed:
-            flushing.append(unflushed[:])
+            pieces = unflushed[:]
             unflushed.clear()
-            handle.flush_cache()
+            flushing.append([pieces, handle.flush()])  # the pieces, the answers still to come
 
-    def _flush_done(self, alert: lt.alert, flushing: deque[list[int]]) -> bool:
-        """If ``alert`` answers the oldest flush asked for: drop the spools behind it. Whether it did.
+    def _flush_done(self, alert: lt.alert, flushing: deque[list[Any]]) -> bool:
+        """If ``alert`` answers the oldest flush asked for: drop the spools behind it once every
+        torrent (stripe) has answered. Whether it was such an answer.
         (``flush_cache``, not ``save_resume_data(flush_disk_cache)``: that also builds resume data
         holding every block's hash, 2 MiB per GiB, each second; seen as the seedbox's memory growing
         with the model, 415 MiB at 4 GiB and 700 at 32.)"""
         if not (isinstance(alert, lt.cache_flushed_alert) and flushing):
             return False
-        for index in flushing.popleft():
-            self._unspool(index)
+        flushing[0][1] -= 1
+        if flushing[0][1] <= 0:
+            for index in flushing.popleft()[0]:
+                self._unspool(index)
         return True
 
-    def _flush(self, ses: lt.session, handle: lt.torrent_handle, unflushed: list[int],
-               flushing: deque[list[int]]) -> None:
+    def _flush(self, ses: lt.session, handle: Torrents, unflushed: list[int],
+               flushing: deque[list[Any]]) -> None:
         """Flush libtorrent's write cache and drop the spools behind it (before the spool folder goes)."""
         self._ask_flush(handle, unflushed, flushing)
         deadline = time.monotonic() + 60
@@ -430,10 +487,10 @@ class Seeder:
             raise SourceError("libtorrent did not flush its write cache in 60 s",
                               hint="check the seedbox's disk; the spooled pieces are kept")
 
-    def _tick(self, ses: lt.session, handle: lt.torrent_handle,
+    def _tick(self, ses: lt.session, handle: Torrents,
               on_tick: Callable[[IngressStats], None] | None) -> None:
-        st = handle.status()
-        self.stats.peers = st.num_peers
-        self.stats.uploaded = st.total_payload_upload
+        statuses = [h.status() for h in handle.handles]
+        self.stats.peers = sum(st.num_peers for st in statuses)
+        self.stats.uploaded = sum(st.total_payload_upload for st in statuses)
         if on_tick:
             on_tick(self.stats)

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracker.peers import Asker, Candidate, Location, Policy, SwarmIndex, seedbox_offered, select_peers
+from tracker.peers import Asker, Candidate, Location, Policy, SwarmIndex, is_gateway, seedbox_offered, select_peers
 
 R1 = Location("dc1", "pod1", "r1")
 R2 = Location("dc1", "pod1", "r2")
@@ -196,3 +196,32 @@ def test_gateway_lists_keep_racks_apart(swarm: list[Candidate[str]], loc: Locati
             assert remote
     elif local:  # a rack with peers keeps to itself
         assert not remote and len(got) == min(numwant, len(local))
+
+
+@pytest.mark.parametrize("rank,downloaders,per_rack,rotation,expected", [
+    (0, 3, 1, 0, True), (1, 3, 1, 0, False),  # unstriped: the first to join
+    (1, 3, 1, 1, True), (0, 3, 1, 1, False),  # stripe 1: the second
+    (2, 3, 1, 2, True),
+    (0, 3, 1, 3, True), (1, 3, 1, 4, True),  # more stripes than hosts: round the rack again
+    (1, 3, 2, 0, True), (2, 3, 2, 0, False), (2, 3, 2, 1, True), (0, 3, 2, 1, False),
+    (0, 1, 1, 5, True),  # a rack of one: its host brings every stripe in
+    (3, 4, 1, 1, False),  # a host that joined later leaves stripe 1 where it was
+])
+def test_a_stripes_gateway_is_the_racks_downloader_at_its_index(rank: int, downloaders: int, per_rack: int,
+                                                                rotation: int, expected: bool) -> None:
+    assert is_gateway(rank, downloaders, per_rack, rotation) is expected
+
+
+def test_each_stripe_enters_a_rack_through_its_own_host() -> None:
+    rack = [cand(f"r1-{i}", R1, t=float(i)) for i in range(3)] + [cand(f"r2-{i}", R2, t=float(i)) for i in range(3)]
+    box = Asker(Location("dc1", "pod0", "seed"), 0, seed=True, seedbox=True)
+    told = [set(SwarmIndex(rack, Policy(), rotation=k).select(box, 50, random.Random(1))) for k in range(3)]
+    assert told == [{"r1-0", "r2-0"}, {"r1-1", "r2-1"}, {"r1-2", "r2-2"}]
+    for k in range(3):
+        index = SwarmIndex(rack, Policy(), rotation=k)
+        offered = [i for i in range(3) if index.seedbox_offered(Asker(R1, first_seen=float(i)))]
+        assert offered == [k]
+        assert index.seedbox_offered(Asker(R1, first_seen=9.0)) is False  # joins later: no role moves
+    # The stripe-1 gateway gone (expired): the next downloader of the rack takes the stripe over.
+    without = [c for c in rack if c.key != "r1-1"]
+    assert set(SwarmIndex(without, Policy(), rotation=1).select(box, 50, random.Random(1))) == {"r1-2", "r2-1"}

@@ -219,3 +219,20 @@ def test_a_model_of_one_file_is_checked_and_lands_where_its_manifest_says(
              if not files.file_flags(i) & lt.file_storage.flag_pad_file]
     assert paths == ["w.safetensors"]
     assert manifest.files[0].path == "w.safetensors"
+
+
+@pytest.mark.parametrize("torrent_format", ["v2", "hybrid", "v1"])
+def test_each_stripe_is_its_own_swarm_over_the_manifests_files(tmp_path: Path,
+                                                               torrent_format: torrent.Format) -> None:
+    _, built, manifest = signed(tmp_path, {"a.bin": 5 * PS + 3, "b.bin": 2 * PS}, torrent_format)
+    stripes = [torrent.stripe_torrent(built, k, 3) for k in range(3)]
+    hashes = {torrent.info_hashes(t) for t in [built, *stripes]}
+    assert len(hashes) == 4  # each stripe a swarm of its own, none the whole torrent's
+    assert stripes == [torrent.stripe_torrent(built, k, 3) for k in range(3)]  # what the tracker derives too
+    for t in stripes:
+        torrent.check_matches(t, manifest)  # the same files, pieces and hashes
+    n = len(manifest.pieces)
+    assert sorted(i for k in range(3) for i in torrent.stripe_pieces(n, k, 3)) == list(range(n))
+    assert [p > 0 for p in torrent.stripe_priorities(n, 1, 3)] == [i % 3 == 1 for i in range(n)]
+    with pytest.raises(ValueError):
+        torrent.stripe_torrent(built, 3, 3)

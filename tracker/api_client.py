@@ -77,8 +77,8 @@ class TrackerClient:
     def list_hosts(self) -> list[dict[str, Any]]:
         return self._request("GET", "/api/hosts").json()  # type: ignore[no-any-return]
 
-    def register(self, manifest: Manifest, torrent: bytes) -> dict[str, Any]:
-        body = {"manifest": manifest.model_dump(), "torrent": base64.b64encode(torrent).decode()}
+    def register(self, manifest: Manifest, torrent: bytes, stripes: int = 1) -> dict[str, Any]:
+        body = {"manifest": manifest.model_dump(), "torrent": base64.b64encode(torrent).decode(), "stripes": stripes}
         return self._request("POST", "/api/torrents", json=body).json()  # type: ignore[no-any-return]
 
     def published(self, name: str, version: str) -> bool:
@@ -103,6 +103,10 @@ class TrackerClient:
     def manifest(self, name: str, version: str) -> Manifest:
         raw = self._request("GET", f"/api/torrents/{name}/{version}/manifest").content
         return Manifest.from_json(raw)
+
+    def release(self, name: str, version: str) -> dict[str, Any]:
+        """What the tracker holds of ``name@version``: sizes, info hashes, ``stripes``."""
+        return self._request("GET", f"/api/torrents/{name}/{version}").json()  # type: ignore[no-any-return]
 
     def torrent(self, name: str, version: str) -> bytes:
         return self._request("GET", f"/api/torrents/{name}/{version}/torrent").content

@@ -31,17 +31,18 @@ from tracker.models import (
     DesiredModel,
     Host,
     Release,
+    published,
 )
 from tracker.peers import Location
 
 
 def unknown_release(session: Session, name: str, version: str) -> str:
     """The answer to a model version that is not published: what is, of that name or at all."""
-    versions = [r.version for r in session.exec(select(Release).where(Release.name == name)
+    versions = [r.version for r in session.exec(published().where(Release.name == name)
                                                 .order_by(col(Release.id))).all()]
     if versions:
         return f"no model {name}@{version} is published; versions of {name}: {', '.join(versions[-10:])}"
-    names = sorted({r.name for r in session.exec(select(Release)).all()})
+    names = sorted({r.name for r in session.exec(published()).all()})
     return (f"no model {name}@{version} is published; models: {', '.join(names[:20])}" if names
             else f"no model {name}@{version} is published; nothing is published yet (`modeltorrent publish`)")
 
@@ -91,7 +92,7 @@ def _why_not(name: str, host: Host | None, clients: list[Host]) -> str:
 def create(session: Session, body: DeploymentCreate, now: float) -> tuple[Deployment, bool]:
     """The job for ``body`` and whether it is new. Raises DeploymentError."""
     release = session.exec(
-        select(Release).where(Release.name == body.name, Release.version == body.version)
+        published().where(Release.name == body.name, Release.version == body.version)
     ).first()
     if release is None:
         raise DeploymentError(404, unknown_release(session, body.name, body.version))

@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from tracker.jobs import HostState
-from tracker.models import Deployment, DeploymentHost, Host, HostStatus, Release
+from tracker.models import Deployment, DeploymentHost, Host, HostStatus, Release, published
 from tracker.settings import TrackerSettings
 from tracker.swarm import swarm_counts
 
@@ -38,7 +38,7 @@ class SwarmCollector(Collector):
         reported = GaugeMetricFamily("modeltorrent_reported_bytes", "Bytes hosts last reported, per torrent",
                                      labels=["torrent", "kind"])
         with Session(self.engine) as session:
-            for release in session.exec(select(Release)).all():
+            for release in session.exec(published()).all():
                 n_seeders, n_leechers = swarm_counts(session, release.id, now)
                 ref = f"{release.name}@{release.version}"
                 seeders.add_metric([ref], n_seeders)

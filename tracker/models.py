@@ -8,6 +8,8 @@ from typing import Any
 from sqlalchemy import BigInteger, Column, LargeBinary, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from common.torrent import MAX_STRIPES
+
 
 def now() -> float:
     return time.time()
@@ -43,9 +45,15 @@ class Release(SQLModel, table=True):
     info_hash_v1: str | None = Field(default=None, index=True, unique=True)  # 40 hex; None: a v2-only torrent
     # 40 hex: SHA-256 truncated to 20 bytes; None: a v1-only torrent
     info_hash_v2: str | None = Field(default=None, index=True, unique=True)
-    manifest: str = Field(sa_column=Column(Text, nullable=False))
+    manifest: str = Field(sa_column=Column(Text, nullable=False))  # empty for a stripe (its release's)
     torrent: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     created_at: float = Field(default_factory=now)
+    # A striped release (common/torrent.py, stripe_torrent) has ``stripes`` > 1 and one row more per
+    # stripe: ``stripe_of`` its release, ``stripe`` its index, its own info hashes and swarm, and
+    # the version ``<version>#stripe-<k>`` (no published version holds a ``#``). Listings skip them.
+    stripes: int = 1
+    stripe_of: int | None = Field(default=None, foreign_key="release.id", index=True)
+    stripe: int = 0
 
 
 class Peer(SQLModel, table=True):
@@ -143,6 +151,9 @@ class HostCreated(HostPublic):
 class ReleaseCreate(SQLModel):
     manifest: dict[str, Any]
     torrent: str = Field(description="the .torrent file, base64")
+    stripes: int = Field(default=1, ge=1, le=MAX_STRIPES,
+                         description="torrents the model is split into, each its own swarm with its own "
+                         "gateway per rack (1: one torrent, which stock clients can join)")
 
 
 class ReleasePublic(SQLModel):
@@ -155,6 +166,7 @@ class ReleasePublic(SQLModel):
     info_hash_v2: str | None = Field(description="SHA-256 info hash truncated to 20 bytes, as v2 peers announce "
                                      "it (null for v1)")
     created_at: float
+    stripes: int = 1
 
 
 class StatusReport(SQLModel):
@@ -251,3 +263,15 @@ class OverviewPublic(SQLModel):
     download_rate: float  # sum of the rates hosts reported in the last few seconds
     hosts_reporting: int
     history: list[tuple[float, float]] = []  # (time, bytes/s) samples, oldest first
+
+
+def stripe_version(version: str, stripe: int) -> str:
+    """The version a stripe's row is registered under."""
+    return f"{version}#stripe-{stripe}"
+
+
+def published() -> Any:
+    """``select(Release)`` of the published versions, without their stripes' rows."""
+    from sqlmodel import col, select
+
+    return select(Release).where(col(Release.stripe_of).is_(None))

@@ -11,6 +11,11 @@ Goal: each piece crosses each rack uplink about once. So each rack has gateways:
    no peer outside their rack, unless their rack has no other peer at all (then the nearest ones
    elsewhere).
 
+A stripe of a striped model (``common/torrent.py``) is a swarm of its own whose gateways are
+rotated by its index: stripe k enters a rack through the rack's k-th downloader, so a rack's
+ingress is spread over as many hosts as there are stripes (up to the rack's size), each bringing
+in its own share of the pieces and passing it on inside the rack.
+
 The seedbox itself is told about the gateways of each rack, the same peers that are told about
 it, so connections from either side agree. A gateway that completes, stops or expires hands the
 role to its rack's next downloader at that host's next announce.
@@ -86,12 +91,22 @@ class Policy:
     tiers: tuple[str, ...] = field(default=("rack", "pod", "dc", "elsewhere"))
 
 
-def _early_downloaders(candidates: Sequence[Candidate[K]], per_rack: int) -> list[Candidate[K]]:
+def _early_downloaders(candidates: Sequence[Candidate[K]], per_rack: int, rotation: int = 0) -> list[Candidate[K]]:
     by_rack: dict[Location, list[Candidate[K]]] = {}
     for c in sorted(candidates, key=lambda c: c.first_seen):
         if not c.seed and not c.seedbox:
             by_rack.setdefault(c.location, []).append(c)
-    return [c for rack in by_rack.values() for c in rack[:per_rack]]
+    return [rack[(rotation + j) % len(rack)] for rack in by_rack.values() for j in range(min(per_rack, len(rack)))]
+
+
+def is_gateway(rank: int, downloaders: int, per_rack: int, rotation: int = 0) -> bool:
+    """Whether a rack's downloader ``rank`` (0: the first to join) of ``downloaders`` is one of its
+    ``per_rack`` gateways in a swarm whose gateways are rotated by ``rotation`` (a stripe's index:
+    stripe k's gateway is the rack's k-th downloader, so a rack's stripes enter through different
+    hosts, and one that joins later leaves the roles where they are)."""
+    if per_rack >= downloaders:
+        return True
+    return (rank - rotation) % downloaders < per_rack
 
 
 class _Tier(NamedTuple, Generic[K]):
@@ -109,13 +124,14 @@ class SwarmIndex(Generic[K]):
     the per-announce cost is about ``numwant`` draws, not a sort of the whole swarm.
     """
 
-    def __init__(self, candidates: Sequence[Candidate[K]], policy: Policy = Policy()) -> None:
+    def __init__(self, candidates: Sequence[Candidate[K]], policy: Policy = Policy(), rotation: int = 0) -> None:
         self.policy = policy
+        self.rotation = rotation
         self.candidates = list(candidates)
         self.by_key = {c.key: c for c in self.candidates}
         self.seeds = sum(1 for c in self.candidates if c.seed)
         self._seedboxes = [c.key for c in self.candidates if c.seedbox]
-        self._early = _early_downloaders(self.candidates, policy.seedbox_per_rack)
+        self._early = _early_downloaders(self.candidates, policy.seedbox_per_rack, rotation)
         self._joined: dict[Location, list[float]] = {}  # downloaders' first-seen times, per rack
         for c in self.candidates:
             if not c.seed and not c.seedbox:
@@ -167,11 +183,13 @@ class SwarmIndex(Generic[K]):
         return keys
 
     def seedbox_offered(self, asker: Asker) -> bool:
-        """Whether ``asker`` is one of its rack's first downloaders (who get the seedbox)."""
+        """Whether ``asker`` is one of its rack's gateways (who get the seedbox)."""
         if asker.seed:
             return False
-        ahead = bisect.bisect_left(self._joined.get(asker.location, ()), asker.first_seen)
-        return ahead < self.policy.seedbox_per_rack
+        joined = self._joined.get(asker.location, [])
+        ahead = bisect.bisect_left(joined, asker.first_seen)
+        listed = ahead < len(joined) and joined[ahead] == asker.first_seen
+        return is_gateway(ahead, len(joined) + (not listed), self.policy.seedbox_per_rack, self.rotation)
 
     def select(self, asker: Asker, numwant: int, rng: random.Random, exclude: K | None = None) -> list[K]:
         """The keys of at most ``numwant`` peers for ``asker``, never ``exclude`` (the asker's own key)."""

@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from common.ratelimit import TokenBucket
 from tracker.lifetime import holds_pieces, is_ours
-from tracker.models import Completion, Host, Peer, Release
+from tracker.models import Completion, Host, Peer, Release, published
 from tracker.peers import Asker, Candidate, Location, Policy, SwarmIndex
 from tracker.peerstore import Announced, PeerStore, View
 from tracker.protocol import (
@@ -30,7 +30,17 @@ from tracker.settings import TrackerSettings
 
 def swarm_counts(session: Session, release_id: int | None, now: float) -> tuple[int, int]:
     """(seeders, leechers) among the peers of a release that have not expired by ``now``. A seedbox
-    counts as a seeder while it ingests: it is the swarm's source, and downloads from no host."""
+    counts as a seeder while it ingests: it is the swarm's source, and downloads from no host.
+    A striped release counts hosts over its stripes' swarms: a seeder holds every stripe."""
+    stripes = session.exec(select(Release.id).where(col(Release.stripe_of) == release_id)).all()
+    if stripes:
+        rows = session.exec(
+            select(Peer.host_id, func.max(Peer.left), func.min(case((col(Host.role) == "seedbox", 1), else_=0)))
+            .where(col(Peer.release_id).in_(stripes), col(Peer.expires) >= now, col(Peer.host_id) == col(Host.id))
+            .group_by(col(Peer.host_id))
+        ).all()
+        held_all = sum(1 for _, left, seedbox in rows if left == 0 or seedbox)
+        return held_all, len(rows) - held_all
     is_seeder = or_(col(Peer.left) == 0, col(Host.role) == "seedbox")
     seeders, total = session.exec(
         select(func.coalesce(func.sum(case((is_seeder, 1), else_=0)), 0), func.count())
@@ -129,10 +139,10 @@ class Directory:
             self._add_releases(conn.execute(_RELEASES).all())
         self._releases_loaded = True
 
-    def _add_releases(self, rows: Sequence[Any]) -> None:  # (id, v1, v2, total_size, torrent_size)
+    def _add_releases(self, rows: Sequence[Any]) -> None:  # (id, v1, v2, total_size, torrent_size, stripe)
         found = {}
-        for rid, v1, v2, total, torrent_size in rows:
-            info = ReleaseInfo(rid, total, torrent_size or total)
+        for rid, v1, v2, total, torrent_size, stripe in rows:
+            info = ReleaseInfo(rid, total, torrent_size or total, stripe)
             for key in (v1, v2):  # hybrid: both info hashes are one swarm
                 if key:
                     found[key] = info
@@ -175,8 +185,8 @@ class Directory:
 _HOSTS = text("SELECT id, passkey, location, role, revoked FROM host ORDER BY id")
 _HOST_BY_ID = text("SELECT id, passkey, location, role, revoked FROM host WHERE id = :id")
 _HOST_BY_PASSKEY = text("SELECT id, passkey, location, role, revoked FROM host WHERE passkey = :passkey")
-_RELEASES = text("SELECT id, info_hash_v1, info_hash_v2, total_size, torrent_size FROM release")
-_RELEASE_BY_HASH = text("SELECT id, info_hash_v1, info_hash_v2, total_size, torrent_size FROM release "
+_RELEASES = text("SELECT id, info_hash_v1, info_hash_v2, total_size, torrent_size, stripe FROM release")
+_RELEASE_BY_HASH = text("SELECT id, info_hash_v1, info_hash_v2, total_size, torrent_size, stripe FROM release "
                         "WHERE info_hash_v1 = :h OR info_hash_v2 = :h")
 
 
@@ -212,7 +222,7 @@ class Indexes:
                                                                 release.torrent_size),
                                         seed=peer.left == 0,
                                         seedbox=info.seedbox, first_seen=peer.first_seen))
-        index = SwarmIndex(candidates, self.policy)
+        index = SwarmIndex(candidates, self.policy, rotation=release.stripe)
         self._cache[release.id] = (view.version, directory.generation, soonest, index)
         return index
 
@@ -237,6 +247,7 @@ class ReleaseInfo:
     id: int
     total_size: int
     torrent_size: int  # with padding, as clients count it
+    stripe: int = 0  # a stripe's index (its gateways rotate by it: tracker/peers.py)
 
 def authenticate(session: Session, passkey: str) -> Host:
     """Raises TrackerError for an unknown or revoked passkey."""
@@ -330,7 +341,7 @@ def scrape(
     """Swarm counts for registered torrents only; strangers are refused by authenticate."""
     authenticate(session, passkey)
     wanted = hashes or [bytes.fromhex(r.info_hash_v1 or r.info_hash_v2 or "")
-                        for r in session.exec(select(Release)).all()]
+                        for r in session.exec(published()).all()]
     entries = []
     for info_hash in wanted[:100]:
         release = find_release(session, info_hash)

@@ -171,6 +171,11 @@ def publish(
         "hashes, each download verified again before activation, no streaming seedbox")] = TorrentFormat.v2,
     republish: Annotated[bool, typer.Option(help="register NAME@VERSION again although it is published: "
                                             "the tracker takes it only if the bytes are the same")] = False,
+    stripes: Annotated[int, typer.Option(
+        min=1, max=64, help="split the swarm into this many stripes (each its own torrent and swarm over "
+        "every K-th piece), so that each rack takes the model in through as many of its hosts: for fleets of "
+        "modeltorrent agents whose racks have more than one host; 1: one torrent, which stock clients can "
+        "join too")] = 1,
 ) -> None:
     """Hash a model, sign its manifest, build its torrent and register both with the tracker."""
     from tools.cli.publish import publish as do_publish
@@ -181,7 +186,7 @@ def publish(
         torrent_format=torrent_format.value,
         tracker=need(tracker, "--tracker", "or MODELTORRENT_TRACKER_URL"),
         admin_token=need(admin_token, "--admin-token", "or MODELTORRENT_ADMIN_TOKEN"),
-        out_dir=out_dir, console=err, republish=republish,
+        out_dir=out_dir, console=err, republish=republish, stripes=stripes,
     )
     out.print(result["info_hash_v1"] or result["info_hash_v2"])
 

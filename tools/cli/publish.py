@@ -46,7 +46,7 @@ def scan(path: Path) -> tuple[Path, list[tuple[str, int]]]:
 def publish(
     path: Path, *, name: str, version: str, key_path: Path, source: str | None, piece_size: int,
     tracker: str, admin_token: str, out_dir: Path | None = None, console: Console | None = None,
-    torrent_format: torrent.Format = torrent.DEFAULT_FORMAT, republish: bool = False,
+    torrent_format: torrent.Format = torrent.DEFAULT_FORMAT, republish: bool = False, stripes: int = 1,
 ) -> dict[str, Any]:
     """Hash, sign, build and register; SHA-1 is computed only for a ``hybrid`` or ``v1`` torrent. Returns the
     tracker's record. Raises ModeltorrentError."""
@@ -55,6 +55,12 @@ def publish(
     key = signing.load_private_key(key_path)
     root, files = scan(path)
     layout = plan(files, piece_size)
+    if stripes > 1 and torrent_format == "v1":
+        raise ModeltorrentError("--stripes needs a v2 or hybrid torrent",
+                                hint="v1 is for stock clients, which join one torrent, not stripes: use --stripes 1")
+    if stripes > layout.num_pieces:
+        raise ModeltorrentError(f"{stripes} stripes for {layout.num_pieces} pieces of {piece_size} bytes",
+                                hint="use at most one stripe per piece: fewer --stripes or a smaller --piece-size")
     # Before hours of hashing: the tracker answers, the token is the admin's, the version is free.
     with TrackerClient(tracker, admin_token=admin_token) as api:
         api.list_hosts()
@@ -77,7 +83,7 @@ def publish(
         (out_dir / f"{name}-{version}.manifest.json").write_bytes(manifest.to_json())
         (out_dir / f"{name}-{version}.torrent").write_bytes(built)
     with TrackerClient(tracker, admin_token=admin_token) as api:
-        return api.register(manifest, built)
+        return api.register(manifest, built, stripes)
 
 
 def manifest_summary(manifest: Manifest) -> str:

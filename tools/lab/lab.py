@@ -175,7 +175,7 @@ class Lab:
         return int(self.storage_stats()["bytes_sent"])
 
     def distribute(self, size: int, piece_size: int = PIECE, *, stock: bool = False,
-                   faults: Sequence[Fault] = (), torrent_format: str | None = None) -> Result:
+                   faults: Sequence[Fault] = (), torrent_format: str | None = None, stripes: int = 1) -> Result:
         """modeltorrent: publish a generated model of ``size`` bytes and fetch it on every client
         host at once (streaming seedbox, rack-aware peer lists). ``stock``: plain BitTorrent
         instead, the seedbox seeding only once it has the whole model and the tracker handing
@@ -187,7 +187,7 @@ class Lab:
         source = f"http://{self.storage.ip}:{PORT_ORIGIN}/m"
         self.cli(self.tracker, "publish", str(model), "--name", "m", "--version", "1", "--key", str(key),
                  "--source", source, "--piece-size", str(piece_size), "--tracker", self.tracker_url,
-                 *(["--format", torrent_format] if torrent_format else []))
+                 "--stripes", str(stripes), *(["--format", torrent_format] if torrent_format else []))
         seed_key = self.passkey(self.seedbox, "dc1|pod1|seedbox", "--seedbox")
         keys = {h.name: self.passkey(h, f"dc1|pod1|{self.rack_of[h.name]}") for h in self.clients}
         # The hosts' agents run all the time in a datacenter: here they start first and the clock
@@ -199,7 +199,7 @@ class Lab:
                 "--root", str(self.workdir / "hosts" / host.name), "--listen", "0.0.0.0:6881",
                 "--trust-key", public, "--seed-for", "-1")
             self.procs.start(host.name, self.argv[host.name])
-        self._wait(lambda: self._announces() >= len(self.clients), "every host's first announce")
+        self._wait(lambda: self._announces() >= len(self.clients) * stripes, "every host's first announce")
         sent_before = self.storage_bytes_sent()  # measured at the storage: counts across seedbox restarts
         counters = self.fabric.counters()
         cpu = CpuMeter()

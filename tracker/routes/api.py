@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
+from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from sqlalchemy import or_
@@ -27,6 +28,8 @@ from tracker.models import (
     StatusPublic,
     StatusReport,
     now,
+    published,
+    stripe_version,
 )
 
 router = APIRouter(prefix="/api")
@@ -77,7 +80,7 @@ def revoke_host(name: str, session: SessionDep, directory: DirectoryDep) -> Host
 
 def _release(session: SessionDep, name: str, version: str) -> Release:
     release = session.exec(
-        select(Release).where(Release.name == name, Release.version == version)
+        published().where(Release.name == name, Release.version == version)
     ).first()
     if release is None:
         raise HTTPException(404, deployments.unknown_release(session, name, version))
@@ -118,13 +121,26 @@ def add_torrent(body: ReleaseCreate, session: SessionDep, response: Response) ->
         raise HTTPException(409, f"this torrent's info hash is {same_bytes.name}@{same_bytes.version}'s: its "
                             "version is not in the torrent; publish again with this modeltorrent, which puts "
                             "it there, or deploy the published version")
-    release = Release(
-        name=manifest.name, version=manifest.version, root=manifest.root,
-        total_size=manifest.total_size, torrent_size=manifest.layout().torrent_size, num_pieces=len(manifest.pieces),
-        info_hash_v1=hashes.v1, info_hash_v2=hashes.v2_truncated,
-        manifest=manifest.to_json().decode(), torrent=raw,
-    )
+    if body.stripes > 1 and hashes.v2 is None:
+        raise HTTPException(422, "refused: a v1 torrent cannot be striped (stock clients join one torrent)")
+    if body.stripes > len(manifest.pieces):
+        raise HTTPException(422, f"refused: {body.stripes} stripes for {len(manifest.pieces)} pieces "
+                            "(each stripe needs a piece at least)")
+    fields: dict[str, Any] = dict(
+        name=manifest.name, root=manifest.root, total_size=manifest.total_size,
+        torrent_size=manifest.layout().torrent_size, num_pieces=len(manifest.pieces))
+    release = Release(**fields, version=manifest.version, info_hash_v1=hashes.v1,
+                      info_hash_v2=hashes.v2_truncated, manifest=manifest.to_json().decode(), torrent=raw,
+                      stripes=body.stripes)
     session.add(release)
+    session.flush()
+    if body.stripes > 1:  # each stripe its own swarm: derived from the torrent checked above
+        for k in range(body.stripes):
+            derived = torrents.stripe_torrent(raw, k, body.stripes)
+            h = torrents.info_hashes(derived)
+            session.add(Release(**fields, version=stripe_version(manifest.version, k), info_hash_v1=h.v1,
+                                info_hash_v2=h.v2_truncated, manifest="", torrent=derived, stripe_of=release.id,
+                                stripe=k))
     session.commit()
     session.refresh(release)
     response.status_code = status.HTTP_201_CREATED
@@ -135,7 +151,16 @@ def add_torrent(body: ReleaseCreate, session: SessionDep, response: Response) ->
 def list_torrents(session: SessionDep, host: OptionalHostDep, request: Request) -> list[ReleasePublic]:
     if host is None and not is_admin(request.app.state.settings, request.headers.get("authorization")):
         raise HTTPException(401, "host passkey or admin token required")
-    return [_public(r) for r in session.exec(select(Release).order_by(col(Release.id))).all()]
+    return [_public(r) for r in session.exec(published().order_by(col(Release.id))).all()]
+
+
+@router.get("/torrents/{name}/{version}", response_model=ReleasePublic, tags=["torrents"],
+            summary="One published version (host passkey or admin token)")
+def get_release(name: str, version: str, session: SessionDep, host: OptionalHostDep,
+                request: Request) -> ReleasePublic:
+    if host is None and not is_admin(request.app.state.settings, request.headers.get("authorization")):
+        raise HTTPException(401, "host passkey or admin token required")
+    return _public(_release(session, name, version))
 
 
 @router.get("/torrents/{name}/{version}/manifest", tags=["torrents"],

@@ -11,7 +11,7 @@ from sqlmodel import col, select
 
 from tracker import throughput
 from tracker.deps import SessionDep, SettingsDep
-from tracker.models import Host, HostStatus, OverviewPublic, Release, SeedboxPublic, SwarmPublic
+from tracker.models import Host, HostStatus, OverviewPublic, Release, SeedboxPublic, SwarmPublic, published
 from tracker.swarm import swarm_counts
 
 router = APIRouter()
@@ -29,7 +29,7 @@ def overview(session: SessionDep, settings: SettingsDep, request: Request) -> Ov
     request.app.state.peers.flush()
     now = time.time()
     swarms = []
-    for release in session.exec(select(Release).order_by(col(Release.id))).all():
+    for release in session.exec(published().order_by(col(Release.id))).all():
         seeders, leechers = swarm_counts(session, release.id, now)
         swarms.append(SwarmPublic(torrent=f"{release.name}@{release.version}", seeders=seeders, leechers=leechers))
     seedboxes = []
