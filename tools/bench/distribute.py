@@ -12,6 +12,8 @@ Scenarios, side by side in one run, each in a freshly built lab with the same to
 - plain-bittorrent: a stock swarm, the same clients but the seedbox seeds only once it holds the
   whole model and the tracker hands out peers at random (and the seedbox to everyone);
 - modeltorrent: streaming seedbox and rack-aware peer lists;
+- modeltorrent-striped: the same, the model published in ``--stripes`` stripes (default: one per
+  host of a rack), so that each rack takes it in through that many hosts;
 - modeltorrent-32-slots (not run unless named): the same, with every client and the seedbox
   uploading to 32 peers at once (this project's setting before 4) instead of ``--upload-slots``.
 
@@ -47,20 +49,21 @@ from tools.lab.topology import Topology, add_impairments, check_impairments
 from tools.sim.physics import mbit
 from tools.sim.simulate import Scenario, simulate
 
-SCENARIOS = ("naive", "plain-bittorrent", "modeltorrent")
+SCENARIOS = ("naive", "plain-bittorrent", "modeltorrent", "modeltorrent-striped")
 ABLATIONS = {"modeltorrent-32-slots": 32}  # scenario -> upload slots, modeltorrent otherwise
 COLUMNS = [("T s", "seconds"), ("T_min s", "t_min"), ("T/T_min", "t_over_t_min"),
            ("source/F", "source_bytes_over_size"), ("cross-rack/min", "cross_rack_over_min"),
            ("p50 s", "p50"), ("p99 s", "p99"), ("max s", "max"), ("CPU busy", "cpu_busy")]
 
 
-def run(scenario: str, topology: Topology, size: int, slots: int) -> tuple[Result, dict[str, str]]:
+def run(scenario: str, topology: Topology, size: int, slots: int, stripes: int) -> tuple[Result, dict[str, str]]:
     env = {f"MODELTORRENT_{service}_UPLOAD_SLOTS": str(slots) for service in ("CLIENT", "SEEDBOX")}
     with Lab(topology, env=env) as lab:
         if scenario == "naive":
             result = lab.pull_direct(size)
         else:
-            result = lab.distribute(size, stock=scenario == "plain-bittorrent")
+            result = lab.distribute(size, stock=scenario == "plain-bittorrent",
+                                    stripes=stripes if scenario.endswith("-striped") else 1)
         return result, dict(lab.rack_of)
 
 
@@ -95,12 +98,17 @@ def main() -> None:
     parser.add_argument("--size", default="64MiB")
     parser.add_argument("--upload-slots", type=int, default=UPLOAD_SLOTS,
                         help="peers each client and the seedbox upload to at once")
+    parser.add_argument("--stripes", type=int, default=0,
+                        help="stripes of the striped scenario (0: one per host of a rack, at most 64)")
     parser.add_argument("--out", type=Path, default=Path("results/distribute"))
     add_impairments(parser)
     args = parser.parse_args()
     check_impairments(parser, args)
     if args.upload_slots < 1:
         parser.error("--upload-slots must be at least 1")
+    if not 0 <= args.stripes <= 64:
+        parser.error("--stripes must be in [0, 64] (0: one per host of a rack)")
+    stripes = args.stripes or min(args.hosts_per_rack, 64)
     scenarios = [s for s in args.scenarios.split(",") if s]
     unknown = set(scenarios) - set(SCENARIOS) - set(ABLATIONS)
     if unknown:
@@ -114,7 +122,7 @@ def main() -> None:
     rack_of: dict[str, str] = {}
     try:
         for scenario in scenarios:
-            result, rack_of = run(scenario, topology, size, slots[scenario])
+            result, rack_of = run(scenario, topology, size, slots[scenario], stripes)
             results.append((scenario, result))
     except NetnsUnavailable as exc:
         sys.exit(f"cannot build the lab: {exc}")
@@ -122,7 +130,7 @@ def main() -> None:
     checks = [(name, simulated(name, topology, r, slots[name])) for name, r in results if name != "naive"]
     head = (f"{topology.racks} racks x {topology.hosts_per_rack} hosts, NIC {args.nic:g} Mbit/s, uplink "
             f"{args.uplink or 'unshaped'} Mbit/s, ingress {args.ingress:g} Mbit/s, model {args.size}, "
-            f"{args.upload_slots} upload slots, {os.cpu_count()} cores"
+            f"{args.upload_slots} upload slots, {stripes} stripes in the striped scenario, {os.cpu_count()} cores"
             + (f", latency {args.latency:g} ms one way, loss {args.loss:g} %" if args.latency or args.loss else ""))
     lines = table(rows)
     if checks:
