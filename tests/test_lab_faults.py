@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,8 @@ import pytest
 from client.store import ModelStore
 from common.manifest import Manifest
 from tests.test_lab import lab_or_skip
-from tools.lab.faults import EvilPeer, KillClients, KillSeedbox, Partition
+from tools.lab.faults import EvilPeer, KillClients, KillGateway, KillSeedbox, Partition
+from tools.lab.lab import INTERVAL
 
 pytestmark = pytest.mark.integration
 MiB = 1 << 20
@@ -88,6 +90,37 @@ def test_a_rack_cut_off_finishes_after_it_heals_and_the_other_rack_is_not_held_b
     assert max(rack1) < partition.healed_at  # rack1 finished while rack2 was still cut off
     assert min(rack2) > partition.healed_at  # rack2 could only finish once healed (and did, verified)
     assert result.source_bytes == result.size
+
+
+def test_a_stripes_gateway_killed_for_good_is_taken_over_and_its_rack_finishes(tmp_path: Path) -> None:
+    """Two stripes, two hosts a rack: each host brings one stripe into its rack. The host bringing
+    stripe 1 into rack1 dies (SIGKILL, not restarted) a third of the way; the tracker lets its
+    entry go when it expires (2.5 intervals without an announce: what tells a dead host from a late
+    one) and names the rack's other host as stripe 1's way in, which is told about the seedbox at
+    its next announce. Nothing is read twice from external storage and every survivor activates a
+    verified model."""
+    size = 32 * MiB
+    kill = KillGateway("rack1", stripe=1, size=size, fraction=0.3)
+    with lab_or_skip(tmp_path) as lab:
+        result = lab.distribute(size=size, faults=[kill], stripes=2)
+        survivors = [h.name for h in lab.clients if h.name != kill.host]
+        verify_every_host(tmp_path, survivors)
+        tracker_log = lab.procs.log("tracker")
+        ip_of = {h.name: h.ip for h in lab.clients}
+    print(result.summary(), kill)
+    assert kill.host is not None and kill.host.startswith("r1") and kill.wall is not None
+    stand_in = next(h for h in survivors if h.startswith("r1"))
+    changes = [(datetime.strptime(m[0], "%Y-%m-%d %H:%M:%S,%f").timestamp(), m[1], m[2]) for m in re.findall(
+        r"^(\S+ \S+) .*m@1#stripe-1: rack dc1\|pod1\|rack1 enters through (\S+):\d+ \(was (\S+):\d+\)",
+        tracker_log, re.M)]
+    print("gateway changes of stripe 1 in rack1:", changes)
+    taken = [(at, new) for at, new, was in changes if at >= kill.wall - 1 and was == ip_of[kill.host]]
+    assert taken and taken[0][1] == ip_of[stand_in], changes
+    # The dead entry expires 2.5 intervals after its last announce (before the kill); the tracker
+    # says so at the swarm's next announce (three peers, each once an interval).
+    assert taken[0][0] - kill.wall <= 3.5 * INTERVAL, (taken, kill.wall)
+    assert len(result.completion) == len(survivors)
+    assert result.source_bytes == result.size  # the stand-in got the rest from the seedbox's disk
 
 
 @pytest.mark.parametrize("torrent_format", ["v2", "hybrid"])

@@ -143,8 +143,14 @@ class SwarmIndex(Generic[K]):
 
     @property
     def gateways(self) -> list[K]:
-        """Each rack's gateways: its ``seedbox_per_rack`` earliest downloaders."""
+        """Each rack's gateways: its ``seedbox_per_rack`` earliest downloaders (rotated by a stripe's index)."""
         return [c.key for c in self._early]
+
+    def gateways_by_rack(self) -> dict[Location, list[K]]:
+        racks: dict[Location, list[K]] = {}
+        for c in self._early:
+            racks.setdefault(c.location, []).append(c.key)
+        return racks
 
     def tiers(self, location: Location, rng: random.Random | None = None) -> list[_Tier[K]]:
         """Candidates (seedboxes aside) by distance from ``location``: rack, pod, datacenter,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 from collections.abc import Sequence
@@ -26,6 +27,8 @@ from tracker.protocol import (
     peer_address,
 )
 from tracker.settings import TrackerSettings
+
+log = logging.getLogger("modeltorrent.tracker")
 
 
 def swarm_counts(session: Session, release_id: int | None, now: float) -> tuple[int, int]:
@@ -139,10 +142,10 @@ class Directory:
             self._add_releases(conn.execute(_RELEASES).all())
         self._releases_loaded = True
 
-    def _add_releases(self, rows: Sequence[Any]) -> None:  # (id, v1, v2, total_size, torrent_size, stripe)
+    def _add_releases(self, rows: Sequence[Any]) -> None:  # _RELEASE_COLUMNS
         found = {}
-        for rid, v1, v2, total, torrent_size, stripe in rows:
-            info = ReleaseInfo(rid, total, torrent_size or total, stripe)
+        for rid, v1, v2, total, torrent_size, stripe, name, version in rows:
+            info = ReleaseInfo(rid, total, torrent_size or total, f"{name}@{version}", stripe)
             for key in (v1, v2):  # hybrid: both info hashes are one swarm
                 if key:
                     found[key] = info
@@ -185,8 +188,9 @@ class Directory:
 _HOSTS = text("SELECT id, passkey, location, role, revoked FROM host ORDER BY id")
 _HOST_BY_ID = text("SELECT id, passkey, location, role, revoked FROM host WHERE id = :id")
 _HOST_BY_PASSKEY = text("SELECT id, passkey, location, role, revoked FROM host WHERE passkey = :passkey")
-_RELEASES = text("SELECT id, info_hash_v1, info_hash_v2, total_size, torrent_size, stripe FROM release")
-_RELEASE_BY_HASH = text("SELECT id, info_hash_v1, info_hash_v2, total_size, torrent_size, stripe FROM release "
+_RELEASE_COLUMNS = "id, info_hash_v1, info_hash_v2, total_size, torrent_size, stripe, name, version"
+_RELEASES = text(f"SELECT {_RELEASE_COLUMNS} FROM release")
+_RELEASE_BY_HASH = text(f"SELECT {_RELEASE_COLUMNS} FROM release "
                         "WHERE info_hash_v1 = :h OR info_hash_v2 = :h")
 
 
@@ -223,8 +227,21 @@ class Indexes:
                                         seed=peer.left == 0,
                                         seedbox=info.seedbox, first_seen=peer.first_seen))
         index = SwarmIndex(candidates, self.policy, rotation=release.stripe)
+        if cached is not None and not self.flat:
+            _say_gateway_changes(release, cached[3], index)
         self._cache[release.id] = (view.version, directory.generation, soonest, index)
         return index
+
+
+def _say_gateway_changes(release: ReleaseInfo, old: SwarmIndex[PeerKey], new: SwarmIndex[PeerKey]) -> None:
+    """Log a rack whose way in changed to another host (a gateway that finished, left or died; its
+    stand-in is told about the seedbox at its next announce)."""
+    before, after = old.gateways_by_rack(), new.gateways_by_rack()
+    for rack, keys in after.items():
+        was = before.get(rack)
+        if was and was != keys:
+            log.info("%s: rack %s enters through %s (was %s)", release.ref, rack,
+                     ", ".join(f"{k.ip}:{k.port}" for k in keys), ", ".join(f"{k.ip}:{k.port}" for k in was))
 
 
 PeerKey = PeerAddress  # how a candidate is named in an index: what the answer lists
@@ -247,6 +264,7 @@ class ReleaseInfo:
     id: int
     total_size: int
     torrent_size: int  # with padding, as clients count it
+    ref: str = ""  # name@version, for logs (a stripe's: name@version#stripe-k)
     stripe: int = 0  # a stripe's index (its gateways rotate by it: tracker/peers.py)
 
 def authenticate(session: Session, passkey: str) -> Host:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import signal
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -110,3 +111,28 @@ class EvilPeer:
         folder, model = lab.workdir / "hosts" / self.host, lab.workdir / "external" / "m"
         lab.procs.start(self.host, host.argv(*self.evil_argv, lab.tracker_url, passkey, str(folder), str(model)))
         self.ip = host.ip
+
+
+@dataclass
+class KillGateway:
+    """SIGKILL, for good (a host that died), the host through which stripe ``stripe`` enters
+    ``rack``, once its NIC has received ``fraction`` of the model (``size`` bytes). Records which
+    host and when (``wall``: the clock of the tracker's log, which names the stand-in)."""
+
+    rack: str
+    stripe: int
+    size: int
+    fraction: float = 0.3
+    host: str | None = None
+    at: float | None = None  # seconds since the start
+    wall: float | None = None
+
+    def poll(self, lab: Lab, elapsed: float, sample: Sample) -> None:
+        if self.at is not None:
+            return
+        gateway = lab.gateway_of(self.rack, self.stripe)
+        if gateway is None or sample.hosts.get(gateway, 0) < self.fraction * self.size:
+            return
+        lab.procs.stop(gateway, signal.SIGKILL)
+        lab.gone.add(gateway)
+        self.host, self.at, self.wall = gateway, elapsed, time.time()

@@ -35,6 +35,8 @@ from tools.demo.procs import CLI, REPO, Procs
 from tools.lab.measure import CpuMeter, Result, Sample
 from tools.lab.netns import Host
 from tools.lab.topology import Datacenter, Topology
+from tracker.models import stripe_version
+from tracker.peers import is_gateway
 
 if TYPE_CHECKING:
     from tools.lab.faults import Fault
@@ -59,6 +61,7 @@ class Lab:
         self.clients, self.rack_of, self.bridges = dc.clients, dc.rack_of, dc.bridges
         self.tracker_url = f"http://{self.tracker.ip}:{PORT_TRACKER}"
         self.argv: dict[str, list[str]] = {}  # each service's command line, to restart it after a fault
+        self.gone: set[str] = set()  # hosts a fault took down for good: not waited for
 
     # -- running things in hosts --------------------------------------------------------------
 
@@ -124,12 +127,14 @@ class Lab:
             for fault in faults:
                 fault.poll(self, time.monotonic() - started, timeline[-1])
             for host in self.clients:
+                if host.name in self.gone:
+                    continue
                 if host.name not in done and done_when(host):
                     done[host.name] = time.monotonic() - started
                 proc = self.procs.procs[host.name]
                 if host.name not in done and proc.poll() is not None and proc.returncode != 0:
                     raise RuntimeError(f"{host.name} exited: {self.procs.log(host.name)[-2000:]}")
-            return len(done) == len(self.clients)
+            return len(done) == len(self.clients) - len(self.gone)
 
         self._wait(all_done, "every host done", timeout=3600)
         sample(final=True)
@@ -152,7 +157,7 @@ class Lab:
         done, timeline = self._run_until_done(started, lambda h: self.procs.procs[h.name].poll() == 0, counters)
         return Result(len(self.clients), size, max(done.values()), self.topology.bound(size),
                       self.storage_bytes_sent() - sent_before, sum(timeline[-1].racks.values()), self.topology.racks,
-                      [done[h.name] for h in self.clients], cpu.busy(), timeline)
+                      [done[h.name] for h in self.clients if h.name in done], cpu.busy(), timeline)
 
     def _announces(self) -> int:
         """Peers in the tracker's swarms: read from its database file (the tracker writes them
@@ -162,6 +167,21 @@ class Lab:
                 return int(db.execute("SELECT count(*) FROM peer").fetchone()[0])
         except sqlite3.Error:  # not created yet, or busy: look again
             return 0
+
+    def gateway_of(self, rack: str, stripe: int, version: str = "1") -> str | None:
+        """The host through which ``stripe`` of ``m@version`` enters ``rack`` now, by the tracker's
+        rule (tracker/peers.py) over the swarm in its database; None until the rack has announced."""
+        query = ("SELECT peer.ip, peer.first_seen FROM peer JOIN release ON peer.release_id = release.id "
+                 "WHERE release.name = 'm' AND release.version = ? AND peer.\"left\" > 0 AND peer.expires >= ?")
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{self.workdir / 'tracker.db'}?mode=ro", uri=True)) as db:
+                rows = db.execute(query, (stripe_version(version, stripe), time.time())).fetchall()
+        except sqlite3.Error:
+            return None
+        by_ip = {h.ip: h.name for h in self.clients if self.rack_of[h.name] == rack}
+        joined = sorted((first_seen, by_ip[ip]) for ip, first_seen in rows if ip in by_ip)
+        return next((name for rank, (_, name) in enumerate(joined) if is_gateway(rank, len(joined), 1, stripe)),
+                    None)
 
     def storage_stats(self) -> dict[str, Any]:
         """The origin's counters (tools/demo/origin.py): bytes delivered and written, the reads."""
@@ -213,8 +233,8 @@ class Lab:
             started, lambda h: (self.workdir / "hosts" / h.name / "m" / "current").exists(), counters, faults)
         return Result(len(self.clients), size, max(done.values()), self.topology.bound(size),
                       self.storage_bytes_sent() - sent_before,
-                      sum(timeline[-1].racks.values()), self.topology.racks, [done[h.name] for h in self.clients],
-                      cpu.busy(), timeline)
+                      sum(timeline[-1].racks.values()), self.topology.racks,
+                      [done[h.name] for h in self.clients if h.name in done], cpu.busy(), timeline)
 
     def close(self) -> None:
         self.procs.stop_all()

@@ -51,7 +51,7 @@ class State:
     announce_at: np.ndarray
     inflight: np.ndarray  # transfers moving each piece
     sent: np.ndarray  # bytes each node has uploaded
-    share: np.ndarray  # per node, uint64: the bits of each word it may fetch from outside its rack
+    share: np.ndarray  # (nodes, words) uint64: the pieces each node may fetch from outside its rack
     edges: int = 0  # edges in use; the edge arrays have room for more
     waiting: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))  # one node's edges, scratch
 
@@ -64,7 +64,8 @@ class State:
                    z(0, dtype=np.int64), z(0, dtype=np.int64), z(0, dtype=np.int64), z(0, dtype=np.int64),
                    z((0, 4), dtype=np.int64), z(0, dtype=np.int64), z(nodes + 1, dtype=np.int64),
                    z(0, dtype=np.int64), z(1, dtype=np.int64), z(0), cap0, np.full(nodes, math.nan),
-                   z(nodes), z(pieces), z(nodes), np.full(nodes, FULL, dtype=np.uint64))
+                   z(nodes), z(pieces), z(nodes), np.full((nodes + 1, (pieces + 63) // 64), FULL, dtype=np.uint64))
+        # share's last row: every piece (a connection inside a rack)
 
     def add_edges(self, added: np.ndarray) -> None:
         """Append connections (rows: src, dst, and their four constraints), idle. The edge arrays
@@ -134,21 +135,21 @@ def _lowest_bit(x: np.uint64) -> int:
 
 
 @njit(cache=True)
-def _has_something(u: int, d: int, words: np.ndarray, lo: np.ndarray, hi: np.ndarray, mask: np.uint64) -> bool:
+def _has_something(u: int, d: int, words: np.ndarray, lo: np.ndarray, hi: np.ndarray, mask: np.ndarray) -> bool:
     for w in range(lo[d], hi[u] + 1):  # noqa: SIM110 (numba compiles the loop, not a generator)
-        if words[u, w] & ~words[d, w] & mask:
+        if words[u, w] & ~words[d, w] & mask[w]:
             return True
     return False
 
 
 @njit(cache=True)
 def _pick(u: int, d: int, words: np.ndarray, lo: np.ndarray, hi: np.ndarray, holders: np.ndarray,
-          got: np.ndarray, n: int, inflight: np.ndarray, spread: bool, mask: np.uint64) -> int:
+          got: np.ndarray, n: int, inflight: np.ndarray, spread: bool, mask: np.ndarray) -> int:
     """The piece d asks u for: one d has begun first (libtorrent finishes partial pieces), then the
     rarest fleet-wide, ties at random."""
     best, best_score = -1, math.inf
     for w in range(lo[d], hi[u] + 1):
-        x = words[u, w] & ~words[d, w] & mask
+        x = words[u, w] & ~words[d, w] & mask[w]
         while x:
             bit = _lowest_bit(x)
             x &= x - ONE
@@ -187,7 +188,7 @@ def _step(now: float, dt: float, slots: int, none: int, spread: bool, inflight: 
             if piece[e] >= 0 or seen[e] == counts[u]:
                 continue
             seen[e] = counts[u]
-            if _has_something(u, dst[e], words, lo, hi, share[dst[e]] if cons[e, 3] != none else FULL):
+            if _has_something(u, dst[e], words, lo, hi, share[dst[e] if cons[e, 3] != none else n]):
                 waiting[k] = e
                 k += 1
         # A freed slot goes to one of the waiting peers at random, as libtorrent's choker rotates
@@ -200,7 +201,7 @@ def _step(now: float, dt: float, slots: int, none: int, spread: bool, inflight: 
             e = waiting[i]
             if i < free:
                 piece[e] = _pick(u, dst[e], words, lo, hi, holders, got, n, inflight, spread,
-                                 share[dst[e]] if cons[e, 3] != none else FULL)
+                                 share[dst[e] if cons[e, 3] != none else n])
                 inflight[piece[e]] += 1
                 busy[u] += 1
                 active[nact] = e
