@@ -165,7 +165,7 @@ def add_params(torrent: bytes, save_path: str, resume: bytes | None = None) -> l
     atp.save_path = save_path
     # Not queued: libtorrent's queue runs 3 downloads at once (active_downloads) and holds the rest
     # back; a striped version's torrents (one per stripe) must all run. Seen: 6 of 8 stripes announced.
-    atp.flags &= ~lt.torrent_flags.auto_managed
+    atp.flags &= ~(lt.torrent_flags.auto_managed | lt.torrent_flags.paused)  # the queue would resume a paused one
     return atp
 
 

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from tools.sim.physics import mbit
-from tools.sim.simulate import Scenario, simulate
+from tools.sim.simulate import Scenario, simulate, stripe_masks
 from tracker.peers import Policy
 
 MiB = 1 << 20
@@ -89,22 +89,32 @@ def test_while_streaming_no_host_outruns_the_ingress_and_no_uplink_exceeds_its_r
     assert simulate(scenario(stock=True), random.Random(1)).while_streaming(scenario(stock=True)) == {}
 
 
-def test_gateways_with_disjoint_shares_bring_each_piece_in_once_and_sooner() -> None:
-    # The what-if of Scenario.disjoint: two gateways a rack, each fetching from outside only its
-    # half of the pieces, against one gateway and against two that both fetch everything.
+def test_stripes_bring_each_piece_into_a_rack_once_through_several_hosts_and_sooner() -> None:
+    # Striped (Scenario.stripes): each of a rack's first hosts brings in its stripe, against one
+    # gateway a rack and against two gateways that both fetch everything. Three stripes: the
+    # stripes need not divide the 64 pieces of a bitfield word.
     def run(**kw: object) -> tuple[float, float]:
         sc = scenario(racks=4, hosts_per_rack=10, size=64 * MiB, ingress=mbit(200), nic=mbit(400),
                       uplink=mbit(1000), **kw)
         r = simulate(sc, random.Random(1))
         return r.seconds / r.t_min, r.cross_rack_bytes / (sc.racks * sc.size)
 
-    one, (_, two_cross), (disjoint, disjoint_cross) = (
-        run()[0], run(policy=Policy(seedbox_per_rack=2)), run(policy=Policy(seedbox_per_rack=2), disjoint=True))
+    one, (_, two_cross) = run()[0], run(policy=Policy(seedbox_per_rack=2))
     assert two_cross > 1.5  # both gateways pull every piece into the rack
-    assert 1.0 <= disjoint_cross <= 1.15  # between them, once
-    assert disjoint < 0.9 * one
+    for stripes in (2, 3):
+        striped, striped_cross = run(stripes=stripes)
+        assert 1.0 <= striped_cross <= 1.15, stripes  # between them, once
+        assert striped < 0.9 * one, stripes
 
 
-def test_disjoint_shares_need_a_power_of_two_gateways() -> None:
-    with pytest.raises(ValueError, match="1, 2, 4, 8"):
-        simulate(scenario(policy=Policy(seedbox_per_rack=3), disjoint=True), random.Random(1))
+def test_more_stripes_than_hosts_go_round_the_rack() -> None:
+    sc = scenario(racks=2, hosts_per_rack=2, stripes=5)  # each host brings in two or three stripes
+    result = simulate(sc, random.Random(1))
+    assert result.cross_rack_bytes / (sc.racks * sc.size) <= 1.15
+    assert len(result.completion) == sc.hosts
+
+
+def test_stripe_masks_cover_every_piece_once() -> None:
+    masks = stripe_masks(130, 3)
+    bits = [[bool(int(masks[k, q >> 6]) >> (q & 63) & 1) for q in range(130)] for k in range(3)]
+    assert all(bits[q % 3][q] and sum(b[q] for b in bits) == 1 for q in range(130))

@@ -77,10 +77,11 @@ class Scenario:
     # peers are fetching); "spread": a piece in flight counts as held, an idealised picker whose
     # peers fetch different pieces (a what-if, to measure what duplicate fetches cost).
     picker: str = "rarest"
-    # A what-if: each of a rack's gateways (``policy.seedbox_per_rack`` of them, 2, 4 or 8) fetches
-    # from outside its rack only its share of the pieces (index mod gateways), so the rack's
-    # gateways bring each piece in once between them.
-    disjoint: bool = False
+    # The striped design (common/torrent.py): piece q is stripe q % stripes's, each stripe a swarm
+    # whose gateway in a rack is the rack's (stripe % downloaders)-th downloader (tracker/peers.py).
+    # Modelled as one set of connections (every stripe's peer lists, merged) in which a host fetches
+    # from outside its rack only the pieces of the stripes it is a gateway of.
+    stripes: int = 1
     efficiency: float = 0.96
     dt: float | None = None  # step, s; None: a tenth of a piece's time on a NIC, at most 0.5 s
 
@@ -142,33 +143,51 @@ class SimResult:
 
 
 class _Swarm:
-    """Who is told about whom: the tracker's index over the swarm as it stands, rebuilt at most
-    once a simulated second (the tracker's views refresh about as often)."""
+    """Who is told about whom: the tracker's index over each stripe's swarm as it stands, rebuilt
+    at most once a simulated second (the tracker's views refresh about as often)."""
 
     def __init__(self, sc: Scenario, rack_of: np.ndarray, rng: random.Random) -> None:
         self.sc = sc
         self.rng = rng
         self.policy = Policy(remote_share=0.0, seedbox_per_rack=1 << 30, gateways=False) if sc.stock else sc.policy
+        self.stripes = 1 if sc.stock else sc.stripes
         flat = Location()
         self.loc = [Location("dc1", "pod1", "seedbox")] + [
             flat if sc.stock else Location("dc1", "pod1", f"rack{rack_of[i] + 1}") for i in range(1, sc.hosts + 1)]
         self.first_seen: dict[int, float] = {}
-        self.index: SwarmIndex[int] | None = None
+        self.indexes: list[SwarmIndex[int]] = []
         self.built_at = -1e9
+
+    @property
+    def index(self) -> SwarmIndex[int] | None:
+        return self.indexes[0] if self.indexes else None
+
+    def gateways(self) -> dict[int, list[int]]:
+        """Each gateway and the stripes it brings into its rack."""
+        out: dict[int, list[int]] = {}
+        for k, index in enumerate(self.indexes):
+            for node in index.gateways:
+                out.setdefault(node, []).append(k)
+        return out
 
     def peers(self, nodes: list[int], now: float, have_any: np.ndarray, have_all: np.ndarray) -> list[list[int]]:
         """The peer lists of ``nodes``, all announcing at ``now``: the index is rebuilt once for
         them (once per new host made 10,000 hosts' first second quadratic)."""
         for node in nodes:
             self.first_seen.setdefault(node, now)
-        if self.index is None or now - self.built_at >= 1.0 or any(n not in self.index.by_key for n in nodes):
-            self.index = SwarmIndex([
+        if not self.indexes or now - self.built_at >= 1.0 or any(n not in self.indexes[0].by_key for n in nodes):
+            candidates = [
                 Candidate(n, self.loc[n], bool(have_any[n]), bool(have_all[n]) and n != SEEDBOX, n == SEEDBOX, t)
-                for n, t in self.first_seen.items()], self.policy)
+                for n, t in self.first_seen.items()]
+            self.indexes = [SwarmIndex(candidates, self.policy, rotation=k) for k in range(self.stripes)]
             self.built_at = now
-        index = self.index
-        return [index.select(Asker(self.loc[node], self.first_seen[node], bool(have_all[node]) and node != SEEDBOX,
-                                   node == SEEDBOX), self.sc.numwant, self.rng, exclude=node) for node in nodes]
+        lists = []
+        for node in nodes:
+            asker = Asker(self.loc[node], self.first_seen[node], bool(have_all[node]) and node != SEEDBOX,
+                          node == SEEDBOX)
+            picked = [index.select(asker, self.sc.numwant, self.rng, exclude=node) for index in self.indexes]
+            lists.append(picked[0] if len(picked) == 1 else list(dict.fromkeys(p for ps in picked for p in ps)))
+        return lists
 
 
 def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[float, ...]] | None = None
@@ -202,7 +221,7 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
     window = (sc.start + ingest / 4, sc.start + ingest * 3 / 4)
     marks: list[tuple[float, np.ndarray, np.ndarray]] = []  # (time, sent, pieces held) at the window's ends
     gateways: list[int] = []  # at the window's end
-    shared_at = -1.0  # when the gateways' shares were last given out (Scenario.disjoint)
+    shared_at = -1.0  # when the gateways' stripes were last given out (Scenario.stripes)
     bound = sc.bound()
     stalled = 100 * bound + 3600  # no swarm takes this long: the simulation has a bug
 
@@ -241,9 +260,9 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
             if new_edges:
                 state.add_edges(np.array(new_edges, dtype=np.int64))
                 new_edges.clear()
-            if sc.disjoint and swarm.index is not None and swarm.built_at != shared_at:
-                _share(state.share, swarm.index.gateways, rack_of, sc.policy.seedbox_per_rack)
-                shared_at = swarm.built_at  # the gateways change only when the index does
+            if swarm.stripes > 1 and swarm.built_at != shared_at:
+                _share(state.share, swarm.gateways(), p, swarm.stripes)
+                shared_at = swarm.built_at  # the gateways change only when the indexes do
         crossed, from_seedbox, moving, transfers = state.step(now, dt, sc.slots, none, sc.picker == "spread")
         cross += crossed
         sent_by_seedbox += from_seedbox
@@ -254,8 +273,7 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
         steps += 1
         if not sc.stock and len(marks) < 2 and now >= window[len(marks)]:
             marks.append((now, state.sent.copy(), state.counts.copy()))
-            if swarm.index is not None:
-                gateways = [int(k) for k in swarm.index.gateways]  # the role moves on as hosts finish
+            gateways = [int(k) for k in swarm.gateways()]  # the role moves on as hosts finish
         if now > stalled:
             raise RuntimeError("the simulated swarm stalled (no progress for far longer than the bound)")
     finished = state.finished
@@ -269,18 +287,21 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
     return result
 
 
-def _share(share: np.ndarray, gateways: list[int], rack_of: np.ndarray, k: int) -> None:
-    """Give the i-th gateway of each rack (by when it joined) the pieces ``q % k == i`` from
-    outside its rack; everyone else may fetch anything."""
-    if 64 % k:
-        raise ValueError("disjoint shares need 1, 2, 4, 8, ... gateways a rack")
-    masks = [np.uint64(sum(1 << b for b in range(64) if b % k == i)) for i in range(k)]
-    share[:] = np.uint64(0xFFFFFFFFFFFFFFFF)
-    seen: dict[int, int] = {}
-    for g in gateways:  # the index lists them by rack, earliest first
-        i = seen.get(int(rack_of[g]), 0)
-        seen[int(rack_of[g])] = i + 1
-        share[g] = masks[i % k]
+def stripe_masks(pieces: int, stripes: int) -> np.ndarray:
+    """(stripes, words) uint64: the bitfield of each stripe's pieces (piece q in stripe q % stripes)."""
+    masks = np.zeros((stripes, (pieces + 63) // 64), dtype=np.uint64)
+    for q in range(pieces):
+        masks[q % stripes, q >> 6] |= np.uint64(1) << np.uint64(q & 63)
+    return masks
+
+
+def _share(share: np.ndarray, gateways: dict[int, list[int]], pieces: int, stripes: int) -> None:
+    """A gateway may fetch from outside its rack only the pieces of the stripes it brings in; a
+    host that is no gateway has no peer outside its rack to fetch from (but for a lone host: any)."""
+    masks = stripe_masks(pieces, stripes)
+    share[:-1] = np.uint64(0xFFFFFFFFFFFFFFFF)
+    for node, ks in gateways.items():
+        share[node] = np.bitwise_or.reduce(masks[ks], axis=0)
 
 
 class _Live(list[tuple[float, ...]]):
@@ -310,8 +331,8 @@ def main() -> None:
                         help="gateways per rack (the tracker's seedbox_per_rack)")
     parser.add_argument("--slots", type=int, default=Scenario.slots, help="upload slots per host")
     parser.add_argument("--stock", action="store_true", help="plain BitTorrent instead")
-    parser.add_argument("--disjoint", action="store_true",
-                        help="what-if: each of a rack's --gateways fetches only its share of the pieces from outside")
+    parser.add_argument("--stripes", type=int, default=1,
+                        help="the model in this many stripes, each entering a rack through its own host")
     parser.add_argument("--picker", choices=["rarest", "spread"], default="rarest",
                         help="spread: a what-if picker that counts pieces in flight as held (Scenario.picker)")
     parser.add_argument("--seed", type=int, default=1)
@@ -325,7 +346,7 @@ def main() -> None:
                   mbit(args.uplink) if args.uplink else None, mbit(args.seedbox_nic) if args.seedbox_nic else None,
                   stock=args.stock, policy=Policy(seedbox_per_rack=args.gateways), interval=args.interval,
                   start=args.start, slots=args.slots, dt=args.dt or None, picker=args.picker,
-                  disjoint=args.disjoint)
+                  stripes=args.stripes)
     began = time.monotonic()
     with Progress(TextColumn("simulated {task.fields[now]:>7.1f} s"), BarColumn(),
                   TextColumn("mean host {task.percentage:>5.1f} %, seedbox {task.fields[seed]:.0f}/{task.total:.0f} "
