@@ -90,10 +90,10 @@ def admin(tracker_url: str):  # type: ignore[no-untyped-def]
 def publish_model(tmp_path: Path, tracker_url: str, key: Path, files: dict[str, int], *,
                   name: str = "m", version: str = "1", piece_size: int = 64 * 1024,
                   source: str | None = None, seed: int = 1, torrent_format: str = "v2",
-                  republish: bool = False) -> dict:
+                  republish: bool = False, stripes: int = 1) -> dict:
     from tools.cli.publish import publish
 
     model = write_model(tmp_path / f"external-{name}-{version}", files, seed=seed)
     return publish(model, name=name, version=version, key_path=key, source=source,
                    piece_size=piece_size, tracker=tracker_url, admin_token=ADMIN, out_dir=tmp_path / "out",
-                   torrent_format=torrent_format, republish=republish)  # type: ignore[arg-type]
+                   torrent_format=torrent_format, republish=republish, stripes=stripes)  # type: ignore[arg-type]

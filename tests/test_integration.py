@@ -77,13 +77,14 @@ def status_of(tracker: str, host: str) -> dict:
     return rows[0] if rows else {}
 
 
-@pytest.mark.parametrize("torrent_format", ["hybrid", "v2", "v1"])
+@pytest.mark.parametrize("torrent_format,stripes", [("hybrid", 1), ("v2", 1), ("v1", 1), ("v2", 3), ("hybrid", 2)])
 def test_three_hosts_should_receive_verify_and_activate_a_multi_file_model(
         tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path,  # type: ignore[no-untyped-def]
-        torrent_format: str) -> None:
+        torrent_format: str, stripes: int) -> None:
     origin = start_origin(procs, tmp_path)
     release = publish_model(tmp_path, tracker_url, publisher_key, FILES, piece_size=256 * KiB,
-                            source=f"{origin}/external-m-1", torrent_format=torrent_format)
+                            source=f"{origin}/external-m-1", torrent_format=torrent_format, stripes=stripes)
+    assert release["stripes"] == stripes
     assert (release["info_hash_v1"] is None) == (torrent_format == "v2")
     assert (release["info_hash_v2"] is None) == (torrent_format == "v1")
     total = sum(FILES.values())
@@ -98,6 +99,19 @@ def test_three_hosts_should_receive_verify_and_activate_a_multi_file_model(
             env=os.environ | {"PYTHONPATH": str(REPO)})
     manifest = Manifest.from_json(httpx.get(f"{tracker_url}/api/torrents/m/1/manifest",
                                             headers={"Authorization": f"Bearer {ADMIN}"}).content)
+    seen: list[tuple[int, int]] = []  # (stripe, hosts in its swarm), the most seen at once
+
+    def stripes_joined() -> bool:
+        with contextlib.closing(sqlite3.connect(tmp_path / "tracker.db")) as db:
+            rows = db.execute("SELECT release.stripe, count(DISTINCT peer.host_id) FROM release JOIN peer "
+                              "ON peer.release_id = release.id WHERE release.stripe_of IS NOT NULL "
+                              "GROUP BY release.stripe").fetchall()
+        if sum(n for _, n in rows) > sum(n for _, n in seen):
+            seen[:] = rows
+        return sum(n for _, n in rows) == 4 * stripes or any(p.poll() is not None for p in clients.values())
+
+    if stripes > 1:
+        wait_until(stripes_joined, 60, "every host in every stripe's swarm")
     for host, proc in clients.items():
         out, err = proc.communicate(timeout=180)
         assert proc.returncode == 0, err
@@ -114,6 +128,10 @@ def test_three_hosts_should_receive_verify_and_activate_a_multi_file_model(
     seed_status = json.loads((tmp_path / "seedbox" / "status" / "m@1.json").read_text())
     assert seed_status["bytes_read_from_source"] == total and seed_status["state"] == "seeding"
     assert status_of(tracker_url, "h0")["state"] in ("activated", "seeding")
+    if stripes > 1:  # each stripe was a swarm: every host and the seedbox announced in each
+        assert sorted(seen) == [(k, 4) for k in range(stripes)], seen
+        listed = httpx.get(f"{tracker_url}/api/torrents", headers={"Authorization": f"Bearer {ADMIN}"}).json()
+        assert [r["version"] for r in listed] == ["1"]  # the stripes are not versions of their own
 
 
 def test_a_model_in_s3_reaches_a_host_and_is_read_from_s3_once(
@@ -155,12 +173,12 @@ def test_a_model_in_s3_reaches_a_host_and_is_read_from_s3_once(
 
 
 def kill_a_client_half_way(tmp_path: Path, procs: Procs, tracker_url: str, admin,  # type: ignore[no-untyped-def]
-                           publisher_key: Path) -> tuple[str, set[int]]:
+                           publisher_key: Path, stripes: int = 1) -> tuple[str, set[int]]:
     """Host h1 downloads 48 pieces of 256 KiB and is SIGKILLed once a dozen are saved as verified;
     returns its passkey and the pieces saved."""
     files = {"weights.safetensors": 12 * MiB}
     publish_model(tmp_path, tracker_url, publisher_key, files, piece_size=256 * KiB,
-                  source=str(tmp_path / "external-m-1"))
+                  source=str(tmp_path / "external-m-1"), stripes=stripes)
     start_seedbox(procs, tmp_path, tracker_url, admin.add_host("seedbox", role="seedbox")["passkey"])
     passkey = admin.add_host("h1")["passkey"]
     # A download cap slows the first run so it can be killed half way (the cap applies on
@@ -179,10 +197,12 @@ def kill_a_client_half_way(tmp_path: Path, procs: Procs, tracker_url: str, admin
     return passkey, saved
 
 
+@pytest.mark.parametrize("stripes", [1, 3])
 def test_a_killed_client_should_resume_without_downloading_verified_pieces_again(
-        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
+        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path,  # type: ignore[no-untyped-def]
+        stripes: int) -> None:
     piece = 256 * KiB
-    passkey, saved = kill_a_client_half_way(tmp_path, procs, tracker_url, admin, publisher_key)
+    passkey, saved = kill_a_client_half_way(tmp_path, procs, tracker_url, admin, publisher_key, stripes)
     second = run_client(tmp_path, tracker_url, passkey, "h1")
     assert second.returncode == 0, second.stderr
     result = json.loads(second.stdout.strip().splitlines()[-1])
@@ -548,8 +568,10 @@ if __name__ == "__main__":  # pragma: no cover
     sys.exit(pytest.main([__file__, "-v"]))
 
 
+@pytest.mark.parametrize("stripes", [1, 2])
 def test_a_new_version_downloads_only_the_pieces_it_does_not_share_with_the_one_on_the_host(
-        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
+        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path,  # type: ignore[no-untyped-def]
+        stripes: int) -> None:
     from tests.conftest import write_model
     from tools.cli.publish import publish
 
@@ -566,7 +588,7 @@ def test_a_new_version_downloads_only_the_pieces_it_does_not_share_with_the_one_
     changed = 2 * piece + (v2 / "config.json").stat().st_size
     for version, model in (("1", v1), ("2", v2)):
         publish(model, name="m", version=version, key_path=publisher_key, source=str(model), piece_size=piece,
-                tracker=tracker_url, admin_token=ADMIN, out_dir=tmp_path / "out")
+                tracker=tracker_url, admin_token=ADMIN, out_dir=tmp_path / "out", stripes=stripes)
     seedbox = admin.add_host("seedbox", role="seedbox")["passkey"]
     for version in ("1", "2"):
         start_seedbox(procs, tmp_path, tracker_url, seedbox, f"m@{version}", name=f"seedbox-{version}")

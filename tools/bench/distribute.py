@@ -30,12 +30,13 @@ curves per host, bytes into each rack over time) under ``--out``. Needs root.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -67,13 +68,14 @@ def run(scenario: str, topology: Topology, size: int, slots: int, stripes: int) 
         return result, dict(lab.rack_of)
 
 
-def simulated(scenario: str, topology: Topology, measured: Result, slots: int) -> dict[str, float]:
+def simulated(scenario: str, topology: Topology, measured: Result, slots: int, stripes: int = 1) -> dict[str, float]:
     """The simulator (``tools/sim/simulate.py``) on the same topology, piece size and announce interval,
     its start-up taken from this run (the seedbox's first bytes from external storage)."""
     sc = Scenario(topology.racks, topology.hosts_per_rack, measured.size, PIECE, mbit(topology.ingress_mbit),
                   mbit(topology.nic_mbit), mbit(topology.uplink_mbit) if topology.uplink_mbit else None,
                   stock=scenario == "plain-bittorrent", interval=INTERVAL, start=measured.ingress_start,
-                  hosts_start=0.0, slots=slots)  # the lab's hosts are up and announced when its clock starts
+                  hosts_start=0.0, slots=slots,  # the lab's hosts are up and announced when its clock starts
+                  stripes=stripes if scenario.endswith("-striped") else 1)
     sim = simulate(sc, random.Random(1))
     return {"sim_seconds": round(sim.seconds, 2), "sim_error": round(sim.seconds / measured.seconds - 1, 3),
             "sim_cross_rack_over_min": sim.summary(sc)["cross_rack_over_min"], "start": round(sc.start, 2)}
@@ -87,9 +89,95 @@ def table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
     return lines
 
 
+@dataclass(frozen=True)
+class Case:
+    """One topology of a suite, with its model size."""
+
+    label: str
+    topology: Topology
+    size: str
+
+
+# Issue 20's lab table: the default, a rack of 8 behind no narrower uplink, two racks of 4 with a
+# bigger model, and racks of 10 (lower rates and a smaller model: 22 processes on the 2 cores).
+SUITES = {"fleet": [
+    Case("2x3 (default)", Topology(2, 3, 200, 100, 50), "64MiB"),
+    Case("1x8, uplink unshaped", Topology(1, 8, 100, None, 50), "64MiB"),
+    Case("2x4, 256 MiB", Topology(2, 4, 200, 100, 100), "256MiB"),
+    Case("2x10", Topology(2, 10, 50, 50, 25), "32MiB"),
+]}
+TARGETS = "T/T_min <= 1.2, source/F = 1.00, cross-rack/min <= 1.1, simulator within 10 %"
+
+
+def bench(topology: Topology, size_text: str, scenarios: list[str], slots: dict[str, int], stripes: int,
+          out: Path, settings: dict[str, Any]) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, dict[str, float]]]:
+    """Run ``scenarios`` side by side on ``topology``; print and write the report. Returns the rows
+    and the simulator's checks."""
+    size = parse_size(size_text)
+    results: list[tuple[str, Result]] = []
+    rack_of: dict[str, str] = {}
+    for scenario in scenarios:
+        result, rack_of = run(scenario, topology, size, slots[scenario], stripes)
+        results.append((scenario, result))
+    rows = [(name, r.summary()) for name, r in results]
+    checks = [(name, simulated(name, topology, r, slots[name], stripes)) for name, r in results if name != "naive"]
+    t = topology
+    head = (f"{t.racks} racks x {t.hosts_per_rack} hosts, NIC {t.nic_mbit:g} Mbit/s, uplink "
+            f"{t.uplink_mbit or 'unshaped'} Mbit/s, ingress {t.ingress_mbit:g} Mbit/s, model {size_text}, "
+            f"{slots.get('modeltorrent', UPLOAD_SLOTS)} upload slots, {stripes} stripes in the striped scenario, "
+            f"{os.cpu_count()} cores"
+            + (f", latency {t.latency_ms:g} ms one way, loss {t.loss * 100:g} %" if t.latency_ms or t.loss else ""))
+    lines = table(rows)
+    if checks:
+        lines += ["", "Simulator (`tools/sim/simulate.py`) on the same topology, start-up taken from the run:", "",
+                  "| scenario | measured T s | simulated T s | error | simulated cross-rack/min | start-up s |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {name} | {dict(rows)[name]['seconds']} | {c['sim_seconds']} | {c['sim_error']:+.1%} | "
+                  f"{c['sim_cross_rack_over_min']} | {c['start']} |" for name, c in checks]
+    print("\n" + head)
+    print("\n".join(lines), flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    charts = draw(results, rack_of, out / stamp, head)
+    (out / f"{stamp}.md").write_text(
+        f"# Distribution benchmark {stamp}\n\n{head}\n\n" + "\n".join(lines) + "\n\n"
+        + "".join(f"![{p.stem}]({stamp}/{p.name})\n" for p in charts))
+    (out / f"{stamp}.json").write_text(json.dumps({
+        "topology": settings, "results": dict(rows), "simulated": dict(checks),
+        "timelines": {name: [asdict(s) for s in r.timeline] for name, r in results}}, indent=2))
+    print(f"report: {out / f'{stamp}.md'}, charts: {', '.join(str(p) for p in charts)}")
+    return rows, dict(checks)
+
+
+def _cell(rows: dict[str, dict[str, Any]], name: str, key: str) -> str:
+    return str(rows[name][key]) if name in rows else "-"
+
+
+def suite_table(done: list[tuple[Case, list[tuple[str, dict[str, Any]]], dict[str, dict[str, float]]]]) -> list[str]:
+    """One line per topology: plain BitTorrent, modeltorrent and striped side by side, against the targets."""
+    lines = [f"Targets for the striped design: {TARGETS}.", "",
+             "| topology | plain BitTorrent T/T_min | modeltorrent T/T_min | striped T/T_min | striped source/F "
+             "| striped cross-rack/min | striped CPU busy | simulator error (plain, modeltorrent, striped) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for case, rows, checks in done:
+        r = dict(rows)
+        cell = functools.partial(_cell, r)
+        errors = ", ".join(f"{checks[n]['sim_error']:+.1%}" if n in checks else "-"
+                           for n in ("plain-bittorrent", "modeltorrent", "modeltorrent-striped"))
+        lines.append(f"| {case.label} | {cell('plain-bittorrent', 't_over_t_min')} | "
+                     f"{cell('modeltorrent', 't_over_t_min')} | {cell('modeltorrent-striped', 't_over_t_min')} | "
+                     f"{cell('modeltorrent-striped', 'source_bytes_over_size')} | "
+                     f"{cell('modeltorrent-striped', 'cross_rack_over_min')} | "
+                     f"{cell('modeltorrent-striped', 'cpu_busy')} | {errors} |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--suite", choices=sorted(SUITES),
+                        help="run every topology of a suite (each with --scenarios) and print one table "
+                        f"against the targets; fleet: {', '.join(c.label for c in SUITES['fleet'])}")
     parser.add_argument("--racks", type=int, default=2)
     parser.add_argument("--hosts-per-rack", type=int, default=3)
     parser.add_argument("--nic", type=float, default=200.0, help="host NIC, Mbit/s each way")
@@ -108,49 +196,31 @@ def main() -> None:
         parser.error("--upload-slots must be at least 1")
     if not 0 <= args.stripes <= 64:
         parser.error("--stripes must be in [0, 64] (0: one per host of a rack)")
-    stripes = args.stripes or min(args.hosts_per_rack, 64)
     scenarios = [s for s in args.scenarios.split(",") if s]
     unknown = set(scenarios) - set(SCENARIOS) - set(ABLATIONS)
     if unknown:
         parser.error(f"unknown scenarios {', '.join(sorted(unknown))} "
                      f"(known: {', '.join([*SCENARIOS, *ABLATIONS])})")
     slots = {s: ABLATIONS.get(s, args.upload_slots) for s in scenarios}
-    topology = Topology(args.racks, args.hosts_per_rack, args.nic, args.uplink or None, args.ingress,
-                        args.latency, args.loss / 100)
-    size = parse_size(args.size)
-    results: list[tuple[str, Result]] = []
-    rack_of: dict[str, str] = {}
+    cases = SUITES[args.suite] if args.suite else [
+        Case("", Topology(args.racks, args.hosts_per_rack, args.nic, args.uplink or None, args.ingress,
+                          args.latency, args.loss / 100), args.size)]
+    done = []
     try:
-        for scenario in scenarios:
-            result, rack_of = run(scenario, topology, size, slots[scenario], stripes)
-            results.append((scenario, result))
+        for case in cases:
+            stripes = args.stripes or min(case.topology.hosts_per_rack, 64)
+            settings = vars(args) | {"out": str(args.out), "topology": asdict(case.topology), "size": case.size}
+            rows, checks = bench(case.topology, case.size, scenarios, slots, stripes, args.out, settings)
+            done.append((case, rows, checks))
     except NetnsUnavailable as exc:
         sys.exit(f"cannot build the lab: {exc}")
-    rows = [(name, r.summary()) for name, r in results]
-    checks = [(name, simulated(name, topology, r, slots[name])) for name, r in results if name != "naive"]
-    head = (f"{topology.racks} racks x {topology.hosts_per_rack} hosts, NIC {args.nic:g} Mbit/s, uplink "
-            f"{args.uplink or 'unshaped'} Mbit/s, ingress {args.ingress:g} Mbit/s, model {args.size}, "
-            f"{args.upload_slots} upload slots, {stripes} stripes in the striped scenario, {os.cpu_count()} cores"
-            + (f", latency {args.latency:g} ms one way, loss {args.loss:g} %" if args.latency or args.loss else ""))
-    lines = table(rows)
-    if checks:
-        lines += ["", "Simulator (`tools/sim/simulate.py`) on the same topology, start-up taken from the run:", "",
-                  "| scenario | measured T s | simulated T s | error | simulated cross-rack/min | start-up s |",
-                  "|---|---|---|---|---|---|"]
-        lines += [f"| {name} | {dict(rows)[name]['seconds']} | {c['sim_seconds']} | {c['sim_error']:+.1%} | "
-                  f"{c['sim_cross_rack_over_min']} | {c['start']} |" for name, c in checks]
-    print("\n" + head)
-    print("\n".join(lines))
-    args.out.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    charts = draw(results, rack_of, args.out / stamp, head)
-    (args.out / f"{stamp}.md").write_text(
-        f"# Distribution benchmark {stamp}\n\n{head}\n\n" + "\n".join(lines) + "\n\n"
-        + "".join(f"![{p.stem}]({stamp}/{p.name})\n" for p in charts))
-    (args.out / f"{stamp}.json").write_text(json.dumps({
-        "topology": vars(args) | {"out": str(args.out)}, "results": dict(rows), "simulated": dict(checks),
-        "timelines": {name: [asdict(s) for s in r.timeline] for name, r in results}}, indent=2))
-    print(f"report: {args.out / f'{stamp}.md'}, charts: {', '.join(str(p) for p in charts)}")
+    if args.suite:
+        lines = suite_table(done)
+        print("\n" + "\n".join(lines))
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        (args.out / f"suite-{args.suite}-{stamp}.md").write_text(
+            f"# Suite {args.suite} {stamp}\n\n" + "\n".join(lines) + "\n")
+        print(f"suite table: {args.out / f'suite-{args.suite}-{stamp}.md'}")
 
 
 if __name__ == "__main__":
