@@ -9,7 +9,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tracker.peers import Asker, Candidate, Location, Policy, SwarmIndex, is_gateway, seedbox_offered, select_peers
+from tracker.peers import (
+    Asker,
+    Candidate,
+    Location,
+    Policy,
+    Stripe,
+    SwarmIndex,
+    seedbox_offered,
+    select_peers,
+    stripe_gateways,
+)
 
 R1 = Location("dc1", "pod1", "r1")
 R2 = Location("dc1", "pod1", "r2")
@@ -198,30 +208,44 @@ def test_gateway_lists_keep_racks_apart(swarm: list[Candidate[str]], loc: Locati
         assert not remote and len(got) == min(numwant, len(local))
 
 
-@pytest.mark.parametrize("rank,downloaders,per_rack,rotation,expected", [
-    (0, 3, 1, 0, True), (1, 3, 1, 0, False),  # unstriped: the first to join
-    (1, 3, 1, 1, True), (0, 3, 1, 1, False),  # stripe 1: the second
-    (2, 3, 1, 2, True),
-    (0, 3, 1, 3, True), (1, 3, 1, 4, True),  # more stripes than hosts: round the rack again
-    (1, 3, 2, 0, True), (2, 3, 2, 0, False), (2, 3, 2, 1, True), (0, 3, 2, 1, False),
-    (0, 1, 1, 5, True),  # a rack of one: its host brings every stripe in
-    (3, 4, 1, 1, False),  # a host that joined later leaves stripe 1 where it was
+@pytest.mark.parametrize("registered,downloading,stripe,per_rack,settled,expected", [
+    ([1, 2, 3], {1, 2, 3}, 0, 1, False, [1]),  # stripe k: the rack's k-th registered host
+    ([1, 2, 3], {1, 2, 3}, 2, 1, False, [3]),
+    ([1, 2, 3], {1, 2, 3}, 4, 1, False, [2]),  # more stripes than hosts: round the rack again
+    ([1, 2, 3], {1}, 1, 1, False, []),  # its host has not announced: the stripe waits for it...
+    ([1, 2, 3], {1}, 1, 1, True, [1]),  # ...until the rack settles, then the next downloader stands in
+    ([1, 2, 3], {1, 3}, 1, 1, True, [3]),  # its host gone: the next one in registration order
+    ([1, 2, 3], {1, 2, 3}, 1, 2, False, [2, 3]),  # two gateways a stripe
+    ([1, 2, 3], {1, 2}, 1, 2, True, [2, 1]),
+    ([], {7, 5}, 1, 1, False, [7]),  # none registered (yet, in this worker): by host id
+    ([1, 2], {1, 2, 9}, 2, 1, False, [9]),  # registered since the list was read: last
+    ([1, 2, 3], set(), 0, 1, True, []),
 ])
-def test_a_stripes_gateway_is_the_racks_downloader_at_its_index(rank: int, downloaders: int, per_rack: int,
-                                                                rotation: int, expected: bool) -> None:
-    assert is_gateway(rank, downloaders, per_rack, rotation) is expected
+def test_a_stripe_enters_a_rack_through_its_registered_host(registered: list[int], downloading: set[int],
+                                                            stripe: int, per_rack: int, settled: bool,
+                                                            expected: list[int]) -> None:
+    assert stripe_gateways(registered, downloading, stripe, per_rack, settled) == expected
 
 
 def test_each_stripe_enters_a_rack_through_its_own_host() -> None:
-    rack = [cand(f"r1-{i}", R1, t=float(i)) for i in range(3)] + [cand(f"r2-{i}", R2, t=float(i)) for i in range(3)]
+    rack = [Candidate(f"r1-{i}", R1, False, first_seen=float(3 - i), host=i) for i in range(3)] + [
+        Candidate(f"r2-{i}", R2, False, first_seen=float(i), host=10 + i) for i in range(3)]
+    hosts = {R1: [0, 1, 2], R2: [10, 11, 12]}
     box = Asker(Location("dc1", "pod0", "seed"), 0, seed=True, seedbox=True)
-    told = [set(SwarmIndex(rack, Policy(), rotation=k).select(box, 50, random.Random(1))) for k in range(3)]
+
+    def index(k: int, swarm: list[Candidate[str]] = rack, now: float = 0.0) -> SwarmIndex[str]:
+        return SwarmIndex(swarm, Policy(), Stripe(k, hosts, now=now, settle=5.0))
+
+    # By registration, whatever the order they announced in (rack1's in reverse).
+    told = [set(index(k).select(box, 50, random.Random(1))) for k in range(3)]
     assert told == [{"r1-0", "r2-0"}, {"r1-1", "r2-1"}, {"r1-2", "r2-2"}]
     for k in range(3):
-        index = SwarmIndex(rack, Policy(), rotation=k)
-        offered = [i for i in range(3) if index.seedbox_offered(Asker(R1, first_seen=float(i)))]
+        offered = [i for i in range(3) if index(k).seedbox_offered(Asker(R1, first_seen=float(3 - i), host=i))]
         assert offered == [k]
-        assert index.seedbox_offered(Asker(R1, first_seen=9.0)) is False  # joins later: no role moves
-    # The stripe-1 gateway gone (expired): the next downloader of the rack takes the stripe over.
+    # Stripe 1's host in rack1 gone: nobody stands in until the rack has been there 5 s, then the next.
     without = [c for c in rack if c.key != "r1-1"]
-    assert set(SwarmIndex(without, Policy(), rotation=1).select(box, 50, random.Random(1))) == {"r1-2", "r2-1"}
+    assert set(index(1, without, now=4.0).select(box, 50, random.Random(1))) == {"r2-1"}
+    assert set(index(1, without, now=9.0).select(box, 50, random.Random(1))) == {"r1-2", "r2-1"}
+    # A rack's first host, alone: only its own stripe, not every stripe's role (and their connections).
+    alone = [Candidate("r2-0", R2, False, first_seen=0.0, host=10)]
+    assert [index(k, alone).seedbox_offered(Asker(R2, 0.0, host=10)) for k in range(3)] == [True, False, False]

@@ -7,6 +7,7 @@ import random
 
 import pytest
 
+from tools.sim.ceiling import HostCost
 from tools.sim.physics import mbit
 from tools.sim.simulate import Scenario, simulate, stripe_masks
 from tracker.peers import Policy
@@ -118,3 +119,25 @@ def test_stripe_masks_cover_every_piece_once() -> None:
     masks = stripe_masks(130, 3)
     bits = [[bool(int(masks[k, q >> 6]) >> (q & 63) & 1) for q in range(130)] for k in range(3)]
     assert all(bits[q % 3][q] and sum(b[q] for b in bits) == 1 for q in range(130))
+
+
+@pytest.mark.parametrize("cores,sessions,expected_gib", [
+    (2, 1, 2 / 6),  # the CPU runs out first: 2 cores / (4 + 2) CPU-s per GiB
+    (64, 1, 1 / 3),  # one network thread: 1 / (2 + 1)
+    (64, 4, 4 / 3),
+    (8, 4, 8 / 6),  # four threads would do 4/3 GiB/s, eight cores the same
+])
+def test_a_hosts_ceiling_is_where_its_cpu_or_its_busiest_thread_runs_out(cores: float, sessions: int,
+                                                                        expected_gib: float) -> None:
+    cost = HostCost.from_dataplane({"rows": [
+        {"stage": "one client", "process": "client h0", "cpu_per_gib": 4.0, "busiest_per_gib": 2.0},
+        {"stage": "one client", "process": "seedbox (upload)", "cpu_per_gib": 2.0, "busiest_per_gib": 1.0}]})
+    assert cost.ceiling(cores, sessions) == pytest.approx(expected_gib * (1 << 30))
+    with pytest.raises(ValueError, match="one client"):
+        HostCost.from_dataplane({"rows": []})
+
+
+def test_a_host_ceiling_below_the_nic_slows_the_swarm() -> None:
+    free, capped = scenario(), scenario(host_ceiling=mbit(30))  # below the ingress (50), far below the NIC
+    floor = capped.size / (mbit(30) * capped.efficiency)  # no host receives faster than its ceiling
+    assert simulate(free, random.Random(1)).seconds < floor <= simulate(capped, random.Random(1)).seconds

@@ -75,7 +75,8 @@ def create_app(settings: TrackerSettings) -> FastAPI:
         policy = Policy(remote_share=settings.remote_share, seedbox_per_rack=settings.seedbox_per_rack)
     else:  # one flat network where everyone may be given the seedbox
         policy = Policy(remote_share=0.0, seedbox_per_rack=1 << 30, gateways=False)
-    app.state.indexes = swarm.Indexes(policy, flat=not settings.rack_aware)
+    # A stripe whose host has not announced waits one interval for it (tracker/peers.py, stripe_gateways).
+    app.state.indexes = swarm.Indexes(policy, flat=not settings.rack_aware, settle=settings.interval)
     app.include_router(announce.router)
     app.include_router(api.router)
     app.include_router(deployments_routes.router)

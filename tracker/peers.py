@@ -11,10 +11,10 @@ Goal: each piece crosses each rack uplink about once. So each rack has gateways:
    no peer outside their rack, unless their rack has no other peer at all (then the nearest ones
    elsewhere).
 
-A stripe of a striped model (``common/torrent.py``) is a swarm of its own whose gateways are
-rotated by its index: stripe k enters a rack through the rack's k-th downloader, so a rack's
-ingress is spread over as many hosts as there are stripes (up to the rack's size), each bringing
-in its own share of the pieces and passing it on inside the rack.
+A stripe of a striped model (``common/torrent.py``) is a swarm of its own whose gateway in a rack
+is the rack's registered host at the stripe's index (``stripe_gateways``), so a rack's ingress is
+spread over as many hosts as there are stripes (up to the rack's size), each bringing in its own
+share of the pieces and passing it on inside the rack.
 
 The seedbox itself is told about the gateways of each rack, the same peers that are told about
 it, so connections from either side agree. A gateway that completes, stops or expires hands the
@@ -31,7 +31,7 @@ from __future__ import annotations
 import bisect
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Generic, NamedTuple, TypeVar
 
@@ -74,6 +74,7 @@ class Candidate(NamedTuple, Generic[K]):
     seed: bool = False
     seedbox: bool = False
     first_seen: float = 0.0
+    host: int = -1  # the registered host's id (stripes: who brings which stripe in)
 
 
 class Asker(NamedTuple):
@@ -81,6 +82,19 @@ class Asker(NamedTuple):
     first_seen: float
     seed: bool = False
     seedbox: bool = False
+    host: int = -1
+
+
+@dataclass(frozen=True)
+class Stripe:
+    """A swarm that is one stripe of a striped version: which one, the registered client hosts of
+    each rack (ids, in registration order), and whether a stripe whose host is absent may be
+    handed to another yet (``now`` past ``settle`` seconds since the rack's first downloader)."""
+
+    index: int
+    rack_hosts: Mapping[Location, Sequence[int]]
+    now: float = 0.0
+    settle: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -91,22 +105,39 @@ class Policy:
     tiers: tuple[str, ...] = field(default=("rack", "pod", "dc", "elsewhere"))
 
 
-def _early_downloaders(candidates: Sequence[Candidate[K]], per_rack: int, rotation: int = 0) -> list[Candidate[K]]:
+def _early_downloaders(candidates: Sequence[Candidate[K]], per_rack: int) -> list[Candidate[K]]:
     by_rack: dict[Location, list[Candidate[K]]] = {}
     for c in sorted(candidates, key=lambda c: c.first_seen):
         if not c.seed and not c.seedbox:
             by_rack.setdefault(c.location, []).append(c)
-    return [rack[(rotation + j) % len(rack)] for rack in by_rack.values() for j in range(min(per_rack, len(rack)))]
+    return [c for rack in by_rack.values() for c in rack[:per_rack]]
 
 
-def is_gateway(rank: int, downloaders: int, per_rack: int, rotation: int = 0) -> bool:
-    """Whether a rack's downloader ``rank`` (0: the first to join) of ``downloaders`` is one of its
-    ``per_rack`` gateways in a swarm whose gateways are rotated by ``rotation`` (a stripe's index:
-    stripe k's gateway is the rack's k-th downloader, so a rack's stripes enter through different
-    hosts, and one that joins later leaves the roles where they are)."""
-    if per_rack >= downloaders:
-        return True
-    return (rank - rotation) % downloaders < per_rack
+def stripe_gateways(registered: Sequence[int], downloading: Collection[int], stripe: int, per_rack: int,
+                    settled: bool) -> list[int]:
+    """The hosts through which ``stripe`` enters a rack: the rack's registered hosts (in
+    registration order) from position ``stripe`` on, ``per_rack`` of them, each while it is
+    downloading. A missing one (not announced yet, finished, gone) is stood in for by the next
+    downloading host in that order, but only once the rack is ``settled``: at a deployment's start
+    the rack's hosts announce one after the other, and a host given a stripe's role for the
+    seconds until its owner announces keeps the connections it made then (libtorrent keeps them:
+    seen as 1.2-1.3x the bytes into racks), so it waits instead. By registration order, not by
+    announce order, so that every stripe's swarm agrees and a host that goes moves only its own
+    stripes. Downloading hosts the rack's list does not hold (registered since) come last."""
+    order = list(registered) + sorted(h for h in downloading if h not in set(registered))
+    m = len(order)
+    if m == 0:
+        return []
+    owners = [order[(stripe + j) % m] for j in range(min(per_rack, m))]
+    chosen = [h for h in owners if h in downloading]
+    if settled and len(chosen) < len(owners):
+        for j in range(m):
+            h = order[(stripe + j) % m]
+            if len(chosen) == len(owners):
+                break
+            if h in downloading and h not in chosen:
+                chosen.append(h)
+    return chosen
 
 
 class _Tier(NamedTuple, Generic[K]):
@@ -124,14 +155,19 @@ class SwarmIndex(Generic[K]):
     the per-announce cost is about ``numwant`` draws, not a sort of the whole swarm.
     """
 
-    def __init__(self, candidates: Sequence[Candidate[K]], policy: Policy = Policy(), rotation: int = 0) -> None:
+    def __init__(self, candidates: Sequence[Candidate[K]], policy: Policy = Policy(), stripe: Stripe | None = None
+                 ) -> None:
         self.policy = policy
-        self.rotation = rotation
+        self.stripe = stripe
         self.candidates = list(candidates)
         self.by_key = {c.key: c for c in self.candidates}
         self.seeds = sum(1 for c in self.candidates if c.seed)
         self._seedboxes = [c.key for c in self.candidates if c.seedbox]
-        self._early = _early_downloaders(self.candidates, policy.seedbox_per_rack, rotation)
+        self._gateway_hosts: dict[Location, list[int]] = {}
+        if stripe is None:
+            self._early = _early_downloaders(self.candidates, policy.seedbox_per_rack)
+        else:
+            self._early = self._stripe_gateways(stripe)
         self._joined: dict[Location, list[float]] = {}  # downloaders' first-seen times, per rack
         for c in self.candidates:
             if not c.seed and not c.seedbox:
@@ -140,6 +176,20 @@ class SwarmIndex(Generic[K]):
             times.sort()
         self._tiers: dict[Location, list[_Tier[K]]] = {}
         self._elsewhere: dict[Location, list[K]] = {}
+
+    def _stripe_gateways(self, stripe: Stripe) -> list[Candidate[K]]:
+        racks: dict[Location, dict[int, Candidate[K]]] = {}
+        for c in sorted(self.candidates, key=lambda c: c.first_seen):
+            if not c.seed and not c.seedbox:
+                racks.setdefault(c.location, {}).setdefault(c.host, c)
+        early = []
+        for location, downloading in racks.items():
+            first = min(c.first_seen for c in downloading.values())
+            hosts = stripe_gateways(stripe.rack_hosts.get(location, ()), downloading.keys(), stripe.index,
+                                    self.policy.seedbox_per_rack, stripe.now - first >= stripe.settle)
+            self._gateway_hosts[location] = hosts
+            early += [downloading[h] for h in hosts]
+        return early
 
     @property
     def gateways(self) -> list[K]:
@@ -192,10 +242,14 @@ class SwarmIndex(Generic[K]):
         """Whether ``asker`` is one of its rack's gateways (who get the seedbox)."""
         if asker.seed:
             return False
-        joined = self._joined.get(asker.location, [])
-        ahead = bisect.bisect_left(joined, asker.first_seen)
-        listed = ahead < len(joined) and joined[ahead] == asker.first_seen
-        return is_gateway(ahead, len(joined) + (not listed), self.policy.seedbox_per_rack, self.rotation)
+        if self.stripe is not None:
+            if asker.location in self._gateway_hosts:
+                return asker.host in self._gateway_hosts[asker.location]
+            # Its rack's first downloader, not in the index yet: as if alone (the rack not settled).
+            return asker.host in stripe_gateways(self.stripe.rack_hosts.get(asker.location, ()), {asker.host},
+                                                 self.stripe.index, self.policy.seedbox_per_rack, False)
+        ahead = bisect.bisect_left(self._joined.get(asker.location, ()), asker.first_seen)
+        return ahead < self.policy.seedbox_per_rack
 
     def select(self, asker: Asker, numwant: int, rng: random.Random, exclude: K | None = None) -> list[K]:
         """The keys of at most ``numwant`` peers for ``asker``, never ``exclude`` (the asker's own key)."""
@@ -222,6 +276,10 @@ class SwarmIndex(Generic[K]):
             want_remote = min(len(others), max(1, math.ceil(self.policy.remote_share * room))) if room > 0 else 0
             picked += _draw(groups[0], min(sizes[0], room - want_remote), rng, exclude)
             return picked + _draw([others], want_remote, rng, exclude)
+        if self.stripe is not None and self.policy.gateways:
+            # Alone in its rack and not the stripe's way in (yet): nobody. Peers elsewhere would stay
+            # connected once its rack-mates come and bring the stripe in a second time.
+            return picked
         remote = sum(sizes[1:])
         want_remote = min(remote, math.ceil(self.policy.remote_share * room)) if room > 0 else 0
         take_local = min(sizes[0], max(room - want_remote, 0))

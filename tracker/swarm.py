@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 from common.ratelimit import TokenBucket
 from tracker.lifetime import holds_pieces, is_ours
 from tracker.models import Completion, Host, Peer, Release, published
-from tracker.peers import Asker, Candidate, Location, Policy, SwarmIndex
+from tracker.peers import Asker, Candidate, Location, Policy, Stripe, SwarmIndex
 from tracker.peerstore import Announced, PeerStore, View
 from tracker.protocol import (
     AnnounceRequest,
@@ -79,6 +79,7 @@ class Directory:
         self.by_id: dict[int, HostInfo] = {}
         self.releases: dict[str, ReleaseInfo] = {}
         self._releases_loaded = False
+        self._rack_hosts: tuple[int, dict[Location, list[int]]] | None = None
 
     def announce_allowed(self, host_id: int) -> bool:
         """Whether a host may announce now: at most ``announces_per_host`` a second in bursts of
@@ -144,13 +145,25 @@ class Directory:
 
     def _add_releases(self, rows: Sequence[Any]) -> None:  # _RELEASE_COLUMNS
         found = {}
-        for rid, v1, v2, total, torrent_size, stripe, name, version in rows:
-            info = ReleaseInfo(rid, total, torrent_size or total, f"{name}@{version}", stripe)
+        for rid, v1, v2, total, torrent_size, stripe, name, version, stripe_of in rows:
+            info = ReleaseInfo(rid, total, torrent_size or total, f"{name}@{version}", stripe if stripe_of else None)
             for key in (v1, v2):  # hybrid: both info hashes are one swarm
                 if key:
                     found[key] = info
         with self._lock:
             self.releases = self.releases | found
+
+    def rack_hosts(self) -> dict[Location, list[int]]:
+        """Each rack's registered client hosts that are not revoked, in registration order."""
+        cached = self._rack_hosts
+        if cached is not None and cached[0] == self.generation:
+            return cached[1]
+        racks: dict[Location, list[int]] = {}
+        for hid, info in sorted(self.by_id.items()):
+            if not info.seedbox and not info.revoked:
+                racks.setdefault(info.location, []).append(hid)
+        self._rack_hosts = (self.generation, racks)
+        return racks
 
     def _add_host(self, hid: int, passkey: str, location: str, role: str, revoked: bool) -> HostInfo:
         info = HostInfo.from_row(hid, location, role, revoked)
@@ -188,7 +201,7 @@ class Directory:
 _HOSTS = text("SELECT id, passkey, location, role, revoked FROM host ORDER BY id")
 _HOST_BY_ID = text("SELECT id, passkey, location, role, revoked FROM host WHERE id = :id")
 _HOST_BY_PASSKEY = text("SELECT id, passkey, location, role, revoked FROM host WHERE passkey = :passkey")
-_RELEASE_COLUMNS = "id, info_hash_v1, info_hash_v2, total_size, torrent_size, stripe, name, version"
+_RELEASE_COLUMNS = "id, info_hash_v1, info_hash_v2, total_size, torrent_size, stripe, name, version, stripe_of"
 _RELEASES = text(f"SELECT {_RELEASE_COLUMNS} FROM release")
 _RELEASE_BY_HASH = text(f"SELECT {_RELEASE_COLUMNS} FROM release "
                         "WHERE info_hash_v1 = :h OR info_hash_v2 = :h")
@@ -200,9 +213,10 @@ class Indexes:
     cost a few draws each, not a pass over the swarm. Peers that announced ``port=0`` accept no
     connections: they are told about others but not handed out, nor counted."""
 
-    def __init__(self, policy: Policy, *, flat: bool = False) -> None:
+    def __init__(self, policy: Policy, *, flat: bool = False, settle: float = 0.0) -> None:
         self.policy = policy
         self.flat = flat  # locations ignored: peers at random, as a stock tracker hands them out
+        self.settle = settle  # s before a stripe's absent host is stood in for (tracker/peers.py)
         self._cache: dict[int, tuple[int, int, float, SwarmIndex[PeerKey]]] = {}
 
     def get(self, release: ReleaseInfo, view: View, directory: Directory, now: float) -> SwarmIndex[PeerKey]:
@@ -225,8 +239,12 @@ class Indexes:
                                         has_pieces=holds_pieces(peer.left, release.total_size,
                                                                 release.torrent_size),
                                         seed=peer.left == 0,
-                                        seedbox=info.seedbox, first_seen=peer.first_seen))
-        index = SwarmIndex(candidates, self.policy, rotation=release.stripe)
+                                        seedbox=info.seedbox, first_seen=peer.first_seen, host=peer.host_id))
+        stripe = None
+        if release.stripe is not None and not self.flat:
+            stripe = Stripe(release.stripe, directory.rack_hosts(), now, self.settle)
+            soonest = min(soonest, now + 1.0)  # a rack settles with time, not with an announce
+        index = SwarmIndex(candidates, self.policy, stripe)
         if cached is not None and not self.flat:
             _say_gateway_changes(release, cached[3], index)
         self._cache[release.id] = (view.version, directory.generation, soonest, index)
@@ -265,7 +283,7 @@ class ReleaseInfo:
     total_size: int
     torrent_size: int  # with padding, as clients count it
     ref: str = ""  # name@version, for logs (a stripe's: name@version#stripe-k)
-    stripe: int = 0  # a stripe's index (its gateways rotate by it: tracker/peers.py)
+    stripe: int | None = None  # a stripe's index (tracker/peers.py, stripe_gateways); None: not a stripe
 
 def authenticate(session: Session, passkey: str) -> Host:
     """Raises TrackerError for an unknown or revoked passkey."""
@@ -326,7 +344,7 @@ def announce(
     index = indexes.get(release, store.view(release.id), directory, now)
     numwant = min(req.numwant if req.numwant is not None else settings.numwant_default, settings.numwant_max)
     asker = Asker(Location() if indexes.flat else host.location, first_seen, seed=left == 0,
-                  seedbox=host.seedbox)
+                  seedbox=host.seedbox, host=host.id)
     me = None if stopped else peer_address(ip, req.port, req.peer_id)
     chosen = index.select(asker, 0 if stopped else numwant, rng, exclude=me)
     # The counts leave the asker out, as its peer list does.

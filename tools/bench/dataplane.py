@@ -305,8 +305,12 @@ def main() -> None:
     text = report(rows, bench.size, piece_size, args.format, time.monotonic() - started)
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(text)
+    # The figures as data, for the simulator's per-host ceiling (tools/sim/ceiling.py).
+    args.report.with_suffix(".json").write_text(json.dumps({"cores": os.cpu_count(), "rows": [
+        {"stage": r.stage, "process": r.process, "gib_per_s": r.rate, "cpu_per_gib": r.cpu_per_gib,
+         "busiest_thread": r.busiest[0], "busiest_per_gib": r.busiest_per_gib} for r in rows]}, indent=2))
     print("\n".join(verdicts(rows)))
-    print(f"report: {args.report}")
+    print(f"report: {args.report} (figures: {args.report.with_suffix('.json')})")
 
 
 if __name__ == "__main__":

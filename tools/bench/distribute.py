@@ -71,14 +71,42 @@ def run(scenario: str, topology: Topology, size: int, slots: int, stripes: int) 
 def simulated(scenario: str, topology: Topology, measured: Result, slots: int, stripes: int = 1) -> dict[str, float]:
     """The simulator (``tools/sim/simulate.py``) on the same topology, piece size and announce interval,
     its start-up taken from this run (the seedbox's first bytes from external storage)."""
-    sc = Scenario(topology.racks, topology.hosts_per_rack, measured.size, PIECE, mbit(topology.ingress_mbit),
+    return simulated_from(scenario, topology, measured.size, measured.seconds, measured.ingress_start, slots, stripes)
+
+
+def simulated_from(scenario: str, topology: Topology, size: int, seconds: float, start: float, slots: int,
+                   stripes: int = 1) -> dict[str, float]:
+    sc = Scenario(topology.racks, topology.hosts_per_rack, size, PIECE, mbit(topology.ingress_mbit),
                   mbit(topology.nic_mbit), mbit(topology.uplink_mbit) if topology.uplink_mbit else None,
-                  stock=scenario == "plain-bittorrent", interval=INTERVAL, start=measured.ingress_start,
+                  stock=scenario == "plain-bittorrent", interval=INTERVAL, start=start,
                   hosts_start=0.0, slots=slots,  # the lab's hosts are up and announced when its clock starts
                   stripes=stripes if scenario.endswith("-striped") else 1)
     sim = simulate(sc, random.Random(1))
-    return {"sim_seconds": round(sim.seconds, 2), "sim_error": round(sim.seconds / measured.seconds - 1, 3),
+    return {"sim_seconds": round(sim.seconds, 2), "sim_error": round(sim.seconds / seconds - 1, 3),
             "sim_cross_rack_over_min": sim.summary(sc)["cross_rack_over_min"], "start": round(sc.start, 2)}
+
+
+def resimulate(reports: list[Path]) -> list[str]:
+    """The simulator as it is now against lab runs as they were measured (their JSON reports): to
+    check a change to the model against every run kept, without running the lab again."""
+    lines = ["| report | topology | scenario | measured T s | simulated T s | error | was |",
+             "|---|---|---|---|---|---|---|"]
+    for path in reports:
+        doc = json.loads(path.read_text())
+        settings = doc["topology"]
+        t = Topology(**settings["topology"]) if "topology" in settings else Topology(
+            settings["racks"], settings["hosts_per_rack"], settings["nic"], settings["uplink"] or None,
+            settings["ingress"], settings.get("latency", 0.0), settings.get("loss", 0.0) / 100)
+        size = parse_size(settings.get("size", "64MiB"))
+        stripes = settings.get("stripes") or min(t.hosts_per_rack, 64)
+        for name, was in doc["simulated"].items():
+            slots = ABLATIONS.get(name, settings.get("upload_slots", UPLOAD_SLOTS))
+            measured = doc["results"][name]["seconds"]
+            now = simulated_from(name, t, size, measured, was["start"], slots, stripes)
+            lines.append(f"| {path.name} | {t.racks}x{t.hosts_per_rack}, {t.nic_mbit:g}/{t.uplink_mbit or '-'}/"
+                         f"{t.ingress_mbit:g} Mbit/s | {name} | {measured} | {now['sim_seconds']} | "
+                         f"{now['sim_error']:+.1%} | {was['sim_error']:+.1%} |")
+    return lines
 
 
 def table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
@@ -189,8 +217,13 @@ def main() -> None:
     parser.add_argument("--stripes", type=int, default=0,
                         help="stripes of the striped scenario (0: one per host of a rack, at most 64)")
     parser.add_argument("--out", type=Path, default=Path("results/distribute"))
+    parser.add_argument("--resimulate", type=Path, nargs="+", metavar="REPORT_JSON",
+                        help="run no lab: simulate again the runs of these JSON reports and print the errors")
     add_impairments(parser)
     args = parser.parse_args()
+    if args.resimulate:
+        print("\n".join(resimulate(args.resimulate)))
+        return
     check_impairments(parser, args)
     if args.upload_slots < 1:
         parser.error("--upload-slots must be at least 1")

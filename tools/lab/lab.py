@@ -36,7 +36,7 @@ from tools.lab.measure import CpuMeter, Result, Sample
 from tools.lab.netns import Host
 from tools.lab.topology import Datacenter, Topology
 from tracker.models import stripe_version
-from tracker.peers import is_gateway
+from tracker.peers import stripe_gateways
 
 if TYPE_CHECKING:
     from tools.lab.faults import Fault
@@ -171,17 +171,18 @@ class Lab:
     def gateway_of(self, rack: str, stripe: int, version: str = "1") -> str | None:
         """The host through which ``stripe`` of ``m@version`` enters ``rack`` now, by the tracker's
         rule (tracker/peers.py) over the swarm in its database; None until the rack has announced."""
-        query = ("SELECT peer.ip, peer.first_seen FROM peer JOIN release ON peer.release_id = release.id "
+        query = ("SELECT peer.host_id FROM peer JOIN release ON peer.release_id = release.id "
                  "WHERE release.name = 'm' AND release.version = ? AND peer.\"left\" > 0 AND peer.expires >= ?")
         try:
             with contextlib.closing(sqlite3.connect(f"file:{self.workdir / 'tracker.db'}?mode=ro", uri=True)) as db:
-                rows = db.execute(query, (stripe_version(version, stripe), time.time())).fetchall()
+                downloading = {row[0] for row in db.execute(query, (stripe_version(version, stripe), time.time()))}
+                hosts = db.execute("SELECT id, name FROM host WHERE location = ? AND role = 'client' AND NOT revoked "
+                                   "ORDER BY id", (f"dc1|pod1|{rack}",)).fetchall()
         except sqlite3.Error:
             return None
-        by_ip = {h.ip: h.name for h in self.clients if self.rack_of[h.name] == rack}
-        joined = sorted((first_seen, by_ip[ip]) for ip, first_seen in rows if ip in by_ip)
-        return next((name for rank, (_, name) in enumerate(joined) if is_gateway(rank, len(joined), 1, stripe)),
-                    None)
+        name_of = dict(hosts)
+        gateways = stripe_gateways([hid for hid, _ in hosts], downloading & set(name_of), stripe, 1, settled=True)
+        return name_of[gateways[0]] if gateways else None
 
     def storage_stats(self) -> dict[str, Any]:
         """The origin's counters (tools/demo/origin.py): bytes delivered and written, the reads."""

@@ -52,6 +52,8 @@ class State:
     inflight: np.ndarray  # transfers moving each piece
     sent: np.ndarray  # bytes each node has uploaded
     share: np.ndarray  # (nodes, words) uint64: the pieces each node may fetch from outside its rack
+    held: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per edge: holds its uploader's slot until, s
+    slot_edge: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))  # (nodes, slots)
     edges: int = 0  # edges in use; the edge arrays have room for more
     waiting: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))  # one node's edges, scratch
 
@@ -82,6 +84,9 @@ class State:
             cons[:e0] = self.cons[:e0]
             self.cons = cons
             self.rate = np.zeros(size)
+            held = np.zeros(size)
+            held[:e0] = self.held[:e0]
+            self.held = held
         self.src[e0:e1], self.dst[e0:e1], self.cons[e0:e1] = added[:, 0], added[:, 1], added[:, 2:]
         self.piece[e0:e1] = -1
         self.seen[e0:e1] = -1
@@ -98,12 +103,17 @@ class State:
     def add_piece(self, node: int, q: int, host: bool) -> None:
         _add_piece(node, q, host, self.words, self.lo, self.hi, self.counts, self.holders)
 
-    def step(self, now: float, dt: float, slots: int, none: int, spread: bool = False
+    def step(self, now: float, dt: float, slots: int, none: int, spread: bool = False, unchoke: float = 0.0
              ) -> tuple[float, float, float, int]:
         """One step: idle connections pick pieces, rates are shared, bytes move, pieces end.
         ``spread``: a piece in flight counts as held in the rarity (see ``Scenario.picker``).
+        ``unchoke``: a peer given an upload slot keeps it that long, s (libtorrent's choker rounds),
+        while it wants something of the uploader; 0: the slot is free again after each piece.
         Returns (bytes into racks over uplinks, bytes the seedbox sent, bytes/s moving, transfers)."""
-        return _step(now, dt, slots, none, spread, self.inflight, self.sent, self.share, self.words, self.lo, self.hi,
+        if self.slot_edge.shape != (len(self.counts), slots):
+            self.slot_edge = np.full((len(self.counts), slots), -1, dtype=np.int64)
+        return _step(now, dt, slots, none, spread, unchoke, self.held, self.slot_edge,
+                     self.inflight, self.sent, self.share, self.words, self.lo, self.hi,
                      self.counts, self.holders, self.got, self.piece_bytes, self.busy, self.retry, self.scanned,
                      self.src, self.dst, self.piece, self.seen, self.cons, self.order, self.start, self.active,
                      self.moving, self.rate, self.cap0, self.finished, self.announce_at, self.waiting)
@@ -165,7 +175,8 @@ def _pick(u: int, d: int, words: np.ndarray, lo: np.ndarray, hi: np.ndarray, hol
 
 
 @njit(cache=True)
-def _step(now: float, dt: float, slots: int, none: int, spread: bool, inflight: np.ndarray, sent: np.ndarray,
+def _step(now: float, dt: float, slots: int, none: int, spread: bool, unchoke: float, held: np.ndarray,
+          slot_edge: np.ndarray, inflight: np.ndarray, sent: np.ndarray,
           share: np.ndarray, words: np.ndarray, lo: np.ndarray, hi: np.ndarray,
           counts: np.ndarray, holders: np.ndarray, got: np.ndarray, piece_bytes: np.ndarray, busy: np.ndarray,
           retry: np.ndarray, scanned: np.ndarray, src: np.ndarray, dst: np.ndarray, piece: np.ndarray,
@@ -178,6 +189,23 @@ def _step(now: float, dt: float, slots: int, none: int, spread: bool, inflight: 
     # its uploader gains a piece (its downloader gaining one cannot give it any); only uploaders
     # with a free slot matter.
     for u in range(n):
+        if unchoke > 0:  # peers holding a slot: the next piece, or the slot back at the round's end
+            for s in range(slots):
+                e = slot_edge[u, s]
+                if e < 0 or piece[e] >= 0:
+                    continue
+                mask = share[dst[e] if cons[e, 3] != none else n]
+                if held[e] <= now or not _has_something(u, dst[e], words, lo, hi, mask):
+                    slot_edge[u, s] = -1  # choked: the round is over, or it wants nothing of u
+                    held[e] = 0.0
+                    seen[e] = -1
+                    busy[u] -= 1
+                    retry[u] = True
+                else:
+                    piece[e] = _pick(u, dst[e], words, lo, hi, holders, got, n, inflight, spread, mask)
+                    inflight[piece[e]] += 1
+                    active[nact] = e
+                    nact += 1
         if busy[u] >= slots or (counts[u] == scanned[u] and not retry[u]):
             continue
         scanned[u] = counts[u]
@@ -185,7 +213,7 @@ def _step(now: float, dt: float, slots: int, none: int, spread: bool, inflight: 
         k = 0
         for j in range(start[u], start[u + 1]):
             e = order[j]
-            if piece[e] >= 0 or seen[e] == counts[u]:
+            if piece[e] >= 0 or seen[e] == counts[u] or held[e] > 0:
                 continue
             seen[e] = counts[u]
             if _has_something(u, dst[e], words, lo, hi, share[dst[e] if cons[e, 3] != none else n]):
@@ -206,6 +234,12 @@ def _step(now: float, dt: float, slots: int, none: int, spread: bool, inflight: 
                 busy[u] += 1
                 active[nact] = e
                 nact += 1
+                if unchoke > 0:
+                    held[e] = now + unchoke
+                    for s in range(slots):
+                        if slot_edge[u, s] < 0:
+                            slot_edge[u, s] = e
+                            break
             else:
                 seen[e] = -1  # no slot: try again next step
                 retry[u] = True
@@ -271,7 +305,8 @@ def _step(now: float, dt: float, slots: int, none: int, spread: bool, inflight: 
         inflight[q] -= 1
         piece[e] = -1
         seen[e] = -1
-        busy[src[e]] -= 1
+        if unchoke <= 0:
+            busy[src[e]] -= 1
         retry[src[e]] = True
         nact -= 1
         active[i] = active[nact]

@@ -20,7 +20,8 @@ who is told about whom, and models the rest:
 - **Bandwidth.** Every transfer is a fluid flow; rates are shared max-min fairly (approximately:
   a few rounds of progressive filling) over each host's NIC up and down, the seedbox's NIC and each
   rack uplink each way. ``efficiency`` is the payload share of a link's rate (TCP/IP and BitTorrent
-  framing). Latency, loss, TCP's ramp-up, disk and CPU are not modelled.
+  framing). Latency, loss, TCP's ramp-up and disk are not modelled; a host's CPU only as a ceiling
+  on what it moves each way (``host_ceiling``, from the data-plane benchmark: ``ceiling.py``).
 
 The piece size of the simulation (``--piece``) is the torrent's (64 MiB) unless told otherwise. A
 coarser piece runs faster but is not a neutral shortcut: a piece then holds a slot for longer and
@@ -49,7 +50,7 @@ from common.settings import UPLOAD_SLOTS
 from common.units import parse_size
 from tools.sim import kernel as sim_kernel
 from tools.sim.physics import mbit, t_min
-from tracker.peers import Asker, Candidate, Location, Policy, SwarmIndex
+from tracker.peers import Asker, Candidate, Location, Policy, Stripe, SwarmIndex
 
 SEEDBOX = 0  # node 0; hosts are 1..N
 
@@ -73,15 +74,21 @@ class Scenario:
     start_spread: float = 1.0
     max_peers: int = 200
     slots: int = UPLOAD_SLOTS  # the hosts' and the seedbox's upload_slots
+    # s a peer keeps an upload slot it was given (while it wants something of the uploader):
+    # libtorrent's unchoke_interval, 15 s by default; 0: a slot is free again after each piece.
+    unchoke: float = 15.0
     # "rarest": rarest first by the pieces hosts hold, as libtorrent (which cannot see what its
     # peers are fetching); "spread": a piece in flight counts as held, an idealised picker whose
     # peers fetch different pieces (a what-if, to measure what duplicate fetches cost).
     picker: str = "rarest"
     # The striped design (common/torrent.py): piece q is stripe q % stripes's, each stripe a swarm
-    # whose gateway in a rack is the rack's (stripe % downloaders)-th downloader (tracker/peers.py).
+    # whose gateway in a rack is the rack's (stripe % hosts)-th host (tracker/peers.py).
     # Modelled as one set of connections (every stripe's peer lists, merged) in which a host fetches
     # from outside its rack only the pieces of the stripes it is a gateway of.
     stripes: int = 1
+    # Bytes/s a host can move each way, whatever its NIC (its CPU and busiest thread: ceiling.py);
+    # None: the NIC alone. Not applied to the seedbox.
+    host_ceiling: float | None = None
     efficiency: float = 0.96
     dt: float | None = None  # step, s; None: a tenth of a piece's time on a NIC, at most 0.5 s
 
@@ -155,6 +162,9 @@ class _Swarm:
         self.loc = [Location("dc1", "pod1", "seedbox")] + [
             flat if sc.stock else Location("dc1", "pod1", f"rack{rack_of[i] + 1}") for i in range(1, sc.hosts + 1)]
         self.first_seen: dict[int, float] = {}
+        self.rack_hosts: dict[Location, list[int]] = {}  # every host registered, in node order
+        for node in range(1, sc.hosts + 1):
+            self.rack_hosts.setdefault(self.loc[node], []).append(node)
         self.indexes: list[SwarmIndex[int]] = []
         self.built_at = -1e9
 
@@ -177,14 +187,16 @@ class _Swarm:
             self.first_seen.setdefault(node, now)
         if not self.indexes or now - self.built_at >= 1.0 or any(n not in self.indexes[0].by_key for n in nodes):
             candidates = [
-                Candidate(n, self.loc[n], bool(have_any[n]), bool(have_all[n]) and n != SEEDBOX, n == SEEDBOX, t)
+                Candidate(n, self.loc[n], bool(have_any[n]), bool(have_all[n]) and n != SEEDBOX, n == SEEDBOX, t, n)
                 for n, t in self.first_seen.items()]
-            self.indexes = [SwarmIndex(candidates, self.policy, rotation=k) for k in range(self.stripes)]
+            self.indexes = [SwarmIndex(candidates, self.policy) if self.stripes == 1 else SwarmIndex(
+                candidates, self.policy, Stripe(k, self.rack_hosts, now, self.sc.interval))
+                for k in range(self.stripes)]
             self.built_at = now
         lists = []
         for node in nodes:
             asker = Asker(self.loc[node], self.first_seen[node], bool(have_all[node]) and node != SEEDBOX,
-                          node == SEEDBOX)
+                          node == SEEDBOX, node)
             picked = [index.select(asker, self.sc.numwant, self.rng, exclude=node) for index in self.indexes]
             lists.append(picked[0] if len(picked) == 1 else list(dict.fromkeys(p for ps in picked for p in ps)))
         return lists
@@ -204,7 +216,8 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
     eff = sc.efficiency
     seed_nic = (sc.seedbox_nic or sc.nic) * eff
     # Constraints: up[0..n), down[n..2n), rack out [2n..2n+R), rack in [2n+R..2n+2R), none (inf).
-    cap0 = np.concatenate([[seed_nic], np.full(n - 1, sc.nic * eff), [seed_nic], np.full(n - 1, sc.nic * eff),
+    host = min(sc.nic, sc.host_ceiling or math.inf) * eff
+    cap0 = np.concatenate([[seed_nic], np.full(n - 1, host), [seed_nic], np.full(n - 1, host),
                            np.full(2 * racks, (sc.uplink or math.inf) * eff), [math.inf]])
     none = len(cap0) - 1
     dt = sc.dt or min(0.5, sc.piece / (sc.nic * eff) / 10)
@@ -263,7 +276,8 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
             if swarm.stripes > 1 and swarm.built_at != shared_at:
                 _share(state.share, swarm.gateways(), p, swarm.stripes)
                 shared_at = swarm.built_at  # the gateways change only when the indexes do
-        crossed, from_seedbox, moving, transfers = state.step(now, dt, sc.slots, none, sc.picker == "spread")
+        crossed, from_seedbox, moving, transfers = state.step(now, dt, sc.slots, none, sc.picker == "spread",
+                                                              sc.unchoke)
         cross += crossed
         sent_by_seedbox += from_seedbox
         if trace is not None and transfers and int((now + dt) / max(1.0, dt)) != int(now / max(1.0, dt)):
