@@ -119,3 +119,26 @@ def test_a_post_to_announce_is_the_apps_business(target: tuple[str, int, str]) -
     with socket.create_connection((host, port), timeout=10) as sock:
         sock.sendall(f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n\r\nabc".encode())
         assert read_response(sock, bytearray())[0] == b"HTTP/1.1 405 Method Not Allowed"
+
+
+@pytest.mark.parametrize("agent,ours", [("modeltorrent/0.1", True), ("qBittorrent/4.5.2", False)])
+def test_the_user_agent_reaches_the_announce_on_this_path_too(tmp_path: Path, target: tuple[str, int, str],
+                                                             agent: str, ours: bool) -> None:
+    """Our clients' entries expire after 2.5 intervals, a stock client's first after 900 s
+    (tracker/lifetime.py): which one is told by the User-Agent, here as on the app's route."""
+    import sqlite3
+    import time
+
+    host, port, path = target
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: tracker\r\nUser-Agent: {agent}\r\n\r\n".encode())
+        status, _, _ = read_response(sock, bytearray())
+    assert status == b"HTTP/1.1 200 OK"
+    deadline = time.monotonic() + 10
+    rows: list[tuple[float, float]] = []
+    while not rows and time.monotonic() < deadline:  # the tracker writes its peers behind
+        with sqlite3.connect(tmp_path / "tracker.db") as db:
+            rows = db.execute("SELECT last_seen, expires FROM peer").fetchall()
+        time.sleep(0.1)
+    (seen, expires), = rows
+    assert (expires - seen < 60) is ours, expires - seen

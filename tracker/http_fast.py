@@ -65,7 +65,11 @@ class AnnounceProtocol(HttpToolsProtocol):
             return False
         http_version = self.parser.get_http_version()
         keep_alive = http_version != "1.0" and self.parser.should_keep_alive()
-        body = handle_announce(self._state, parsed.query or b"", self.client[0] if self.client else "0.0.0.0")
+        # The User-Agent tells our clients from stock ones (tracker/lifetime.py): without it here, every
+        # announce answered on this path was taken for a stock client's and a dead host of ours stayed
+        # listed 900 s (seen: a killed stripe gateway never taken over).
+        agent = next((v for k, v in self.headers if k.lower() == b"user-agent"), b"").decode("latin-1")
+        body = handle_announce(self._state, parsed.query or b"", self.client[0] if self.client else "0.0.0.0", agent)
         out = [_HEAD]
         for name, value in self.server_state.default_headers:  # server, date: as on every other answer
             out += [name, b": ", value, b"\r\n"]
