@@ -449,6 +449,7 @@ class _Run:
         """A striped version's files are every stripe's: the stripes leave the session, the folder
         is renamed (one filesystem: the store's root), and they come back as seeds of every piece,
         without hashing anything again (a seed in every stripe's swarm, as the tracker counts it)."""
+        self.downloaded = max(self.downloaded, sum(s.total_payload_download for s in self._statuses()))
         self._remove_all()
         if self.save_path != version_dir:
             version_dir.parent.mkdir(parents=True, exist_ok=True)
