@@ -1,17 +1,18 @@
 """Projections for the mission's fleets: the striped design at 1,000 and 10,000 hosts, with and
 without the host's measured CPU cost.
 
-    python -m tools.sim.project [--hosts 1000,10000] [--stripes 4] [--dataplane results/dataplane/report.json]
+    python -m tools.sim.project [--hosts 1000,10000] [--stripes 4] [--dataplane docs/dataplane-figures.json]
         [--cores 32] [--sessions 1]
 
 Each fleet in racks of 40 hosts, a 500 GB model in 64 MiB pieces, 10 Gbit/s from external storage,
 25 Gbit/s host NICs, 100 Gbit/s rack uplinks (``--size``, ``--ingress``, ``--nic``, ``--uplink``,
-``--hosts-per-rack`` to change them). For each fleet the simulator (``simulate.py``) runs the striped
-design twice: hosts limited by their NICs alone, and by the ceiling their CPU sets
-(``ceiling.py``: the data-plane benchmark's CPU per GiB received and sent, on ``--cores`` cores with
-``--sessions`` libtorrent sessions, one network thread each). Prints T, T_min, T/T_min, bytes into
-racks over the minimum, the copies of the model the seedbox sent, the seconds the run took, and
-what the projection assumes.
+``--hosts-per-rack`` to change them). For each fleet the simulator (``simulate.py``) runs the
+striped design twice: hosts limited by their NICs alone, and by the ceiling their CPU sets
+(``ceiling.py``: the data-plane benchmark's CPU per GiB received and sent, on ``--cores`` cores
+with ``--sessions`` libtorrent sessions, one network thread each). The data-plane figures are this
+project's 2-core machine's (``docs/dataplane-figures.json``, from ``python -m tools.bench.dataplane``).
+Prints T, T_min, T/T_min, bytes into racks over the minimum, the copies of the model the seedbox
+sent, the seconds the run took, and what the projection assumes.
 """
 
 from __future__ import annotations
@@ -47,8 +48,9 @@ def main() -> None:
     parser.add_argument("--ingress", type=float, default=10_000, help="Mbit/s (default: 10000)")
     parser.add_argument("--nic", type=float, default=25_000, help="Mbit/s each way (default: 25000)")
     parser.add_argument("--uplink", type=float, default=100_000, help="rack uplink, Mbit/s each way (default: 100000)")
-    parser.add_argument("--dataplane", type=Path, default=Path("results/dataplane/report.json"),
-                        help="the data-plane benchmark's figures (default: results/dataplane/report.json)")
+    parser.add_argument("--dataplane", type=Path, default=Path("docs/dataplane-figures.json"),
+                        help="the data-plane benchmark's figures "
+                        "(default: docs/dataplane-figures.json, measured 2026-12-03)")
     parser.add_argument("--cores", type=float, default=32, help="cores of a host (default: 32)")
     parser.add_argument("--sessions", type=int, default=1,
                         help="libtorrent sessions per host, each with its own network thread (default: 1, as built)")
