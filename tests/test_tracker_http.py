@@ -338,3 +338,28 @@ def test_several_workers_leave_no_metrics_directory_behind(tmp_path: Path, procs
     assert [p.name for p in scratch.iterdir()][0].startswith("modeltorrent-metrics-")  # fresh, for this run
     assert procs.stop("tracker-workers") == 0
     assert not list(scratch.iterdir())
+
+
+def test_a_striped_release_is_one_version_whose_stripes_are_swarms_of_their_own(
+        tmp_path: Path, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
+    release = publish_model(tmp_path, tracker_url, publisher_key, FILES, name="s", torrent_format="v2", stripes=3)
+    assert release["stripes"] == 3
+    auth = {"Authorization": f"Bearer {ADMIN}"}
+    assert [r["name"] for r in httpx.get(f"{tracker_url}/api/torrents", headers=auth).json()] == ["s"]
+    assert httpx.get(f"{tracker_url}/api/torrents/s/1", headers=auth).json()["stripes"] == 3
+    torrent = (tmp_path / "out" / "s-1.torrent").read_bytes()
+    hashes = [bytes.fromhex(torrents.info_hashes(torrents.stripe_torrent(torrent, k, 3)).v2_truncated or "")
+              for k in range(3)]
+    a, b = (admin.add_host(f"s{i}", "dc1|pod1|r1")["passkey"] for i in range(2))
+    # Each stripe is a swarm: b hears of a in the stripe both announced in, of nobody in the others.
+    announce(tracker_url, a, hashes[0], pid(1), 7001, event="started")
+    assert announce(tracker_url, b, hashes[0], pid(2), 7002, event="started")["incomplete"] == 1
+    assert announce(tracker_url, b, hashes[1], pid(2), 7002, event="started")["incomplete"] == 0
+    # The page counts a striped version's hosts over its stripes, each once.
+    swarms = {s["torrent"]: s for s in httpx.get(f"{tracker_url}/api/overview").json()["swarms"]}
+    assert swarms["s@1"]["leechers"] == 2 and swarms["s@1"]["seeders"] == 0
+    # More stripes than a host would run torrents for: refused.
+    body = {"manifest": json.loads((tmp_path / "out" / "s-1.manifest.json").read_text()),
+            "torrent": base64.b64encode(torrent).decode(), "stripes": 10_000}
+    refused = httpx.post(f"{tracker_url}/api/torrents", json=body, headers=auth)
+    assert refused.status_code == 422
