@@ -213,9 +213,11 @@ class _Run:
         self.layout = layout
         s = fetcher.settings
         self.low_priority = self._low_priority()
-        self.ses = make_session(s.listen, priority.caps(s, self.low_priority))
         self.save_path = save_path
         self.stripes = stripes
+        n = min(s.sessions, stripes)
+        self.sessions = [make_session(priority.listen_of(s.listen, k), priority.share(
+            priority.caps(s, self.low_priority), n)) for k in range(n)]
         self.torrents = [torrent] if stripes == 1 else \
             [torrents.stripe_torrent(torrent, k, stripes) for k in range(stripes)]
         self.verified = {i for i in verified if 0 <= i < layout.num_pieces}
@@ -242,7 +244,7 @@ class _Run:
         """Run until every piece is verified; return the monotonic time of the last one."""
         while not (self.checked and len(self.verified) == self.layout.num_pieces):
             self._check_stop()
-            self.ses.wait_for_alert(100)
+            self._wait(100)
             self._handle_alerts()
             if self._start_afresh:
                 self._start_afresh = False
@@ -252,8 +254,19 @@ class _Run:
         self.progress.state = "verified"
         return time.monotonic()
 
+    def _session_of(self, stripe: int) -> lt.session:
+        return self.sessions[stripe % len(self.sessions)]
+
+    def _wait(self, ms: int) -> None:
+        """Until an alert comes, at most ``ms``; with several sessions, a short wait on the first
+        (the others' alerts are popped at the next turn)."""
+        self.sessions[0].wait_for_alert(ms if len(self.sessions) == 1 else min(ms, 20))
+
+    def _alerts(self) -> list[lt.alert]:
+        return [alert for ses in self.sessions for alert in ses.pop_alerts()]
+
     def _handle_alerts(self) -> None:
-        for alert in self.ses.pop_alerts():
+        for alert in self._alerts():
             log.debug("%s: %s", type(alert).__name__, alert_message(alert))
             if isinstance(alert, lt.piece_finished_alert):
                 self.verified.add(alert.piece_index)  # every block checked against the manifest's root
@@ -263,7 +276,7 @@ class _Run:
                             alert.piece_index)
             elif isinstance(alert, lt.peer_ban_alert):
                 address = alert.endpoint[0]
-                if self.bans.ban(self.ses, address):
+                if self.bans.ban(self.sessions, address):
                     log.warning("peer %s sent data that failed the hash check: banned, its address blocked",
                                 address)
                     self._start_afresh = True
@@ -278,11 +291,11 @@ class _Run:
                 )
 
     def _add_all(self, seeding: bool = False) -> list[lt.torrent_handle]:
-        return [self.ses.add_torrent(self._params(k, seeding)) for k in range(self.stripes)]
+        return [self._session_of(k).add_torrent(self._params(k, seeding)) for k in range(self.stripes)]
 
     def _remove_all(self) -> None:
-        for handle in self.handles:
-            self.ses.remove_torrent(handle)
+        for k, handle in enumerate(self.handles):
+            self._session_of(k).remove_torrent(handle)
         self._wait_for(lt.torrent_removed_alert, count=len(self.handles))
 
     def _without_partial_pieces(self) -> None:
@@ -338,7 +351,8 @@ class _Run:
             if low != self.low_priority:
                 self.low_priority = low
                 caps = priority.caps(self.f.settings, low)
-                self.ses.apply_settings(caps.pack())  # type: ignore[arg-type]  # the binding takes a dict
+                for ses in self.sessions:
+                    ses.apply_settings(priority.share(caps, len(self.sessions)).pack())  # type: ignore[arg-type]
                 log.info("%s priority: upload cap %d B/s, download cap %d B/s, DSCP %d",
                          "low" if low else "normal", caps.upload_rate, caps.download_rate, caps.dscp)
         if now >= self._next_resume and self._flushes_pending <= 0:  # not while the last one runs: see _persist
@@ -403,8 +417,8 @@ class _Run:
         deadline = time.monotonic() + timeout
         seen = 0
         while time.monotonic() < deadline:
-            self.ses.wait_for_alert(100)
-            for alert in self.ses.pop_alerts():  # the whole batch: a second stripe's answer may be in it
+            self._wait(100)
+            for alert in self._alerts():  # the whole batch: a second stripe's answer may be in it
                 if isinstance(alert, lt.cache_flushed_alert):
                     self._persist()
                 if isinstance(alert, kind):
@@ -463,8 +477,8 @@ class _Run:
         if more():
             self.progress.state = "seeding"
         while more() and not self.f.stop.is_set():
-            self.ses.wait_for_alert(500)
-            for alert in self.ses.pop_alerts():
+            self._wait(500)
+            for alert in self._alerts():
                 if isinstance(alert, lt.cache_flushed_alert):
                     self._persist()
             self._periodic()
@@ -476,5 +490,5 @@ class _Run:
                 self._flush_and_wait(timeout=10)
         except ModeltorrentError as exc:
             log.warning("could not save the verified pieces: %s", exc)
-        for handle in self.handles:
-            self.ses.remove_torrent(handle)
+        for k, handle in enumerate(self.handles):
+            self._session_of(k).remove_torrent(handle)

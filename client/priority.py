@@ -31,3 +31,20 @@ def caps(settings: ClientSettings, low: bool) -> Caps:
                 _lower(settings.download_rate, settings.low_priority_download_rate),
                 _lower(settings.connections, settings.low_priority_connections),
                 settings.low_priority_dscp, settings.upload_slots)
+
+
+def share(caps: Caps, sessions: int) -> Caps:
+    """Each of ``sessions`` sessions' part of the host's caps: rates and connections split, the
+    DSCP mark and the upload slots (each session's own choker) as they are."""
+    if sessions == 1:
+        return caps
+    return Caps(caps.upload_rate // sessions if caps.upload_rate else 0,
+                caps.download_rate // sessions if caps.download_rate else 0,
+                max(8, caps.connections // sessions), caps.dscp, caps.upload_slots)
+
+
+def listen_of(listen: str, index: int) -> str:
+    """The listen address of session ``index``: the next ports after the configured one (port 0:
+    any for each)."""
+    host, _, port = listen.rpartition(":")
+    return listen if index == 0 or port in ("", "0") else f"{host}:{int(port) + index}"

@@ -40,3 +40,8 @@ class ClientSettings(PeerSettings, StoreSettings):
     # Copy pieces a new version shares with versions already on this host instead of downloading
     # them (fine-tunes share most pieces with their base).
     reuse_pieces: bool = True
+    # libtorrent sessions a striped version's stripes are spread over, each with its own network and
+    # disk threads and the next listen port (6881, 6882, ...): where one session's busiest thread is
+    # the host's ceiling (tools/sim/ceiling.py). Rate caps and connections are split between them.
+    # 1: every stripe in one session (what the lab measured, docs/benchmarks.md).
+    sessions: int = Field(default=1, ge=1, le=64)

@@ -127,8 +127,9 @@ class Bans:
 
     blocked: set[str] = field(default_factory=set)
 
-    def ban(self, ses: lt.session, address: str) -> bool:
-        """Block ``address``; False if it is loopback or already blocked."""
+    def ban(self, ses: lt.session | list[lt.session], address: str) -> bool:
+        """Block ``address`` (in each of the sessions, one per stripe); False if it is loopback or
+        already blocked."""
         try:
             if ipaddress.ip_address(address).is_loopback or address in self.blocked:
                 return False
@@ -138,7 +139,8 @@ class Bans:
         rules = lt.ip_filter()
         for blocked in self.blocked:
             rules.add_rule(blocked, blocked, 1)  # 1: ip_filter.blocked; libtorrent drops their connections
-        ses.set_ip_filter(rules)
+        for one in ses if isinstance(ses, list) else [ses]:
+            one.set_ip_filter(rules)
         return True
 
 

@@ -77,10 +77,11 @@ def status_of(tracker: str, host: str) -> dict:
     return rows[0] if rows else {}
 
 
-@pytest.mark.parametrize("torrent_format,stripes", [("hybrid", 1), ("v2", 1), ("v1", 1), ("v2", 3), ("hybrid", 2)])
+@pytest.mark.parametrize("torrent_format,stripes,sessions", [
+    ("hybrid", 1, 1), ("v2", 1, 1), ("v1", 1, 1), ("v2", 3, 1), ("hybrid", 2, 1), ("v2", 3, 3)])
 def test_three_hosts_should_receive_verify_and_activate_a_multi_file_model(
         tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path,  # type: ignore[no-untyped-def]
-        torrent_format: str, stripes: int) -> None:
+        torrent_format: str, stripes: int, sessions: int) -> None:
     origin = start_origin(procs, tmp_path)
     release = publish_model(tmp_path, tracker_url, publisher_key, FILES, piece_size=256 * KiB,
                             source=f"{origin}/external-m-1", torrent_format=torrent_format, stripes=stripes)
@@ -96,7 +97,7 @@ def test_three_hosts_should_receive_verify_and_activate_a_multi_file_model(
         clients[host] = subprocess.Popen(
             client_argv(tmp_path, tracker_url, passkey, host, "m@1", "--seed-for", "5"),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO,
-            env=os.environ | {"PYTHONPATH": str(REPO)})
+            env=os.environ | {"PYTHONPATH": str(REPO), "MODELTORRENT_CLIENT_SESSIONS": str(sessions)})
     manifest = Manifest.from_json(httpx.get(f"{tracker_url}/api/torrents/m/1/manifest",
                                             headers={"Authorization": f"Bearer {ADMIN}"}).content)
     seen: list[tuple[int, int]] = []  # (stripe, hosts in its swarm), the most seen at once

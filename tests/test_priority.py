@@ -34,3 +34,20 @@ def test_caps_become_libtorrent_settings() -> None:
     assert Caps(1, 2, 0, 8, 3).pack() == {"upload_rate_limit": 1, "download_rate_limit": 2,
                                           "connections_limit": 100_000, "peer_dscp": 32,
                                           "unchoke_slots_limit": 3}
+
+
+@pytest.mark.parametrize("caps,n,expected", [
+    (Caps(0, 0, 200, 0, 4), 1, Caps(0, 0, 200, 0, 4)),
+    (Caps(0, 0, 200, 8, 4), 4, Caps(0, 0, 50, 8, 4)),  # unlimited stays unlimited; slots per session
+    (Caps(1000, 4000, 20, 0, 4), 4, Caps(250, 1000, 8, 0, 4)),  # at least 8 connections each
+])
+def test_a_hosts_caps_are_split_between_its_sessions(caps: Caps, n: int, expected: Caps) -> None:
+    assert priority.share(caps, n) == expected
+
+
+@pytest.mark.parametrize("listen,index,expected", [
+    ("0.0.0.0:6881", 0, "0.0.0.0:6881"), ("0.0.0.0:6881", 2, "0.0.0.0:6883"),
+    ("127.0.0.1:0", 3, "127.0.0.1:0"), ("[::]:6881", 1, "[::]:6882"),
+])
+def test_each_session_listens_on_the_next_port(listen: str, index: int, expected: str) -> None:
+    assert priority.listen_of(listen, index) == expected
