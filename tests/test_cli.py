@@ -55,6 +55,7 @@ USAGE_ERRORS = [
     (["client", "fetch", "a@1", "--connections", "0"], "--connections"),
     (["no-such-command"], "No such command"),
     (["tracker", "serve", "--port", "70000"], "--port"),
+    (["publish", ".", "--name", "a", "--version", "1", "--stripes", "0"], "--stripes"),
     (["client", "fetch", "a@1"], "tracker_url"),
 ]
 

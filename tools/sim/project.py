@@ -54,12 +54,17 @@ def main() -> None:
     parser.add_argument("--cores", type=float, default=32, help="cores of a host (default: 32)")
     parser.add_argument("--sessions", type=int, default=1,
                         help="libtorrent sessions per host, each with its own network thread (default: 1, as built)")
+    parser.add_argument("--limits", default="nic,cpu",
+                        help="which runs per fleet: nic (hosts limited by their NICs), cpu (by their CPU's ceiling)")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     try:
         fleets = [int(h) for h in args.hosts.split(",") if h]
     except ValueError:
         parser.error("--hosts takes whole numbers, comma-separated")
+    kinds = [k for k in args.limits.split(",") if k]
+    if not kinds or set(kinds) - {"nic", "cpu"}:
+        parser.error("--limits takes nic, cpu or both, comma-separated")
     if any(h < args.hosts_per_rack or h % args.hosts_per_rack for h in fleets):
         parser.error(f"each fleet must be whole racks of {args.hosts_per_rack} hosts")
     if not args.dataplane.is_file():
@@ -74,7 +79,7 @@ def main() -> None:
     print("| hosts | racks | stripes | host limit | T s | T_min s | T/T_min | cross-rack/min | seedbox copies "
           "| run s |\n|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for hosts in fleets:
-        for limit in (None, ceiling):
+        for limit in [None if kind == "nic" else ceiling for kind in kinds]:
             sc = Scenario(hosts // args.hosts_per_rack, args.hosts_per_rack, size, piece, mbit(args.ingress),
                           mbit(args.nic), mbit(args.uplink) if args.uplink else None, stripes=args.stripes,
                           host_ceiling=limit)
