@@ -18,15 +18,17 @@ sent, the seconds the run took, and what the projection assumes.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
+import sys
 import time
 from pathlib import Path
 
 from common.units import parse_size
 from tools.sim.ceiling import HostCost
 from tools.sim.physics import mbit
-from tools.sim.simulate import Scenario, simulate
+from tools.sim.simulate import Scenario, _Live, simulate
 
 ASSUMES = [
     "the simulator's model (tools/sim/simulate.py docstring): fluid max-min fair flows over NICs and uplinks, "
@@ -36,6 +38,12 @@ ASSUMES = [
     "project's 2-core benchmark machine (shared, noisy): a datacenter host's cores are likely faster",
     "the seedbox is limited by its NIC and the ingress only (its own CPU is not modelled)",
 ]
+
+
+def _say(hosts: int, row: tuple[float, ...]) -> None:
+    if int(row[0]) % 60 == 0:
+        print(f"  {hosts} hosts: {row[0]:.0f} s simulated, seedbox {row[1]:.0f} pieces, mean host {row[2]:.0f}",
+              file=sys.stderr, flush=True)
 
 
 def main() -> None:
@@ -84,7 +92,9 @@ def main() -> None:
                           mbit(args.nic), mbit(args.uplink) if args.uplink else None, stripes=args.stripes,
                           host_ceiling=limit)
             began = time.monotonic()
-            result = simulate(sc, random.Random(args.seed))  # raises if the swarm stalls
+            # A line on stderr every simulated minute: a 10,000-host run takes more than half an hour.
+            # raises if the swarm stalls
+            result = simulate(sc, random.Random(args.seed), _Live(functools.partial(_say, hosts)))
             s = result.summary(sc)
             label = "NIC" if limit is None else f"CPU {limit * 8 / 1e9:.1f} Gbit/s"
             print(f"| {hosts} | {sc.racks} | {args.stripes} | {label} | {s['seconds']} | {s['t_min']} | "
