@@ -202,9 +202,10 @@ class Fetcher:
 
 
 class _Run:
-    """One download of one version inside one libtorrent session: one torrent, or one per stripe
-    of a striped version (``common/torrent.py``). A stripe's torrent wants only its own pieces and
-    all of them save into the same folder; the version is verified when every stripe is."""
+    """One download of one version: one torrent, or one per stripe of a striped version
+    (``common/torrent.py``) in one libtorrent session or spread over ``settings.sessions``. A
+    stripe's torrent wants only its own pieces and all of them save into the same folder; the
+    version is verified when every stripe is."""
 
     def __init__(self, fetcher: Fetcher, manifest: Manifest, layout: Layout, torrent: bytes,
                  save_path: Path, verified: set[int], reused: set[int], stripes: int = 1) -> None:
