@@ -124,7 +124,8 @@ def stripe_gateways(registered: Sequence[int], downloading: Collection[int], str
     seen as 1.2-1.3x the bytes into racks), so it waits instead. By registration order, not by
     announce order, so that every stripe's swarm agrees and a host that goes moves only its own
     stripes. Downloading hosts the rack's list does not hold (registered since) come last."""
-    order = list(registered) + sorted(h for h in downloading if h not in set(registered))
+    known = set(registered)  # once, not per host: the index is rebuilt every second per stripe
+    order = list(registered) + sorted(h for h in downloading if h not in known)
     m = len(order)
     if m == 0:
         return []
@@ -193,7 +194,7 @@ class SwarmIndex(Generic[K]):
 
     @property
     def gateways(self) -> list[K]:
-        """Each rack's gateways: its ``seedbox_per_rack`` earliest downloaders (rotated by a stripe's index)."""
+        """Each rack's gateways: its ``seedbox_per_rack`` earliest downloaders (a stripe's: ``stripe_gateways``)."""
         return [c.key for c in self._early]
 
     def gateways_by_rack(self) -> dict[Location, list[K]]:
