@@ -141,3 +141,10 @@ def test_a_host_ceiling_below_the_nic_slows_the_swarm() -> None:
     free, capped = scenario(), scenario(host_ceiling=mbit(30))  # below the ingress (50), far below the NIC
     floor = capped.size / (mbit(30) * capped.efficiency)  # no host receives faster than its ceiling
     assert simulate(free, random.Random(1)).seconds < floor <= simulate(capped, random.Random(1)).seconds
+
+
+def test_a_hosts_finish_time_is_added_to_its_completion_and_nothing_else() -> None:
+    plain, late = (simulate(scenario(finish=f), random.Random(2)) for f in (0.0, 1.5))
+    assert late.completion == pytest.approx([c + 1.5 for c in plain.completion])
+    assert late.seconds == pytest.approx(plain.seconds + 1.5)
+    assert late.cross_rack_bytes == plain.cross_rack_bytes

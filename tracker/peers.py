@@ -175,7 +175,25 @@ class SwarmIndex(Generic[K]):
                 self._joined.setdefault(c.location, []).append(c.first_seen)
         for times in self._joined.values():
             times.sort()
-        self._tiers: dict[Location, list[_Tier[K]]] = {}
+        # Candidates (seedboxes aside) by exact location, then each asker location's tiers made
+        # from those groups on demand: a fleet's swarm has hundreds of racks, and shuffling every
+        # tier of every rack's view at each rebuild made a 10,000-host simulation's first seconds
+        # hours long; most askers need their own rack's tier only.
+        self._at: dict[Location, _Tier[K]] = {}
+        for c in self.candidates:
+            if c.seedbox:
+                continue
+            group = self._at.get(c.location)
+            if group is None:
+                group = self._at[c.location] = _Tier([], [], [])
+            if c.has_pieces or c.seed:
+                group.holders.append(c.key)
+                if not c.seed:
+                    group.partial.append(c.key)
+            else:
+                group.empty.append(c.key)
+        self._sizes: dict[Location, list[tuple[int, int, int]]] = {}
+        self._tiers: dict[tuple[Location, int], _Tier[K]] = {}
         self._elsewhere: dict[Location, list[K]] = {}
 
     def _stripe_gateways(self, stripe: Stripe) -> list[Candidate[K]]:
@@ -206,25 +224,37 @@ class SwarmIndex(Generic[K]):
     def tiers(self, location: Location, rng: random.Random | None = None) -> list[_Tier[K]]:
         """Candidates (seedboxes aside) by distance from ``location``: rack, pod, datacenter,
         elsewhere; each list in a random order (``rng``), so that any run of it is a random pick."""
-        tiers = self._tiers.get(location)
-        if tiers is None:
-            tiers = [_Tier([], [], []) for _ in range(4)]
-            for c in self.candidates:
-                if c.seedbox:
-                    continue
-                tier = tiers[location.distance(c.location)]
-                if c.has_pieces or c.seed:
-                    tier.holders.append(c.key)
-                    if not c.seed:
-                        tier.partial.append(c.key)
-                else:
-                    tier.empty.append(c.key)
+        return [self.tier(location, d, rng) for d in range(4)]
+
+    def tier(self, location: Location, distance: int, rng: random.Random | None = None) -> _Tier[K]:
+        """The candidates at ``distance`` from ``location`` (``tiers``), made once per index."""
+        tier = self._tiers.get((location, distance))
+        if tier is None:
+            tier = _Tier([], [], [])
+            for where, group in self._at.items():
+                if location.distance(where) == distance:
+                    tier.holders.extend(group.holders)
+                    tier.partial.extend(group.partial)
+                    tier.empty.extend(group.empty)
             if rng is not None:
-                for tier in tiers:
-                    for keys in (tier.holders, tier.partial, tier.empty):
-                        rng.shuffle(keys)
-            self._tiers[location] = tiers
-        return tiers
+                for keys in tier:
+                    rng.shuffle(keys)
+            self._tiers[(location, distance)] = tier
+        return tier
+
+    def sizes(self, location: Location) -> list[tuple[int, int, int]]:
+        """How many holders, partial and empty candidates are at each distance from ``location``,
+        without making the tiers."""
+        sizes = self._sizes.get(location)
+        if sizes is None:
+            counts = [[0, 0, 0] for _ in range(4)]
+            for where, group in self._at.items():
+                row = counts[location.distance(where)]
+                row[0] += len(group.holders)
+                row[1] += len(group.partial)
+                row[2] += len(group.empty)
+            sizes = self._sizes[location] = [(h, p, e) for h, p, e in counts]
+        return sizes
 
     def _gateways_elsewhere(self, location: Location, rng: random.Random) -> list[K]:
         """What a gateway may connect to outside its rack: the other racks' gateways, then their
@@ -263,9 +293,11 @@ class SwarmIndex(Generic[K]):
         gateway = self.seedbox_offered(asker)
         picked = [k for k in self._seedboxes if k != exclude][:numwant] if gateway else []
         # Within a distance: peers with pieces first, then empty ones; at random among equals.
-        groups = [[t.partial, t.empty] if asker.seed else [t.holders, t.empty]
-                  for t in self.tiers(asker.location, rng)]
-        sizes = [sum(len(g) for g in tier) for tier in groups]
+        def group(distance: int) -> list[list[K]]:
+            t = self.tier(asker.location, distance, rng)
+            return [t.partial, t.empty] if asker.seed else [t.holders, t.empty]
+
+        sizes = [(p + e) if asker.seed else (h + e) for h, p, e in self.sizes(asker.location)]
         own = self.by_key.get(exclude) if exclude is not None else None
         if own is not None:
             exclude = own.key  # the index's own object: _draw compares by identity
@@ -275,7 +307,7 @@ class SwarmIndex(Generic[K]):
         if self.policy.gateways and (gateway or sizes[0] > 0):
             others = self._gateways_elsewhere(asker.location, rng) if gateway else []
             want_remote = min(len(others), max(1, math.ceil(self.policy.remote_share * room))) if room > 0 else 0
-            picked += _draw(groups[0], min(sizes[0], room - want_remote), rng, exclude)
+            picked += _draw(group(0), min(sizes[0], room - want_remote), rng, exclude)
             return picked + _draw([others], want_remote, rng, exclude)
         if self.stripe is not None and self.policy.gateways:
             # Alone in its rack and not the stripe's way in (yet): nobody. Peers elsewhere would stay
@@ -284,12 +316,12 @@ class SwarmIndex(Generic[K]):
         remote = sum(sizes[1:])
         want_remote = min(remote, math.ceil(self.policy.remote_share * room)) if room > 0 else 0
         take_local = min(sizes[0], max(room - want_remote, 0))
-        picked += _draw(groups[0], take_local, rng, exclude)
+        picked += _draw(group(0), take_local, rng, exclude)
         need = room - take_local
-        for tier in groups[1:]:
+        for distance in range(1, 4):
             if need <= 0:
                 break
-            got = _draw(tier, need, rng, exclude)
+            got = _draw(group(distance), need, rng, exclude)
             picked += got
             need -= len(got)
         return picked

@@ -71,19 +71,25 @@ def run(scenario: str, topology: Topology, size: int, slots: int, stripes: int) 
 def simulated(scenario: str, topology: Topology, measured: Result, slots: int, stripes: int = 1) -> dict[str, float]:
     """The simulator (``tools/sim/simulate.py``) on the same topology, piece size and announce interval,
     its start-up taken from this run (the seedbox's first bytes from external storage)."""
-    return simulated_from(scenario, topology, measured.size, measured.seconds, measured.ingress_start, slots, stripes)
+    finish = measured.phases().get("activation", 0.0)
+    return simulated_from(scenario, topology, measured.size, measured.seconds, measured.ingress_start, slots, stripes,
+                          finish)
 
 
 def simulated_from(scenario: str, topology: Topology, size: int, seconds: float, start: float, slots: int,
-                   stripes: int = 1) -> dict[str, float]:
+                   stripes: int = 1, finish: float = 0.0) -> dict[str, float]:
+    """``sim_error``: with the run's start-up and activation (host-side seconds the model has no
+    part for); ``network_error``: with its start-up only, as the simulator was checked before."""
     sc = Scenario(topology.racks, topology.hosts_per_rack, size, PIECE, mbit(topology.ingress_mbit),
                   mbit(topology.nic_mbit), mbit(topology.uplink_mbit) if topology.uplink_mbit else None,
                   stock=scenario == "plain-bittorrent", interval=INTERVAL, start=start,
                   hosts_start=0.0, slots=slots,  # the lab's hosts are up and announced when its clock starts
-                  stripes=stripes if scenario.endswith("-striped") else 1)
+                  stripes=stripes if scenario.endswith("-striped") else 1, finish=finish)
     sim = simulate(sc, random.Random(1))
     return {"sim_seconds": round(sim.seconds, 2), "sim_error": round(sim.seconds / seconds - 1, 3),
-            "sim_cross_rack_over_min": sim.summary(sc)["cross_rack_over_min"], "start": round(sc.start, 2)}
+            "network_error": round((sim.seconds - finish) / seconds - 1, 3),
+            "sim_cross_rack_over_min": sim.summary(sc)["cross_rack_over_min"], "start": round(sc.start, 2),
+            "finish": round(finish, 2)}
 
 
 def resimulate(reports: list[Path]) -> list[str]:
@@ -102,7 +108,7 @@ def resimulate(reports: list[Path]) -> list[str]:
         for name, was in doc["simulated"].items():
             slots = ABLATIONS.get(name, settings.get("upload_slots", UPLOAD_SLOTS))
             measured = doc["results"][name]["seconds"]
-            now = simulated_from(name, t, size, measured, was["start"], slots, stripes)
+            now = simulated_from(name, t, size, measured, was["start"], slots, stripes, was.get("finish", 0.0))
             lines.append(f"| {path.name} | {t.racks}x{t.hosts_per_rack}, {t.nic_mbit:g}/{t.uplink_mbit or '-'}/"
                          f"{t.ingress_mbit:g} Mbit/s | {name} | {measured} | {now['sim_seconds']} | "
                          f"{now['sim_error']:+.1%} | {was['sim_error']:+.1%} |")
@@ -147,7 +153,7 @@ def bench(topology: Topology, size_text: str, scenarios: list[str], slots: dict[
     for scenario in scenarios:
         result, rack_of = run(scenario, topology, size, slots[scenario], stripes)
         results.append((scenario, result))
-    rows = [(name, r.summary()) for name, r in results]
+    rows = [(name, r.summary() | {"phases": r.phases()}) for name, r in results]
     checks = [(name, simulated(name, topology, r, slots[name], stripes)) for name, r in results if name != "naive"]
     t = topology
     head = (f"{t.racks} racks x {t.hosts_per_rack} hosts, NIC {t.nic_mbit:g} Mbit/s, uplink "
@@ -157,11 +163,26 @@ def bench(topology: Topology, size_text: str, scenarios: list[str], slots: dict[
             + (f", latency {t.latency_ms:g} ms one way, loss {t.loss * 100:g} %" if t.latency_ms or t.loss else ""))
     lines = table(rows)
     if checks:
-        lines += ["", "Simulator (`tools/sim/simulate.py`) on the same topology, start-up taken from the run:", "",
-                  "| scenario | measured T s | simulated T s | error | simulated cross-rack/min | start-up s |",
-                  "|---|---|---|---|---|---|"]
+        lines += ["", "Where the time went (s; `tools/lab/measure.py Result.phases`): the seedbox's start-up, its "
+                  "first to last byte from external storage (and that against the ingress's rate), from there to "
+                  "the last host having received the model, to its activation; and the median host's received "
+                  "to activated:", "",
+                  "| scenario | start-up | ingest | ingest / (size / ingress) | tail | finish | activation |",
+                  "|---|---|---|---|---|---|---|"]
+        ideal = size * 8 / (t.ingress_mbit * 1e6)
+        for name, r in rows:
+            p = r["phases"]
+            if p:
+                lines.append(f"| {name} | {p['start']} | {p['ingest']} | {p['ingest'] / ideal:.2f} | {p['tail']} | "
+                             f"{p['finish']} | {p['activation']} |")
+        lines += ["", "Simulator (`tools/sim/simulate.py`) on the same topology, start-up and activation taken "
+                  "from the run (network only: without the activation):", "",
+                  "| scenario | measured T s | simulated T s | error | network only | simulated cross-rack/min "
+                  "| start-up s | activation s |",
+                  "|---|---|---|---|---|---|---|---|"]
         lines += [f"| {name} | {dict(rows)[name]['seconds']} | {c['sim_seconds']} | {c['sim_error']:+.1%} | "
-                  f"{c['sim_cross_rack_over_min']} | {c['start']} |" for name, c in checks]
+                  f"{c['network_error']:+.1%} | {c['sim_cross_rack_over_min']} | {c['start']} | {c['finish']} |"
+                  for name, c in checks]
     print("\n" + head)
     print("\n".join(lines), flush=True)
     out.mkdir(parents=True, exist_ok=True)
@@ -186,13 +207,14 @@ def suite_table(done: list[tuple[Case, list[tuple[str, dict[str, Any]]], dict[st
     lines = [f"Targets for the striped design: {TARGETS}.", "",
              "| topology | plain BitTorrent T/T_min | modeltorrent T/T_min | striped T/T_min | striped, from the "
              "seedbox's first byte | striped source/F | striped cross-rack/min | striped CPU busy "
-             "| simulator error (plain, modeltorrent, striped) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| simulator error (plain, modeltorrent, striped) | network only |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for case, rows, checks in done:
         r = dict(rows)
         cell = functools.partial(_cell, r)
-        errors = ", ".join(f"{checks[n]['sim_error']:+.1%}" if n in checks else "-"
-                           for n in ("plain-bittorrent", "modeltorrent", "modeltorrent-striped"))
+        errors, network = (", ".join(f"{checks[n][key]:+.1%}" if n in checks else "-"
+                                     for n in ("plain-bittorrent", "modeltorrent", "modeltorrent-striped"))
+                           for key in ("sim_error", "network_error"))
         striped = r.get("modeltorrent-striped")
         # The seedbox's own start (a Python process on a shared 2-core machine: 0.8-2.9 s seen) is
         # in T; the distribution itself starts with its first byte from external storage.
@@ -203,7 +225,7 @@ def suite_table(done: list[tuple[Case, list[tuple[str, dict[str, Any]]], dict[st
                      f"{after_start} | "
                      f"{cell('modeltorrent-striped', 'source_bytes_over_size')} | "
                      f"{cell('modeltorrent-striped', 'cross_rack_over_min')} | "
-                     f"{cell('modeltorrent-striped', 'cpu_busy')} | {errors} |")
+                     f"{cell('modeltorrent-striped', 'cpu_busy')} | {errors} | {network} |")
     return lines
 
 

@@ -105,7 +105,8 @@ class Lab:
         generate_model(model, size)
         return model, sum(p.stat().st_size for p in model.rglob("*") if p.is_file())
 
-    def _run_until_done(self, started: float, done_when: Any, base: tuple[dict[str, int], dict[str, int]],
+    def _run_until_done(self, started: float, done_when: Any,
+                        base: tuple[dict[str, int], dict[str, int], dict[str, int]],
                         faults: Sequence[Fault] = ()) -> tuple[dict[str, float], list[Sample]]:
         """Wait for every client to be done; returns when each was and the byte counters over time
         (counted from ``base``, the counters read just before the start). ``faults`` act first at
@@ -117,10 +118,11 @@ class Lab:
             now = time.monotonic() - started
             if timeline and now - timeline[-1].at < 0.25 and not final:
                 return
-            hosts, racks = self.fabric.counters()
+            hosts, racks, sent = self.fabric.all_counters()
             timeline.append(Sample(now, {h: v - base[0][h] for h, v in hosts.items() if h in self.rack_of},
                                    {r: v - base[1][r] for r, v in racks.items()},
-                                   hosts["seedbox"] - base[0]["seedbox"]))
+                                   hosts["seedbox"] - base[0]["seedbox"],
+                                   {h: v - base[2][h] for h, v in sent.items() if h in self.rack_of}))
 
         def all_done() -> bool:
             sample()
@@ -147,7 +149,7 @@ class Lab:
         files = [str(p.relative_to(model)) for p in sorted(model.rglob("*")) if p.is_file()]
         self.start_services(model)
         sent_before = self.storage_bytes_sent()
-        counters = self.fabric.counters()
+        counters = self.fabric.all_counters()
         cpu = CpuMeter()
         started = time.monotonic()
         base = f"http://{self.storage.ip}:{PORT_ORIGIN}/m/"
@@ -157,7 +159,7 @@ class Lab:
         done, timeline = self._run_until_done(started, lambda h: self.procs.procs[h.name].poll() == 0, counters)
         return Result(len(self.clients), size, max(done.values()), self.topology.bound(size),
                       self.storage_bytes_sent() - sent_before, sum(timeline[-1].racks.values()), self.topology.racks,
-                      [done[h.name] for h in self.clients if h.name in done], cpu.busy(), timeline)
+                      [done[h.name] for h in self.clients if h.name in done], cpu.busy(), timeline, done)
 
     def _announces(self) -> int:
         """Peers in the tracker's swarms: read from its database file (the tracker writes them
@@ -222,7 +224,7 @@ class Lab:
             self.procs.start(host.name, self.argv[host.name])
         self._wait(lambda: self._announces() >= len(self.clients) * stripes, "every host's first announce")
         sent_before = self.storage_bytes_sent()  # measured at the storage: counts across seedbox restarts
-        counters = self.fabric.counters()
+        counters = self.fabric.all_counters()
         cpu = CpuMeter()
         started = time.monotonic()
         self.argv["seedbox"] = self.seedbox.argv(
@@ -235,7 +237,7 @@ class Lab:
         return Result(len(self.clients), size, max(done.values()), self.topology.bound(size),
                       self.storage_bytes_sent() - sent_before,
                       sum(timeline[-1].racks.values()), self.topology.racks,
-                      [done[h.name] for h in self.clients if h.name in done], cpu.busy(), timeline)
+                      [done[h.name] for h in self.clients if h.name in done], cpu.busy(), timeline, done)
 
     def close(self) -> None:
         self.procs.stop_all()

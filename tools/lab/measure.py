@@ -17,6 +17,7 @@ class Sample:
     hosts: dict[str, int]  # bytes received by each client host
     racks: dict[str, int]  # bytes into each rack over its uplink
     seedbox: int = 0  # bytes received by the seedbox (from external storage, nearly all)
+    sent: dict[str, int] = field(default_factory=dict)  # bytes sent by each client host
 
 
 @dataclass
@@ -32,12 +33,34 @@ class Result:
     cpu_busy: float = 0.0  # share of all cores busy during the run
     # byte counters over time, every ~0.25 s
     timeline: list[Sample] = field(default_factory=list)
+    done_at: dict[str, float] = field(default_factory=dict)  # each host's activation, s from the start
 
     @property
     def ingress_start(self) -> float:
         """Seconds from the start to the seedbox's first bytes from external storage (its start-up:
         process, manifest, session, first announce), to the counters' resolution."""
         return next((s.at for s in self.timeline if s.seedbox > 64 * 1024), 0.0)
+
+    def phases(self) -> dict[str, float]:
+        """Where the time went, to the counters' resolution (~0.25 s): ``start`` (the seedbox's
+        start-up), ``ingest`` (its first to last byte from external storage), ``tail`` (from there
+        to the last host having received the model's size), ``finish`` (from there to that host's
+        activation: the last pieces' checks, flushes and the symlink swap; the lab looks every
+        ~0.25 s), and ``activation``, the median over hosts of received-all to activated. Counters
+        count headers and duplicate blocks too, so a host "has received" a little early. Empty
+        without a timeline."""
+        if not self.timeline or not self.done_at:
+            return {}
+        start = self.ingress_start
+        ingested = next((s.at for s in self.timeline if s.seedbox >= self.size), self.timeline[-1].at)
+        received = {h: next((s.at for s in self.timeline if s.hosts.get(h, 0) >= self.size), at)
+                    for h, at in self.done_at.items()}
+        last = max(self.done_at, key=lambda h: self.done_at[h])
+        tail_end = max(received.values())
+        return {"start": round(start, 2), "ingest": round(ingested - start, 2),
+                "tail": round(max(tail_end - ingested, 0.0), 2),
+                "finish": round(self.done_at[last] - max(tail_end, ingested), 2),
+                "activation": round(statistics.median(at - received[h] for h, at in self.done_at.items()), 2)}
 
     @property
     def ratio(self) -> float:

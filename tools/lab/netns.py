@@ -136,11 +136,19 @@ class Fabric:
     def counters(self) -> tuple[dict[str, int], dict[str, int]]:
         """(bytes received by each host, bytes into each rack) so far, read in one call: every
         link's switch end is in the switch's namespace, and what it sends the other end receives."""
+        received, racks, _ = self.all_counters()
+        return received, racks
+
+    def all_counters(self) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+        """``counters`` and the bytes each host sent (what its link's switch end received)."""
         out = subprocess.run(["ip", "-n", self.switch, "-j", "-s", "link", "show"], capture_output=True,
                              text=True, check=True).stdout
-        sent = {link["ifname"]: link["stats64"]["tx"]["bytes"] for link in json.loads(out)}
+        links = json.loads(out)
+        sent = {link["ifname"]: link["stats64"]["tx"]["bytes"] for link in links}
+        got = {link["ifname"]: link["stats64"]["rx"]["bytes"] for link in links}
         return ({name: sent[port] for name, port in self.ports.items()},
-                {name: sent[dev] for name, dev in self.racks.items()})
+                {name: sent[dev] for name, dev in self.racks.items()},
+                {name: got[port] for name, port in self.ports.items()})
 
     @staticmethod
     def _shape(ns: str, dev: str, rate: str) -> None:

@@ -89,6 +89,10 @@ class Scenario:
     # Bytes/s a host can move each way, whatever its NIC (its CPU and busiest thread: ceiling.py);
     # None: the NIC alone. Not applied to the seedbox.
     host_ceiling: float | None = None
+    # s from a host's last piece to its model activated (the last checks and flushes, the swap):
+    # host-side work the model has no part for, taken from a lab run (``Result.phases``); 0 in
+    # projections, where it is a second against minutes.
+    finish: float = 0.0
     efficiency: float = 0.96
     dt: float | None = None  # step, s; None: a tenth of a piece's time on a NIC, at most 0.5 s
 
@@ -290,7 +294,7 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
             gateways = [int(k) for k in swarm.gateways()]  # the role moves on as hosts finish
         if now > stalled:
             raise RuntimeError("the simulated swarm stalled (no progress for far longer than the bound)")
-    finished = state.finished
+    finished = state.finished + sc.finish
     result = SimResult(float(np.nanmax(finished[1:])), bound, [float(x) for x in finished[1:]], float(cross),
                        float(sent_by_seedbox), steps)
     if len(marks) == 2:
