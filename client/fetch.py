@@ -9,7 +9,7 @@ back. Pieces libtorrent finds on disk after a restart are hashed by its recheck 
 The state kept across a restart is the set of verified pieces, saved only once libtorrent's write
 cache has been flushed past them (periodically and before activation). A restart in the same boot
 hands them to libtorrent as had, without hashing them again, with the pieces written after the
-last save (``ondisk.py``: found by where the files hold data, then hashed). libtorrent's own resume data is not
+last save (``common/ondisk.py``: found by where the files hold data, then hashed). libtorrent's own resume data is not
 kept: for a v2 torrent it carries every 16 KiB block's hash (32 bytes a block, 2 MiB per GiB:
 measured 8.5 MB for 4 GiB, which would be about 1 GB for a 500 GB model, rewritten every few
 seconds), and for an unfinished torrent it marks no piece as had anyway.
@@ -27,11 +27,12 @@ from pathlib import Path
 
 import libtorrent as lt
 
-from client import ondisk, priority, reuse
+from client import priority, reuse
 from client.hooks import run_on_activate
 from client.reuse import Donor
 from client.settings import ClientSettings
 from client.store import ModelStore
+from common import ondisk
 from common import torrent as torrents
 from common.errors import DiskSpaceError, ModeltorrentError, PieceMismatch, SignatureError, TorrentMismatch
 from common.layout import Layout
@@ -114,6 +115,11 @@ class Fetcher:
         verified = ondisk.still_there(self.store.load_verified(name, version), layout, save_path)
         if verified:  # a restart in this boot: what was written after the last save is there too
             verified |= ondisk.written_after_the_save(layout, manifest.piece_digests(), save_path, verified)
+        elif stripes > 1 and save_path.is_dir():
+            # Nothing saved (another boot): libtorrent would check the disk once per stripe's
+            # torrent, every piece each time (measured: 4 stripes of 512 MiB, 5.1 CPU-s against
+            # 1.4 for one torrent); checked once here instead, against the manifest.
+            verified = ondisk.written_after_the_save(layout, manifest.piece_digests(), save_path, set())
         self._preflight(manifest, save_path)
         save_path.mkdir(parents=True, exist_ok=True)
         self.store.save_manifest(name, version, manifest.to_json())  # for later versions to reuse pieces

@@ -34,6 +34,7 @@ from typing import Any
 
 import libtorrent as lt
 
+from common import ondisk
 from common import torrent as torrents
 from common.backoff import backoff_delay
 from common.errors import PieceMismatch, SourceError
@@ -94,13 +95,18 @@ class Torrents:
     i % K's), all over the same files: every piece is taken from the web seed and written once,
     by its stripe, and seeded in its stripe's swarm."""
 
-    def __init__(self, ses: lt.session, torrent: bytes, stripes: int, save_path: str, num_pieces: int) -> None:
+    def __init__(self, ses: lt.session, torrent: bytes, stripes: int, save_path: str, num_pieces: int,
+                 on_disk: set[int] | None = None) -> None:
+        """``on_disk``: pieces already checked on disk against the manifest, given to every stripe
+        as had (None: libtorrent checks the disk, once per torrent)."""
         self.stripes = stripes
         self.handles = []
         for k in range(stripes):
             params = add_params(torrent if stripes == 1 else torrents.stripe_torrent(torrent, k, stripes), save_path)
             if stripes > 1:
                 params.piece_priorities = torrents.stripe_priorities(num_pieces, k, stripes)
+            if on_disk:
+                params.have_pieces = [i in on_disk for i in range(num_pieces)]
             self.handles.append(ses.add_torrent(params))
 
     def of(self, piece: int) -> lt.torrent_handle:
@@ -237,7 +243,10 @@ class Seeder:
         ses = make_session(self.settings.listen, Caps(upload_rate=self.settings.upload_rate,
                                                       connections=self.settings.connections,
                                                       upload_slots=self.settings.upload_slots), tracker_alerts=True)
-        handle = Torrents(ses, self.torrent, self.stripes, str(self.data_dir), self.layout.num_pieces)
+        # Striped: libtorrent would check the disk once per stripe's torrent (common/ondisk.py); once here.
+        on_disk = (ondisk.written_after_the_save(self.layout, self._expected, self.data_dir, set())
+                   if self.stripes > 1 else None)
+        handle = Torrents(ses, self.torrent, self.stripes, str(self.data_dir), self.layout.num_pieces, on_disk)
         try:
             self.stats.state = "checking"
             while handle.checking():

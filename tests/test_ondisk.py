@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from client.ondisk import still_there, written_after_the_save
 from common.hashing import piece_root
 from common.layout import plan
+from common.ondisk import still_there, written_after_the_save
 
 P = 16 * 1024
 LAYOUT = plan([("w.bin", 5 * P + 100)], P)  # six pieces, the last 100 bytes long

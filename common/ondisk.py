@@ -1,4 +1,4 @@
-"""What a restarted client finds on disk: the pieces it saved as verified, and those written after.
+"""What a restarted client (or seedbox) finds on disk: the pieces it saved as verified, and those written after.
 
 The state saved across a restart is the set of verified pieces (``store.save_verified``), saved
 every few seconds once libtorrent has flushed them. Pieces finished after the last save are on
@@ -7,6 +7,9 @@ they are found here by the file having data where they lie (``SEEK_DATA``: libto
 sparse, so a piece never written is a hole) and by hashing them against the signed manifest. A
 piece cut short by the kill fails the hash and is downloaded again. So a restart neither hashes
 the whole model again nor downloads what was already there.
+
+A striped version (one torrent per stripe over the same files) with nothing saved, on a client
+or a seedbox, is checked here once (``known`` empty) instead of by libtorrent once per stripe.
 """
 
 from __future__ import annotations
