@@ -2,7 +2,7 @@
 without the host's measured CPU cost.
 
     python -m tools.sim.project [--hosts 1000,10000] [--stripes 4] [--dataplane docs/dataplane-figures.json]
-        [--cores 32] [--sessions 1]
+        [--cores 32] [--sessions 1] [--dt SECONDS]
 
 Each fleet in racks of 40 hosts, a 500 GB model in 64 MiB pieces, 10 Gbit/s from external storage,
 25 Gbit/s host NICs, 100 Gbit/s rack uplinks (``--size``, ``--ingress``, ``--nic``, ``--uplink``,
@@ -65,11 +65,17 @@ def main() -> None:
     parser.add_argument("--limits", default="nic,cpu",
                         help="which runs per fleet: nic (hosts limited by their NICs), cpu (by their CPU's ceiling)")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--dt", type=float, default=0,
+                        help="time step, s (default 0: a tenth of a piece's time on a NIC, 2.2 ms here; a 10,000-host "
+                        "run takes ~50 ms a step on this machine, so hours: a longer step runs faster and slower "
+                        "swarms, compare both at 1,000 hosts)")
     args = parser.parse_args()
     try:
         fleets = [int(h) for h in args.hosts.split(",") if h]
     except ValueError:
         parser.error("--hosts takes whole numbers, comma-separated")
+    if args.dt < 0:
+        parser.error("--dt must be positive (0: the default step)")
     kinds = [k for k in args.limits.split(",") if k]
     if not kinds or set(kinds) - {"nic", "cpu"}:
         parser.error("--limits takes nic, cpu or both, comma-separated")
@@ -84,20 +90,21 @@ def main() -> None:
         parser.error(str(exc))
     size, piece = parse_size(args.size), parse_size(args.piece)
     print(f"host ceiling: {cost.describe(args.cores, args.sessions)} (from {args.dataplane})", flush=True)
-    print("| hosts | racks | stripes | host limit | T s | T_min s | T/T_min | cross-rack/min | seedbox copies "
-          "| run s |\n|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    print("| hosts | racks | stripes | host limit | step ms | T s | T_min s | T/T_min | cross-rack/min "
+          "| seedbox copies | run s |\n|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     for hosts in fleets:
         for limit in [None if kind == "nic" else ceiling for kind in kinds]:
             sc = Scenario(hosts // args.hosts_per_rack, args.hosts_per_rack, size, piece, mbit(args.ingress),
                           mbit(args.nic), mbit(args.uplink) if args.uplink else None, stripes=args.stripes,
-                          host_ceiling=limit)
+                          host_ceiling=limit, dt=args.dt or None)
             began = time.monotonic()
             # A line on stderr every simulated minute: a 10,000-host run takes more than half an hour.
             # raises if the swarm stalls
             result = simulate(sc, random.Random(args.seed), _Live(functools.partial(_say, hosts)))
             s = result.summary(sc)
             label = "NIC" if limit is None else f"CPU {limit * 8 / 1e9:.1f} Gbit/s"
-            print(f"| {hosts} | {sc.racks} | {args.stripes} | {label} | {s['seconds']} | {s['t_min']} | "
+            step = sc.step * 1000
+            print(f"| {hosts} | {sc.racks} | {args.stripes} | {label} | {step:.1f} | {s['seconds']} | {s['t_min']} | "
                   f"{s['t_over_t_min']} | {s['cross_rack_over_min']} | {s['seedbox_sent_over_size']} | "
                   f"{time.monotonic() - began:.0f} |", flush=True)
     print("\nAssumes:\n" + "\n".join(f"- {a}" for a in ASSUMES))

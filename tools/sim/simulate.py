@@ -104,6 +104,11 @@ class Scenario:
     def pieces(self) -> int:
         return max(1, math.ceil(self.size / self.piece))
 
+    @property
+    def step(self) -> float:
+        """The time step, s."""
+        return self.dt or min(0.5, self.piece / (self.nic * self.efficiency) / 10)
+
     def bound(self) -> float:
         n, seed_nic = self.hosts, self.seedbox_nic or self.nic
         return t_min(self.size, min(self.ingress, seed_nic), [self.nic] * n, [self.nic] * n, self.uplink)
@@ -224,7 +229,7 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
     cap0 = np.concatenate([[seed_nic], np.full(n - 1, host), [seed_nic], np.full(n - 1, host),
                            np.full(2 * racks, (sc.uplink or math.inf) * eff), [math.inf]])
     none = len(cap0) - 1
-    dt = sc.dt or min(0.5, sc.piece / (sc.nic * eff) / 10)
+    dt = sc.step
     state = sim_kernel.State.empty(n, p, piece_bytes, cap0)
     degree = np.zeros(n, dtype=np.int64)
     connected: set[tuple[int, int]] = set()
