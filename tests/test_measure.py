@@ -37,3 +37,17 @@ def test_phases_split_a_run_into_start_ingest_tail_and_finish(
 
 def test_no_timeline_no_phases() -> None:
     assert Result(1, SIZE, 1.0, 1.0, SIZE, 0, 1).phases() == {}
+
+
+def test_streaming_rates_are_taken_over_the_middle_half_of_the_ingest() -> None:
+    from tools.bench.streaming import rates
+
+    def sample(at: float, seedbox: int, up: int) -> dict:
+        return {"at": at, "seedbox": seedbox * MiB, "racks": {"rack1": seedbox * MiB},
+                "hosts": {"a": seedbox * MiB, "b": 0}, "sent": {"a": 0, "b": up * MiB}}
+
+    # 100 MiB at 10 MiB/s from t=1; host b uploads 20 MiB/s only between 3.5 and 8.5 s
+    timeline = [sample(1.0, 0, 0), sample(3.5, 25, 0), sample(8.5, 75, 100), sample(11.0, 100, 100)]
+    lines = rates(timeline, 100 * MiB)
+    assert lines[0].startswith("3.5-8.5 s: seedbox intake 83.9 Mbit/s; racks' intake rack1 83.9")
+    assert lines[3:] == ["| b | 167.8 | 0.0 |", "| a | 0.0 | 83.9 |"]
