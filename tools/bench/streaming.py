@@ -33,7 +33,8 @@ def rates(timeline: list[dict[str, Any]], size: int) -> list[str]:
         before, after = (a[key], b[key]) if name is None else (a[key].get(name, 0), b[key].get(name, 0))
         return (after - before) * 8 / seconds / 1e6
 
-    lines = [f"{a['at']:.1f}-{b['at']:.1f} s: seedbox intake {mbit('seedbox'):.1f} Mbit/s; racks' intake "
+    sent = f", upload {mbit('seedbox_sent'):.1f}" if "seedbox_sent" in b else ""
+    lines = [f"{a['at']:.1f}-{b['at']:.1f} s: seedbox intake {mbit('seedbox'):.1f} Mbit/s{sent}; racks' intake "
              + ", ".join(f"{r} {mbit('racks', r):.1f}" for r in sorted(b["racks"]))]
     hosts = sorted(b["hosts"], key=lambda h: -mbit("sent", h) if "sent" in b else h)
     lines.append("| host | up | down |")

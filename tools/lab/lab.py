@@ -122,7 +122,8 @@ class Lab:
             timeline.append(Sample(now, {h: v - base[0][h] for h, v in hosts.items() if h in self.rack_of},
                                    {r: v - base[1][r] for r, v in racks.items()},
                                    hosts["seedbox"] - base[0]["seedbox"],
-                                   {h: v - base[2][h] for h, v in sent.items() if h in self.rack_of}))
+                                   {h: v - base[2][h] for h, v in sent.items() if h in self.rack_of},
+                                   sent["seedbox"] - base[2]["seedbox"]))
 
         def all_done() -> bool:
             sample()

@@ -18,6 +18,7 @@ class Sample:
     racks: dict[str, int]  # bytes into each rack over its uplink
     seedbox: int = 0  # bytes received by the seedbox (from external storage, nearly all)
     sent: dict[str, int] = field(default_factory=dict)  # bytes sent by each client host
+    seedbox_sent: int = 0  # bytes the seedbox sent (to hosts, nearly all)
 
 
 @dataclass
