@@ -58,33 +58,35 @@ COLUMNS = [("T s", "seconds"), ("T_min s", "t_min"), ("T/T_min", "t_over_t_min")
            ("p50 s", "p50"), ("p99 s", "p99"), ("max s", "max"), ("CPU busy", "cpu_busy")]
 
 
-def run(scenario: str, topology: Topology, size: int, slots: int, stripes: int) -> tuple[Result, dict[str, str]]:
+def run(scenario: str, topology: Topology, size: int, slots: int, stripes: int, piece: int = PIECE
+        ) -> tuple[Result, dict[str, str]]:
     env = {f"MODELTORRENT_{service}_UPLOAD_SLOTS": str(slots) for service in ("CLIENT", "SEEDBOX")}
     with Lab(topology, env=env) as lab:
         if scenario == "naive":
             result = lab.pull_direct(size)
         else:
-            result = lab.distribute(size, stock=scenario == "plain-bittorrent",
+            result = lab.distribute(size, piece, stock=scenario == "plain-bittorrent",
                                     stripes=stripes if scenario.endswith("-striped") else 1)
         return result, dict(lab.rack_of)
 
 
-def simulated(scenario: str, topology: Topology, measured: Result, slots: int, stripes: int = 1) -> dict[str, float]:
+def simulated(scenario: str, topology: Topology, measured: Result, slots: int, stripes: int = 1,
+              piece: int = PIECE) -> dict[str, float]:
     """The simulator (``tools/sim/simulate.py``) on the same topology, piece size and announce interval,
     its start-up taken from this run (the seedbox's first bytes from external storage)."""
     finish = measured.phases().get("activation", 0.0)
     return simulated_from(scenario, topology, measured.size, measured.seconds, measured.ingress_start, slots, stripes,
-                          finish)
+                          finish, piece)
 
 
 SIM_SEEDS = 5  # simulations per lab run, averaged
 
 
 def simulated_from(scenario: str, topology: Topology, size: int, seconds: float, start: float, slots: int,
-                   stripes: int = 1, finish: float = 0.0) -> dict[str, float]:
+                   stripes: int = 1, finish: float = 0.0, piece: int = PIECE) -> dict[str, float]:
     """``sim_error``: with the run's start-up and activation (host-side seconds the model has no
     part for); ``network_error``: with its start-up only, as the simulator was checked before."""
-    sc = Scenario(topology.racks, topology.hosts_per_rack, size, PIECE, mbit(topology.ingress_mbit),
+    sc = Scenario(topology.racks, topology.hosts_per_rack, size, piece, mbit(topology.ingress_mbit),
                   mbit(topology.nic_mbit), mbit(topology.uplink_mbit) if topology.uplink_mbit else None,
                   stock=scenario == "plain-bittorrent", interval=INTERVAL, start=start,
                   hosts_start=0.0, slots=slots,  # the lab's hosts are up and announced when its clock starts
@@ -118,7 +120,8 @@ def resimulate(reports: list[Path]) -> list[str]:
         for name, was in doc["simulated"].items():
             slots = ABLATIONS.get(name, settings.get("upload_slots", UPLOAD_SLOTS))
             measured = doc["results"][name]["seconds"]
-            now = simulated_from(name, t, size, measured, was["start"], slots, stripes, was.get("finish", 0.0))
+            now = simulated_from(name, t, size, measured, was["start"], slots, stripes, was.get("finish", 0.0),
+                                 parse_size(settings.get("piece_size") or str(PIECE)))
             lines.append(f"| {path.name} | {t.racks}x{t.hosts_per_rack}, {t.nic_mbit:g}/{t.uplink_mbit or '-'}/"
                          f"{t.ingress_mbit:g} Mbit/s | {name} | {measured} | {now['sim_seconds']} | "
                          f"{now['sim_min']}-{now['sim_max']} | {now['sim_error']:+.1%} | "
@@ -159,16 +162,19 @@ def bench(topology: Topology, size_text: str, scenarios: list[str], slots: dict[
     """Run ``scenarios`` side by side on ``topology``; print and write the report. Returns the rows
     and the simulator's checks."""
     size = parse_size(size_text)
+    piece = parse_size(settings.get("piece_size") or str(PIECE))
     results: list[tuple[str, Result]] = []
     rack_of: dict[str, str] = {}
     for scenario in scenarios:
-        result, rack_of = run(scenario, topology, size, slots[scenario], stripes)
+        result, rack_of = run(scenario, topology, size, slots[scenario], stripes, piece)
         results.append((scenario, result))
     rows = [(name, r.summary() | {"phases": r.phases()}) for name, r in results]
-    checks = [(name, simulated(name, topology, r, slots[name], stripes)) for name, r in results if name != "naive"]
+    checks = [(name, simulated(name, topology, r, slots[name], stripes, piece)) for name, r in results
+              if name != "naive"]
     t = topology
     head = (f"{t.racks} racks x {t.hosts_per_rack} hosts, NIC {t.nic_mbit:g} Mbit/s, uplink "
-            f"{t.uplink_mbit or 'unshaped'} Mbit/s, ingress {t.ingress_mbit:g} Mbit/s, model {size_text}, "
+            f"{t.uplink_mbit or 'unshaped'} Mbit/s, ingress {t.ingress_mbit:g} Mbit/s, model {size_text} in "
+            f"{piece >> 10} KiB pieces, "
             f"{slots.get('modeltorrent', UPLOAD_SLOTS)} upload slots, {stripes} stripes in the striped scenario, "
             f"{os.cpu_count()} cores"
             + (f", latency {t.latency_ms:g} ms one way, loss {t.loss * 100:g} %" if t.latency_ms or t.loss else ""))
@@ -253,6 +259,9 @@ def main() -> None:
     parser.add_argument("--uplink", type=float, default=100.0, help="rack uplink, Mbit/s each way (0: unshaped)")
     parser.add_argument("--ingress", type=float, default=50.0, help="external storage -> seedbox, Mbit/s")
     parser.add_argument("--size", default="64MiB")
+    parser.add_argument("--piece-size", default="1MiB",
+                        help="the torrent's piece size (default: 1MiB; a piece's time on a link against T_min "
+                        "is what sets the last pieces' tail)")
     parser.add_argument("--upload-slots", type=int, default=UPLOAD_SLOTS,
                         help="peers each client and the seedbox upload to at once")
     parser.add_argument("--stripes", type=int, default=0,
@@ -266,6 +275,12 @@ def main() -> None:
         print("\n".join(resimulate(args.resimulate)))
         return
     check_impairments(parser, args)
+    try:
+        piece = parse_size(args.piece_size)
+    except ValueError as exc:
+        parser.error(f"--piece-size: {exc}")
+    if piece < 16 * 1024 or piece & (piece - 1):
+        parser.error("--piece-size must be a power of two of at least 16KiB (BitTorrent v2)")
     if args.upload_slots < 1:
         parser.error("--upload-slots must be at least 1")
     if not 0 <= args.stripes <= 64:
