@@ -107,7 +107,15 @@ class Torrents:
                 params.piece_priorities = torrents.stripe_priorities(num_pieces, k, stripes)
             if on_disk:
                 params.have_pieces = [i in on_disk for i in range(num_pieces)]
+            # Paused once checked, until ``resume``: what is on disk is counted before a host can
+            # hand over a piece (seen in CI: two pieces downloaded in the moment between the check
+            # and the look were counted as found on disk).
+            params.flags |= lt.torrent_flags.stop_when_ready
             self.handles.append(ses.add_torrent(params))
+
+    def resume(self) -> None:
+        for h in self.handles:
+            h.resume()
 
     def of(self, piece: int) -> lt.torrent_handle:
         return self.handles[piece % self.stripes]
@@ -253,6 +261,7 @@ class Seeder:
                 time.sleep(0.05)
             have = handle.have(self.layout.num_pieces)
             missing = [i for i in range(self.layout.num_pieces) if not have[i]]
+            handle.resume()  # checked and looked at: into the swarm
             self.stats.pieces_found_on_disk = self.stats.pieces_done = self.layout.num_pieces - len(missing)
             self.stats.bytes_done = self.manifest.total_size - sum(self.layout.pieces[i].length for i in missing)
             self.stats.state = "ingesting" if missing else "seeding"
