@@ -101,12 +101,13 @@ class Torrents:
         as had (None: libtorrent checks the disk, once per torrent)."""
         self.stripes = stripes
         self.handles = []
+        had = [i in on_disk for i in range(num_pieces)] if on_disk else None  # the same for every stripe
         for k in range(stripes):
             params = add_params(torrent if stripes == 1 else torrents.stripe_torrent(torrent, k, stripes), save_path)
             if stripes > 1:
                 params.piece_priorities = torrents.stripe_priorities(num_pieces, k, stripes)
-            if on_disk:
-                params.have_pieces = [i in on_disk for i in range(num_pieces)]
+            if had:
+                params.have_pieces = had
             # Paused once checked, until ``resume``: what is on disk is counted before a host can
             # hand over a piece (seen in CI: two pieces downloaded in the moment between the check
             # and the look were counted as found on disk).
