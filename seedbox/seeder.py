@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import heapq
 import logging
+import os
 import random
 import shutil
 import threading
@@ -42,6 +43,7 @@ from common.hashing import piece_root
 from common.layout import Layout
 from common.lt_session import Caps, add_params, alert_message, make_session
 from common.manifest import Manifest
+from seedbox.parts import part_bounds
 from seedbox.settings import SeedboxSettings
 from seedbox.sources import Source
 from seedbox.webseed import SpoolServer
@@ -179,14 +181,24 @@ class Seeder:
     # -- source side --------------------------------------------------------------------------
 
     def spool(self, index: int, attempt: int = 0) -> None:
-        """Read a piece from the source into its spool file (what an earlier read left there is
-        kept); ``attempt`` > 0 waits a backoff first. Not checked here: libtorrent checks it when
-        it takes the piece. Raises SourceError if the source keeps failing."""
+        """Read a piece from the source into its spool file in one read (``spool_part``)."""
+        self.spool_part(index, (0, self.layout.pieces[index].length), attempt)
+
+    def spool_part(self, index: int, bounds: tuple[int, int], attempt: int = 0) -> None:
+        """Read bytes ``bounds`` (``seedbox/parts.py``) of a piece from the source into the spool:
+        the whole piece into ``<index>``, a part into ``<index>.<start>`` (joined by ``join_parts``).
+        What an earlier read left there is kept, and a piece already whole in the spool is not read
+        again. Not checked here: libtorrent checks it when it takes the piece. ``attempt`` > 0
+        waits a backoff first. Raises SourceError if the source keeps failing."""
         if attempt:
             time.sleep(backoff_delay(attempt, 0.2, 5.0, _rng))
         span = self.layout.pieces[index]
         path = self.layout.files[span.file_index].path
-        spool = self.spool_dir / str(index)
+        whole = self.spool_dir / str(index)
+        start, end = bounds
+        if (start, end) != (0, span.length) and whole.exists() and whole.stat().st_size >= span.length:
+            return  # joined before a restart
+        spool = whole if (start, end) == (0, span.length) else self.spool_dir / f"{index}.{start}"
         last: SourceError | None = None
         for retry in range(self.settings.fetch_retries + 1):
             if self.stop.is_set():
@@ -196,13 +208,38 @@ class Seeder:
             try:
                 with open(spool, "ab") as out:  # appends: what an earlier read left is kept
                     have = out.tell()
-                    if have < span.length:
-                        self.source.read_into(path, span.file_offset + have, span.length - have, out)
+                    if have < end - start:
+                        self.source.read_into(path, span.file_offset + start + have, end - start - have, out)
                 return
             except SourceError as exc:
                 last = exc
         assert last is not None
         raise last
+
+    def _parts(self, index: int) -> list[tuple[int, int]]:
+        return part_bounds(self.layout.pieces[index].length, self.settings.fetch_concurrency,
+                           self.settings.read_part_min)
+
+    def join_parts(self, index: int, bounds: list[tuple[int, int]]) -> None:
+        """A piece read in parts becomes one spool file (the web seed's): the parts copied in the
+        kernel (``copy_file_range``) to a new file, renamed into place, then removed; a crash at any
+        step leaves either the parts or the whole piece."""
+        whole = self.spool_dir / str(index)
+        if len(bounds) == 1 or (whole.exists() and whole.stat().st_size >= self.layout.pieces[index].length):
+            return
+        joining = self.spool_dir / f"{index}.joining"
+        with open(joining, "wb") as out:
+            for start, end in bounds:
+                with open(self.spool_dir / f"{index}.{start}", "rb") as part:
+                    offset = 0
+                    while offset < end - start:
+                        copied = os.copy_file_range(part.fileno(), out.fileno(), end - start - offset, offset)
+                        if not copied:
+                            raise SourceError(f"spool part {index}.{start} is shorter than read")
+                        offset += copied
+        joining.rename(whole)
+        for start, _ in bounds:
+            (self.spool_dir / f"{index}.{start}").unlink(missing_ok=True)
 
     def fetch(self, index: int, attempt: int = 0) -> bytes:
         """A piece's bytes, read through its spool (``spool``)."""
@@ -235,6 +272,8 @@ class Seeder:
     def _unspool(self, index: int) -> None:
         """The piece is on disk under libtorrent (or came from the swarm): its spool is not needed."""
         (self.spool_dir / str(index)).unlink(missing_ok=True)
+        for part in self.spool_dir.glob(f"{index}.*"):
+            part.unlink(missing_ok=True)
 
     # -- swarm side ---------------------------------------------------------------------------
 
@@ -268,7 +307,7 @@ class Seeder:
             self.stats.state = "ingesting" if missing else "seeding"
             wanted = {str(i) for i in missing}
             for spooled in self.spool_dir.iterdir():  # killed after libtorrent wrote, before the unspool
-                if spooled.name not in wanted:
+                if spooled.name.partition(".")[0] not in wanted:
                     spooled.unlink()
             hosts_hold = self.swarm_holds is None or self.swarm_holds()
             if missing and hosts_hold:
@@ -360,7 +399,7 @@ class Seeder:
         # request waiting for its piece sends nothing until the piece is spooled.
         ses.apply_settings({"max_web_seed_connections": lanes, "urlseed_timeout": int(WEBSEED_HOLD)})
         queue = list(missing)  # not yet asked of the source
-        reading: dict[int, Future[None]] = {}
+        reading: dict[int, list[Future[None]]] = {}  # a piece's parts being read (seedbox/parts.py)
         offered: dict[int, float] = {}  # whole in the spool and wanted from the web seed: since when
         attempts: dict[int, int] = {}  # reads of a piece whose bytes libtorrent rejected
         rotate_when_ready: set[int] = set()
@@ -403,19 +442,32 @@ class Seeder:
         handle.url_seeds(server.urls(), add=True)
         try:
             with ThreadPoolExecutor(lanes, thread_name_prefix="fetch") as pool:
+                def read(index: int, attempt: int) -> list[Future[None]]:
+                    """The piece's parts, one a lane (queued in order: pieces come whole in order)."""
+                    return [pool.submit(self.spool_part, index, b, attempt) for b in self._parts(index)]
+
                 while (queue or reading or offered) and not self.stop.is_set():
                     now = time.monotonic()
                     if hosts_hold and now >= next_look:  # a Python object per peer: not every turn
                         next_look = now + 1.0
                         availability = held_by_hosts(handle.handles, self.layout.num_pieces)
                     # Read ahead of libtorrent by a few pieces; the spool holds no more than that.
+                    # Pieces asked for by the web seed first, lowest index first (each stripe's
+                    # torrent asks for its own next piece; read all at once they would come whole
+                    # together, late), but only as many as keep every lane busy: the rest wait
+                    # their turn. One asked for is read even with the spool full (libtorrent may
+                    # take nothing else before it: one connection answers in order).
                     room = lanes * 2 - len(reading) - len(offered)
-                    asked = [index for index in list(demanded) if index in queue]
-                    demanded.difference_update(asked)
+                    asked = sorted(index for index in demanded if index in queue)
                     picked = next_pieces(queue, availability, room) if queue and room > 0 else []
                     for index in asked + [i for i in picked if i not in asked]:
+                        if sum(len(parts) for parts in reading.values()) >= lanes * 2 or (
+                                index not in asked and len(reading) + len(offered) >= lanes * 2):
+                            break
+                        demanded.discard(index)
                         queue.remove(index)
-                        reading[index] = pool.submit(self.spool, index, attempts.get(index, 0))
+                        reading[index] = read(index, attempts.get(index, 0))
+                    demanded.intersection_update(queue)
                     for alert in ses.pop_alerts():
                         log.debug("%s: %s", type(alert).__name__, alert_message(alert))
                         if self._flush_done(alert, flushing):
@@ -439,16 +491,18 @@ class Seeder:
                             self._wrong_bytes(index, data, attempt)  # raises once the retries are used
                             attempts[index] = attempt + 1
                             rotate_when_ready.add(index)  # libtorrent stops asking a lane that sent them
-                            reading[index] = pool.submit(self.spool, index, attempt + 1)
-                    for index, future in list(reading.items()):
-                        if not future.done():
+                            reading[index] = read(index, attempt + 1)
+                    for index, futures in list(reading.items()):
+                        if not all(future.done() for future in futures):
                             continue
                         del reading[index]
-                        future.result()  # raises if the source failed
+                        for future in futures:
+                            future.result()  # raises if the source failed
                         self.stats.bytes_ingested += self.layout.pieces[index].length
                         if index in done:  # a host gave it to libtorrent while it was being read
                             unflushed.append(index)
                             continue
+                        self.join_parts(index, self._parts(index))
                         server.mark_ready(index)
                         offered[index] = now
                         if index in rotate_when_ready:

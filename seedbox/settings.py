@@ -8,6 +8,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from common.settings import PeerSettings
+from seedbox.parts import MIN_PART
 
 
 class SeedboxSettings(PeerSettings):
@@ -16,6 +17,8 @@ class SeedboxSettings(PeerSettings):
     workdir: Path = Path("/var/lib/modeltorrent-seedbox")
     connections: int = Field(default=500, ge=0)
     fetch_concurrency: int = Field(default=4, ge=1, description="parallel reads from the source")
+    read_part_min: int = Field(default=MIN_PART, ge=1, description="smallest range of a piece a lane reads: "
+                               "a piece is read by up to fetch_concurrency lanes at once, in parts of at least this")
     fetch_retries: int = Field(default=3, ge=0)
     source_timeout: float = Field(default=60.0, gt=0, description="seconds without a byte from the source "
                                   "before a read is given up and retried (from where it stopped)")

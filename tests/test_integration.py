@@ -467,22 +467,25 @@ def test_a_seedbox_restarted_empty_reads_first_what_no_host_holds(
     assert final["bytes_read_from_source"] == len(order) * piece
 
 
+@pytest.mark.parametrize("parts", [1, 4], ids=["whole-pieces", "4-parts-a-piece"])
 def test_a_seedbox_killed_mid_ingest_reads_again_only_what_was_not_on_its_disk(
-        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
+        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path, parts: int) -> None:  # type: ignore[no-untyped-def]
     piece, pieces = 256 * KiB, 48
     origin = start_origin(procs, tmp_path, fail_every=5)  # and every 5th read fails: retried with backoff
     publish_model(tmp_path, tracker_url, publisher_key, {"w.safetensors": pieces * piece}, piece_size=piece,
                   source=f"{origin}/external-m-1")
     seedbox = admin.add_host("seedbox", role="seedbox")["passkey"]
-    start_seedbox(procs, tmp_path, tracker_url, seedbox, extra=("--ingress-rate", "1MiB"))
+    # Parts: each piece read by the 4 lanes at once, a quarter each (seedbox/parts.py).
+    env = {"MODELTORRENT_SEEDBOX_READ_PART_MIN": str(piece // parts)}
+    start_seedbox(procs, tmp_path, tracker_url, seedbox, env=env, extra=("--ingress-rate", "1MiB"))
     status = tmp_path / "seedbox" / "status" / "m@1.json"
     wait_until(lambda: status.exists() and json.loads(status.read_text())["pieces_done"] >= 16, 90,
                "a third of the model ingested")
     procs.stop("seedbox", signal.SIGKILL)
     reads_before = len(httpx.get(f"{origin}/_stats").json()["reads"])
-    spool = {int(p.name): p.stat().st_size for p in (tmp_path / "seedbox" / "spool" / "m" / "1").iterdir()}
+    spool = {p.name: p.stat().st_size for p in (tmp_path / "seedbox" / "spool" / "m" / "1").iterdir()}
 
-    start_seedbox(procs, tmp_path, tracker_url, seedbox)
+    start_seedbox(procs, tmp_path, tracker_url, seedbox, env=env)
     wait_until(lambda: json.loads(status.read_text())["state"] == "seeding", 90, "the restarted seedbox seeding")
     final = json.loads(status.read_text())
     on_disk = final["pieces_found_on_disk"]

@@ -14,6 +14,7 @@ from common.errors import SourceError
 from common.hashing import hash_tree
 from common.layout import plan
 from common.manifest import Manifest
+from seedbox.parts import part_bounds
 from seedbox.seeder import Seeder
 from seedbox.settings import SeedboxSettings
 from seedbox.sources import HttpSource
@@ -95,3 +96,26 @@ def test_a_source_that_stalls_mid_read_times_out_and_the_retry_asks_only_for_the
     assert [start for _, start in stats["reads"]] == [0, PIECE, PIECE + PIECE // 2]
     assert stats["bytes_sent"] == 2 * PIECE  # each byte crossed once
     assert seeder.stats.bad_pieces == 0
+
+
+@pytest.mark.parametrize(("spooled", "case"), [
+    (0, "nothing spooled: every part read"),
+    (10_000, "a part cut short: only its rest is asked for"),
+    (PIECE // 4, "a whole part spooled: not asked again"),
+])
+def test_a_piece_read_in_parts_is_joined_whole_and_a_part_goes_on_from_where_it_stopped(
+        seeder_and_origin: tuple[Seeder, str], tmp_path: Path, spooled: int, case: str) -> None:
+    seeder, origin = seeder_and_origin
+    whole = (tmp_path / "external" / "w.safetensors").read_bytes()
+    bounds = part_bounds(PIECE, 4, min_part=1)
+    second = bounds[1][0]
+    (seeder.spool_dir / f"1.{second}").write_bytes(whole[PIECE + second:PIECE + second + spooled])
+    for part in bounds:
+        seeder.spool_part(1, part)
+    seeder.join_parts(1, bounds)
+    assert (seeder.spool_dir / "1").read_bytes() == whole[PIECE:2 * PIECE], case
+    assert sorted(p.name for p in seeder.spool_dir.iterdir()) == ["1"], "the parts are gone once joined"
+    assert sent(origin) == PIECE - spooled, case
+    for part in bounds:  # joined before a restart: the source is not asked again
+        seeder.spool_part(1, part)
+    assert sent(origin) == PIECE - spooled

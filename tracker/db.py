@@ -10,10 +10,18 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import create_engine
 
+# Connections: API requests hold at most API_SESSIONS (tracker/deps.py); the rest are for the
+# background threads (peer flush, reconcile, refresh, metrics: one each) and the announce path's
+# lookups on the event loop, which must never wait behind the API.
+API_SESSIONS = 8
+SQLITE_POOL = (5, 10)  # pool_size, max_overflow: SQLAlchemy's defaults
+POSTGRES_POOL = (10, 20)
+
 
 def make_engine(url: str, *, migrate_schema: bool = True) -> Engine:
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30},
+                               pool_size=SQLITE_POOL[0], max_overflow=SQLITE_POOL[1])
 
         @event.listens_for(engine, "connect")
         def _pragmas(conn, _record) -> None:  # type: ignore[no-untyped-def]
@@ -23,7 +31,7 @@ def make_engine(url: str, *, migrate_schema: bool = True) -> Engine:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        engine = create_engine(url, pool_pre_ping=True, pool_size=POSTGRES_POOL[0], max_overflow=POSTGRES_POOL[1])
     if migrate_schema:
         migrate(engine)
     return engine

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Header, HTTPException, Query, Request
 from sqlmodel import Session, select
 
+from tracker.db import API_SESSIONS
 from tracker.models import Host
 from tracker.settings import TrackerSettings
 
@@ -26,7 +27,13 @@ def get_directory(request: Request) -> Any:
     return request.app.state.directory
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# At most API_SESSIONS requests hold a session at once; the rest wait without a worker thread. A
+# request's dependencies and route run as separate calls into anyio's 40 worker threads, and a
+# session keeps its connection between them: with more requests than connections, every thread
+# could wait in the pool for a connection held by a request that waits for a thread. Seen in the
+# lab (20 hosts x 10 stripes) and in tests/test_tracker_pool.py: no answer, then "QueuePool limit
+# ... reached" after 30 s. Closed when the route returns, before the response is sent.
+SessionDep = Annotated[Session, Depends(get_session, scope="function", max_concurrency=API_SESSIONS)]
 # The announce path's in-process cache of hosts and releases: writes through this worker drop it.
 DirectoryDep = Annotated[Any, Depends(get_directory)]
 SettingsDep = Annotated[TrackerSettings, Depends(get_settings)]
