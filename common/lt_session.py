@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import libtorrent as lt
 
+from common import tls
 from common.settings import UPLOAD_SLOTS
 
 USER_AGENT = "modeltorrent/0.1"
@@ -105,6 +106,7 @@ def overrides() -> dict[str, object]:
 
 
 def make_session(listen: str, caps: Caps, *, tracker_alerts: bool = False) -> lt.session:
+    tls.for_libtorrent()  # an HTTPS tracker's certificate is checked against the CA bundle, if one is set
     ses = lt.session(settings_pack(listen, caps, tracker_alerts=tracker_alerts))  # type: ignore[call-overload]
     everyone = lt.ip_filter()
     everyone.add_rule("0.0.0.0", "255.255.255.255", 1 << ses.global_peer_class_id)

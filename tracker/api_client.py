@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from common import tls
 from common.errors import ApiError
 from common.manifest import Manifest
 
@@ -28,7 +29,7 @@ class TrackerClient:
             headers["Authorization"] = f"Bearer {admin_token}"
         if passkey:
             headers["X-Passkey"] = passkey
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, verify=tls.http_verify())
 
     def close(self) -> None:
         self._http.close()
@@ -44,6 +45,9 @@ class TrackerClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
+            if tls.is_certificate_error(exc):
+                raise ApiError(f"the tracker at {self.url} has a certificate this host does not trust: {exc}",
+                               hint=f"pass --ca-bundle (or set {tls.CA_BUNDLE_ENV}): the CA that signed it") from exc
             raise ApiError(f"cannot reach the tracker at {self.url}: {exc}",
                            hint="is `modeltorrent tracker serve` running there?") from exc
         if response.status_code >= 400:

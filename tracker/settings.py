@@ -15,6 +15,10 @@ class TrackerSettings(BaseSettings):
             "admin_token", "MODELTORRENT_TRACKER_ADMIN_TOKEN", "MODELTORRENT_ADMIN_TOKEN"
         )
     )
+    # HTTPS: a PEM certificate (chain) and its key; both or neither. Without, passkeys and the admin
+    # token cross the network in clear.
+    tls_cert: str | None = None
+    tls_key: str | None = None
     # Base URL written into the torrents handed to hosts; by default the URL the host asked on.
     public_url: str | None = None
     interval: int = Field(default=60, ge=1, description="announce interval in seconds")

@@ -19,6 +19,7 @@ from rich.console import Console
 
 from common.errors import ModeltorrentError
 from common.layout import DEFAULT_PIECE_SIZE
+from common.tls import CA_BUNDLE_ENV
 from common.units import parse_size
 
 err = Console(stderr=True)
@@ -52,9 +53,16 @@ def _options(
         "WARNING for the rest]")] = None,
     log_format: Annotated[str, typer.Option("--log-format", envvar="MODELTORRENT_LOG_FORMAT",
                                             help="text, or json: one JSON object a line, for log shippers")] = "text",
+    ca_bundle: Annotated[Path | None, typer.Option(
+        "--ca-bundle", envvar=CA_BUNDLE_ENV, exists=True, dir_okay=False, show_default=False,
+        help="PEM CA certificates that an HTTPS tracker's certificate is verified against, by this command and "
+        "by libtorrent's announces  [default: the system's]")] = None,
 ) -> None:
     """Peer-to-peer distribution of very large ML models inside a datacenter."""
     from common import logs
+
+    if ca_bundle is not None:  # read by the API client and libtorrent sessions (common/tls.py)
+        os.environ[CA_BUNDLE_ENV] = str(ca_bundle.resolve())
 
     try:
         logs.setup(log_level, log_format)
@@ -204,6 +212,10 @@ def tracker_serve(
                                                      "MODELTORRENT_TRACKER_DATABASE_URL]")] = None,
     admin_token: AdminOpt = None,
     public_url: Annotated[str | None, typer.Option(help="base URL written into torrents")] = None,
+    tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate (chain): serve HTTPS", exists=True,
+                                                  dir_okay=False)] = None,
+    tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert", exists=True,
+                                                 dir_okay=False)] = None,
     interval: Annotated[int | None, typer.Option(help="announce interval, seconds  [default: 60]", min=1)] = None,
     workers: Annotated[int, typer.Option(help="worker processes (state is shared in the database)",
                                          min=1, max=64)] = 1,
@@ -216,8 +228,10 @@ def tracker_serve(
     if not (admin_token or os.environ.get("MODELTORRENT_TRACKER_ADMIN_TOKEN")):
         raise typer.BadParameter("an admin token is required (--admin-token or MODELTORRENT_ADMIN_TOKEN)")
     # Options become the environment, so that every worker builds the same settings from it.
+    if (tls_cert is None) != (tls_key is None):
+        raise typer.BadParameter("--tls-cert and --tls-key go together")
     for key, value in given(admin_token=admin_token, database_url=database_url, public_url=public_url,
-                            interval=interval).items():
+                            interval=interval, tls_cert=tls_cert, tls_key=tls_key).items():
         os.environ[f"MODELTORRENT_TRACKER_{key.upper()}"] = str(value)
     with contextlib.ExitStack() as cleanup:
         if workers > 1:
@@ -237,16 +251,19 @@ def tracker_serve(
         check_port_free(host, port)
         settings = TrackerSettings()  # type: ignore[call-arg]  # from the environment, as the workers
         make_engine(settings.database_url).dispose()  # migrate before workers
-        base = f"http://{host}:{port}"
+        if (settings.tls_cert is None) != (settings.tls_key is None):
+            raise typer.BadParameter("MODELTORRENT_TRACKER_TLS_CERT and _TLS_KEY go together")
+        base = f"{'https' if settings.tls_cert else 'http'}://{host}:{port}"
         log_when_ready(host, port, f"tracker ready on {base}: announce {base}/announce, page {base}/, "
                        f"API {base}/docs, metrics {base}/metrics; database {redact_url(settings.database_url)}; "
-                       f"{workers} worker(s), announce interval {settings.interval} s")
+                       f"{workers} worker(s), announce interval {settings.interval} s", https=bool(settings.tls_cert))
         uvicorn.run("tracker.app:app_from_env", factory=True, host=host, port=port, workers=workers,
                     access_log=False,
                     # uvicorn's httptools protocol answering announces on the connection (tracker/http_fast.py)
                     http="tracker.http_fast:AnnounceProtocol",
                     # Peers are told apart by the connection's address; no proxy may rewrite it.
                     proxy_headers=False,
+                    ssl_certfile=settings.tls_cert, ssl_keyfile=settings.tls_key,
                     log_level="warning")
 
 

@@ -35,16 +35,18 @@ def check_port_free(host: str, port: int) -> None:
                                     hint="check --host: it must be an address of this machine") from exc
 
 
-def log_when_ready(host: str, port: int, line: str, timeout: float = 120.0) -> threading.Thread:
-    """Log ``line`` once ``/healthz`` answers (a thread): ready means answering, in every worker mode."""
+def log_when_ready(host: str, port: int, line: str, timeout: float = 120.0, https: bool = False) -> threading.Thread:
+    """Log ``line`` once ``/healthz`` answers (a thread): ready means answering, in every worker mode.
+    Over HTTPS the probe does not check the certificate: it sends no secret, and asks its own port."""
     probe_host = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
-    url = f"http://{'[' + probe_host + ']' if ':' in probe_host else probe_host}:{port}/healthz"
+    where = f"[{probe_host}]" if ":" in probe_host else probe_host
+    url = f"{'https' if https else 'http'}://{where}:{port}/healthz"
 
     def wait() -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                if httpx.get(url, timeout=1.0).status_code == 200:
+                if httpx.get(url, timeout=1.0, verify=not https).status_code == 200:
                     log.info("%s", line)
                     return
             except httpx.HTTPError:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -24,14 +25,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+def wait_http(url: str, timeout: float = 30.0, proc: subprocess.Popen[bytes] | None = None,
+              verify: ssl.SSLContext | bool = True) -> None:
     """Poll ``url`` until it answers 200. Raises RuntimeError on timeout or if ``proc`` dies."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
         try:
-            if httpx.get(url, timeout=2).status_code == 200:
+            if httpx.get(url, timeout=2, verify=verify).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
@@ -79,16 +81,17 @@ class Procs:
 
 def start_tracker(procs: Procs, db: Path | str, admin_token: str, *, interval: int = 5,
                   name: str = "tracker", env: dict[str, str] | None = None, workers: int = 1,
-                  port: int | None = None) -> str:
+                  port: int | None = None, tls: tuple[Path, Path, Path] | None = None) -> str:
     """Start ``modeltorrent tracker serve`` on ``port`` (default: a free one); ``db`` is a SQLite file or
-    a URL."""
+    a URL. ``tls``: (certificate, key, CA) to serve HTTPS with."""
     port = port or free_port()
     url = f"sqlite:///{db}" if isinstance(db, Path) else db
+    https = ["--tls-cert", str(tls[0]), "--tls-key", str(tls[1])] if tls else []
     proc = procs.start(name, [*CLI, "tracker", "serve", "--port", str(port), "--db", url,
-                              "--interval", str(interval), "--workers", str(workers)],
+                              "--interval", str(interval), "--workers", str(workers), *https],
                        env={"MODELTORRENT_ADMIN_TOKEN": admin_token} | (env or {}))
-    url = f"http://127.0.0.1:{port}"
-    wait_http(f"{url}/healthz", proc=proc)
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    wait_http(f"{url}/healthz", proc=proc, verify=ssl.create_default_context(cafile=tls[2]) if tls else True)
     return url
 
 
