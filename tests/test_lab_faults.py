@@ -148,4 +148,10 @@ def test_a_peer_serving_corrupt_blocks_is_caught_and_banned_and_nothing_corrupt_
     # failure) and its rack-mates, whom it reached first, banned it and blocked its address. Nobody
     # banned an honest host or the seedbox.
     assert all("evil" in banned[host] for host in rack1), banned
+    # An honest host banned (seen once in four CI runs, not since in 20: `for i in $(seq 10); do
+    # pytest tests/test_lab_faults.py -k corrupt; done`): what the banning host saw, to find why.
+    wrongly = {host: sorted(who - {"evil"}) for host, who in banned.items() if who - {"evil"}}
+    seen = {host: [line for line in logs[host].splitlines()
+                   if re.search(r"hash|ban|trust|partial|peer_error|snubbed", line)][-40:] for host in wrongly}
+    assert not wrongly, f"honest peers banned, by host: {wrongly}; their logs: {json.dumps(seen, indent=1)}"
     assert set().union(*banned.values()) == {"evil"}, banned
