@@ -17,6 +17,7 @@ Which format costs what, and which stock clients each serves: README, "Torrent f
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -200,11 +201,16 @@ def _check_piece_layers(torrent: bytes, manifest: Manifest) -> None:
             raise TorrentMismatch(f"torrent's piece layer of {entry.path!r} disagrees with the manifest's pieces")
 
 
-def with_announce(torrent: bytes, url: str) -> bytes:
-    """The same torrent (same info hashes) announcing to ``url`` only."""
+def with_announce(torrent: bytes, url: str | Sequence[str]) -> bytes:
+    """The same torrent (same info hashes) announcing to ``url`` only; several URLs (a tracker
+    failover pair) each in a tier of its own (BEP 12): a client announces to the first tier and
+    moves to the next when it fails."""
+    urls = [url] if isinstance(url, str) else list(url)
     meta = cast(dict[bytes, Any], lt.bdecode(torrent))
-    meta[b"announce"] = url.encode()
+    meta[b"announce"] = urls[0].encode()
     meta.pop(b"announce-list", None)
+    if len(urls) > 1:
+        meta[b"announce-list"] = [[u.encode()] for u in urls]
     return bytes(lt.bencode(meta))
 
 

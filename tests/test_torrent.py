@@ -75,6 +75,11 @@ def test_should_keep_info_hashes_when_announce_is_rewritten(tmp_path: Path) -> N
     rewritten = torrent.with_announce(built, "http://t:1/announce?passkey=abc")
     assert torrent.info_hashes(rewritten) == torrent.info_hashes(built)
     assert lt.bdecode(rewritten)[b"announce"] == b"http://t:1/announce?passkey=abc"
+    assert b"announce-list" not in lt.bdecode(rewritten)
+    pair = torrent.with_announce(built, ["https://a/announce?passkey=k", "https://b/announce?passkey=k"])
+    assert torrent.info_hashes(pair) == torrent.info_hashes(built)
+    assert lt.bdecode(pair)[b"announce"] == b"https://a/announce?passkey=k"
+    assert lt.bdecode(pair)[b"announce-list"] == [[b"https://a/announce?passkey=k"], [b"https://b/announce?passkey=k"]]
 
 
 def test_should_refuse_a_torrent_that_disagrees_with_its_manifest(tmp_path: Path) -> None:

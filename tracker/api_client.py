@@ -23,13 +23,16 @@ log = logging.getLogger("modeltorrent.api")
 class TrackerClient:
     def __init__(self, url: str, *, admin_token: str | None = None, passkey: str | None = None,
                  timeout: float = 30.0) -> None:
-        self.url = url.rstrip("/")
+        # Several trackers (a failover pair on one database), comma-separated: the first that
+        # answers is used until it stops answering.
+        self.urls = [u.strip().rstrip("/") for u in url.split(",") if u.strip()] or [url]
+        self.url = self.urls[0]
         headers = {}
         if admin_token:
             headers["Authorization"] = f"Bearer {admin_token}"
         if passkey:
             headers["X-Passkey"] = passkey
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, verify=tls.http_verify())
+        self._http = httpx.Client(headers=headers, timeout=timeout, verify=tls.http_verify())
 
     def close(self) -> None:
         self._http.close()
@@ -43,7 +46,7 @@ class TrackerClient:
     def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """Raises ApiError with the tracker's own message, or a hint if it cannot be reached."""
         try:
-            response = self._http.request(method, path, **kwargs)
+            response = self._failover(method, path, **kwargs)
         except httpx.HTTPError as exc:
             if tls.is_certificate_error(exc):
                 raise ApiError(f"the tracker at {self.url} has a certificate this host does not trust: {exc}",
@@ -60,6 +63,20 @@ class TrackerClient:
             raise ApiError(f"tracker said {response.status_code}: {detail}", response.status_code,
                            self._hint(response.status_code, detail))
         return response
+
+    def _failover(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The request to the tracker in use; if it cannot be connected to, to the next one (the
+        request never left: safe to send again, POSTs too). Raises the last tracker's error."""
+        for attempt in range(len(self.urls)):
+            try:
+                return self._http.request(method, self.url + path, **kwargs)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if attempt == len(self.urls) - 1 or tls.is_certificate_error(exc):
+                    raise
+                failed = self.url
+                self.url = self.urls[(self.urls.index(self.url) + 1) % len(self.urls)]
+                log.warning("tracker %s cannot be reached (%s): trying %s", failed, exc, self.url)
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _hint(self, status: int, detail: str) -> str | None:
         """What to check, for the credential this client sent and the tracker refused."""

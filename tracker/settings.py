@@ -20,6 +20,7 @@ class TrackerSettings(BaseSettings):
     tls_cert: str | None = None
     tls_key: str | None = None
     # Base URL written into the torrents handed to hosts; by default the URL the host asked on.
+    # Comma-separated for a failover pair: every tracker, each its own tier (BEP 12), first tried first.
     public_url: str | None = None
     interval: int = Field(default=60, ge=1, description="announce interval in seconds")
     interval_jitter: float = Field(default=0.1, ge=0, le=0.5)

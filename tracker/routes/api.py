@@ -177,8 +177,8 @@ def get_manifest(name: str, version: str, session: SessionDep, host: OptionalHos
 def get_torrent(name: str, version: str, host: HostDep, session: SessionDep,
                 settings: SettingsDep, request: Request) -> Response:
     release = _release(session, name, version)
-    base = (settings.public_url or str(request.base_url)).rstrip("/")
-    body = torrents.with_announce(release.torrent, f"{base}/announce?passkey={host.passkey}")
+    bases = [u.strip().rstrip("/") for u in (settings.public_url or str(request.base_url)).split(",") if u.strip()]
+    body = torrents.with_announce(release.torrent, [f"{base}/announce?passkey={host.passkey}" for base in bases])
     return Response(
         body, media_type="application/x-bittorrent",
         headers={"Content-Disposition": f'attachment; filename="{name}-{version}.torrent"'},
