@@ -22,3 +22,9 @@ class PeerSettings(BaseSettings):
     upload_slots: int = Field(default=UPLOAD_SLOTS, ge=1, description="peers uploaded to at once")
     status_interval: float = 1.0
     metrics_listen: str | None = Field(default=None, description="host:port for Prometheus /metrics")
+
+
+def tracker_urls(value: str) -> list[str]:
+    """A tracker URL setting as its URLs: comma-separated for a failover pair (the first tried
+    first), without trailing slashes."""
+    return [u.strip().rstrip("/") for u in value.split(",") if u.strip()]

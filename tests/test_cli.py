@@ -57,7 +57,8 @@ USAGE_ERRORS = [
     (["tracker", "serve", "--port", "70000"], "--port"),
     (["publish", ".", "--name", "a", "--version", "1", "--stripes", "0"], "--stripes"),
     (["client", "fetch", "a@1"], "tracker_url"),
-    (["tracker", "serve", "--admin-token", "t", "--tls-cert", "pyproject.toml"], "--tls-cert and --tls-key go together"),
+    (["tracker", "serve", "--admin-token", "t", "--tls-cert", "pyproject.toml"],
+     "--tls-cert and --tls-key go together"),
     (["--ca-bundle", "/does/not/exist", "client", "fetch", "a@1"], "--ca-bundle"),
 ]
 

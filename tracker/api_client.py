@@ -16,6 +16,7 @@ import httpx
 from common import tls
 from common.errors import ApiError
 from common.manifest import Manifest
+from common.settings import tracker_urls
 
 log = logging.getLogger("modeltorrent.api")
 
@@ -25,7 +26,7 @@ class TrackerClient:
                  timeout: float = 30.0) -> None:
         # Several trackers (a failover pair on one database), comma-separated: the first that
         # answers is used until it stops answering.
-        self.urls = [u.strip().rstrip("/") for u in url.split(",") if u.strip()] or [url]
+        self.urls = tracker_urls(url) or [url]
         self.url = self.urls[0]
         headers = {}
         if admin_token:

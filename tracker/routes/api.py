@@ -14,6 +14,7 @@ from sqlmodel import col, select
 from common import torrent as torrents
 from common.errors import ModeltorrentError
 from common.manifest import Manifest
+from common.settings import tracker_urls
 from tracker import deployments
 from tracker.deps import AdminDep, DirectoryDep, HostDep, OptionalHostDep, SessionDep, SettingsDep, is_admin
 from tracker.models import (
@@ -177,7 +178,7 @@ def get_manifest(name: str, version: str, session: SessionDep, host: OptionalHos
 def get_torrent(name: str, version: str, host: HostDep, session: SessionDep,
                 settings: SettingsDep, request: Request) -> Response:
     release = _release(session, name, version)
-    bases = [u.strip().rstrip("/") for u in (settings.public_url or str(request.base_url)).split(",") if u.strip()]
+    bases = tracker_urls(settings.public_url or str(request.base_url))
     body = torrents.with_announce(release.torrent, [f"{base}/announce?passkey={host.passkey}" for base in bases])
     return Response(
         body, media_type="application/x-bittorrent",
