@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import heapq
 import logging
-import os
 import random
 import shutil
 import threading
@@ -31,6 +30,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import libtorrent as lt
@@ -186,7 +186,7 @@ class Seeder:
 
     def spool_part(self, index: int, bounds: tuple[int, int], attempt: int = 0) -> None:
         """Read bytes ``bounds`` (``seedbox/parts.py``) of a piece from the source into the spool:
-        the whole piece into ``<index>``, a part into ``<index>.<start>`` (joined by ``join_parts``).
+        the whole piece into ``<index>``, a part into ``<index>.<start>`` (``spool_files``).
         What an earlier read left there is kept, and a piece already whole in the spool is not read
         again. Not checked here: libtorrent checks it when it takes the piece. ``attempt`` > 0
         waits a backoff first. Raises SourceError if the source keeps failing."""
@@ -220,26 +220,19 @@ class Seeder:
         return part_bounds(self.layout.pieces[index].length, self.settings.fetch_concurrency,
                            self.settings.read_part_min)
 
-    def join_parts(self, index: int, bounds: list[tuple[int, int]]) -> None:
-        """A piece read in parts becomes one spool file (the web seed's): the parts copied in the
-        kernel (``copy_file_range``) to a new file, renamed into place, then removed; a crash at any
-        step leaves either the parts or the whole piece."""
+    def spool_files(self, index: int) -> list[tuple[Path, int, int]]:
+        """The spool files holding a piece, each with the range of the piece it holds, in order:
+        the whole piece's file if there is one (read in one part, or joined by an earlier version),
+        else its parts (``spool_part``), which the web seed sends as they are."""
         whole = self.spool_dir / str(index)
-        if len(bounds) == 1 or (whole.exists() and whole.stat().st_size >= self.layout.pieces[index].length):
-            return
-        joining = self.spool_dir / f"{index}.joining"
-        with open(joining, "wb") as out:
-            for start, end in bounds:
-                with open(self.spool_dir / f"{index}.{start}", "rb") as part:
-                    offset = 0
-                    while offset < end - start:
-                        copied = os.copy_file_range(part.fileno(), out.fileno(), end - start - offset, offset)
-                        if not copied:
-                            raise SourceError(f"spool part {index}.{start} is shorter than read")
-                        offset += copied
-        joining.rename(whole)
-        for start, _ in bounds:
-            (self.spool_dir / f"{index}.{start}").unlink(missing_ok=True)
+        bounds = self._parts(index)
+        if len(bounds) == 1 or whole.exists():
+            return [(whole, 0, self.layout.pieces[index].length)]
+        return [(self.spool_dir / f"{index}.{start}", start, end) for start, end in bounds]
+
+    def spooled_bytes(self, index: int) -> bytes:
+        """A spooled piece's bytes (its parts back to back)."""
+        return b"".join(path.read_bytes() for path, _, _ in self.spool_files(index))
 
     def fetch(self, index: int, attempt: int = 0) -> bytes:
         """A piece's bytes, read through its spool (``spool``)."""
@@ -394,7 +387,7 @@ class Seeder:
         demanded: set[int] = set()  # asked of the web seed, not yet read: read next (from its threads)
         # A request waits for its piece as long as the read takes (a slow or capped source: minutes
         # for a 64 MiB piece); the seeder fails if the source does, so nothing waits forever.
-        server = SpoolServer(self.spool_dir, self.layout, lanes, WEBSEED_HOLD, demanded.add).start()
+        server = SpoolServer(self.spool_files, self.layout, lanes, WEBSEED_HOLD, demanded.add).start()
         # libtorrent drops a web seed that sent nothing for urlseed_timeout (20 s by default): a
         # request waiting for its piece sends nothing until the piece is spooled.
         ses.apply_settings({"max_web_seed_connections": lanes, "urlseed_timeout": int(WEBSEED_HOLD)})
@@ -485,7 +478,7 @@ class Seeder:
                             index = alert.piece_index
                             del offered[index]
                             server.unready(index)
-                            data = (self.spool_dir / str(index)).read_bytes()
+                            data = self.spooled_bytes(index)
                             self.stats.bytes_ingested -= len(data)
                             attempt = attempts.get(index, 0)
                             self._wrong_bytes(index, data, attempt)  # raises once the retries are used
@@ -502,7 +495,6 @@ class Seeder:
                         if index in done:  # a host gave it to libtorrent while it was being read
                             unflushed.append(index)
                             continue
-                        self.join_parts(index, self._parts(index))
                         server.mark_ready(index)
                         offered[index] = now
                         if index in rotate_when_ready:

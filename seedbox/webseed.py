@@ -25,7 +25,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -33,6 +33,7 @@ from typing import BinaryIO
 from urllib.parse import unquote
 
 from common.layout import Layout
+from seedbox.parts import part_slices
 
 log = logging.getLogger("modeltorrent.seedbox")
 
@@ -104,14 +105,15 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 class SpoolServer(ThreadingHTTPServer):
-    """Serves the spool directory's whole pieces on ``127.0.0.1`` (an ephemeral port)."""
+    """Serves spooled pieces on ``127.0.0.1`` (an ephemeral port). ``files`` says which spool files
+    hold a piece, each with the range of the piece it holds (``Seeder.spool_files``)."""
 
     daemon_threads = True
 
-    def __init__(self, spool_dir: Path, layout: Layout, lanes: int, hold: float,
-                 demand: Callable[[int], None]) -> None:
+    def __init__(self, files: Callable[[int], Sequence[tuple[Path, int, int]]], layout: Layout, lanes: int,
+                 hold: float, demand: Callable[[int], None]) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
-        self.spool_dir = spool_dir
+        self.files = files
         self.index = PieceIndex(layout)
         self.lanes = lanes
         self.hold = hold  # seconds a request waits for its pieces
@@ -231,25 +233,33 @@ class _Handler(BaseHTTPRequestHandler):
                             piece.piece, self.server.hold)
                 self.close_connection = True
                 return
-            try:
-                f = open(self.server.spool_dir / str(piece.piece), "rb")  # noqa: SIM115
-            except FileNotFoundError:  # libtorrent has it (from a host, or unspooled meanwhile)
-                f = None
-            try:
-                if f is None or self.server.is_done(piece.piece):
-                    self._zeros(piece.length)
-                elif not self._send(f, piece):
+            if self.server.is_done(piece.piece) or not self._send_piece(piece):
+                if self.close_connection:
                     return
-            finally:
-                if f is not None:
-                    f.close()
+                self._zeros(piece.length)
 
-    def _send(self, f: BinaryIO, piece: Slice) -> bool:
-        offset, left = piece.offset, piece.length
+    def _send_piece(self, piece: Slice) -> bool:
+        """Send a slice of a spooled piece from its files; False, nothing sent, if they are gone
+        (libtorrent has the piece: from a host, or unspooled meanwhile). A file shorter than it
+        should be drops the connection (``close_connection``)."""
+        files = self.server.files(piece.piece)
+        bounds = [(start, end) for _, start, end in files]
+        wanted = [(files[k][0], offset, n) for k, offset, n in part_slices(bounds, piece.offset, piece.length)]
+        with contextlib.ExitStack() as stack:
+            try:  # every file first: one unspooled meanwhile means libtorrent has the piece
+                opened = [(stack.enter_context(open(path, "rb")), offset, n) for path, offset, n in wanted]
+            except FileNotFoundError:
+                return False
+            for f, offset, n in opened:
+                if not self._send(f, offset, n):
+                    self.close_connection = True
+                    return False
+        return True
+
+    def _send(self, f: BinaryIO, offset: int, left: int) -> bool:
         while left:
             sent = os.sendfile(self.connection.fileno(), f.fileno(), offset, left)
-            if not sent:  # the spool is shorter than it said: drop the connection
-                self.close_connection = True
+            if not sent:  # the spool is shorter than it said
                 return False
             offset += sent
             left -= sent

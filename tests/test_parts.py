@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from seedbox.parts import MIN_PART, part_bounds
+from seedbox.parts import MIN_PART, part_bounds, part_slices
 
 MiB = 1 << 20
 
@@ -31,3 +31,20 @@ def test_parts_cover_the_piece_once_in_order(length: int, lanes: int) -> None:
     assert bounds[0][0] == 0 and bounds[-1][1] == length
     assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:], strict=False))
     assert len(bounds) <= lanes
+
+
+FOUR = [(0, 10), (10, 20), (20, 30), (30, 40)]
+
+
+@pytest.mark.parametrize(("bounds", "offset", "length", "expected"), [
+    (FOUR, 0, 40, [(0, 0, 10), (1, 0, 10), (2, 0, 10), (3, 0, 10)]),  # the whole piece
+    (FOUR, 12, 5, [(1, 2, 5)]),  # inside one part
+    (FOUR, 8, 4, [(0, 8, 2), (1, 0, 2)]),  # across a boundary
+    (FOUR, 10, 10, [(1, 0, 10)]),  # exactly one part
+    (FOUR, 35, 5, [(3, 5, 5)]),  # the end
+    (FOUR, 5, 0, []),
+    ([(0, 40)], 16, 16, [(0, 16, 16)]),  # read whole
+])
+def test_part_slices(bounds: list[tuple[int, int]], offset: int, length: int,
+                     expected: list[tuple[int, int, int]]) -> None:
+    assert part_slices(bounds, offset, length) == expected

@@ -103,19 +103,21 @@ def test_a_source_that_stalls_mid_read_times_out_and_the_retry_asks_only_for_the
     (10_000, "a part cut short: only its rest is asked for"),
     (PIECE // 4, "a whole part spooled: not asked again"),
 ])
-def test_a_piece_read_in_parts_is_joined_whole_and_a_part_goes_on_from_where_it_stopped(
+def test_a_piece_read_in_parts_is_kept_in_its_parts_and_a_part_goes_on_from_where_it_stopped(
         seeder_and_origin: tuple[Seeder, str], tmp_path: Path, spooled: int, case: str) -> None:
     seeder, origin = seeder_and_origin
+    seeder.settings.read_part_min = 1
     whole = (tmp_path / "external" / "w.safetensors").read_bytes()
-    bounds = part_bounds(PIECE, 4, min_part=1)
+    bounds = part_bounds(PIECE, seeder.settings.fetch_concurrency, min_part=1)
+    assert len(bounds) == 4
     second = bounds[1][0]
     (seeder.spool_dir / f"1.{second}").write_bytes(whole[PIECE + second:PIECE + second + spooled])
     for part in bounds:
         seeder.spool_part(1, part)
-    seeder.join_parts(1, bounds)
-    assert (seeder.spool_dir / "1").read_bytes() == whole[PIECE:2 * PIECE], case
-    assert sorted(p.name for p in seeder.spool_dir.iterdir()) == ["1"], "the parts are gone once joined"
+    assert [(path.name, start, end) for path, start, end in seeder.spool_files(1)] == [
+        (f"1.{start}", start, end) for start, end in bounds], "the web seed sends the parts as they are"
+    assert seeder.spooled_bytes(1) == whole[PIECE:2 * PIECE], case
     assert sent(origin) == PIECE - spooled, case
-    for part in bounds:  # joined before a restart: the source is not asked again
+    for part in bounds:  # read before a restart: the source is not asked again
         seeder.spool_part(1, part)
     assert sent(origin) == PIECE - spooled

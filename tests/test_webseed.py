@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -16,6 +17,11 @@ from seedbox.webseed import PieceIndex, Slice, SpoolServer, parse_range
 K = 4 * 1024  # a quarter piece
 # Two files, pieces of 16 KiB (4 K): a.bin 10 K (pieces 0-2), b.bin 4 K (piece 3).
 LAYOUT = plan([("a.bin", 10 * K), ("dir/b.bin", 4 * K)], 4 * K)
+
+
+def whole_pieces(spool: Path) -> Callable[[int], list[tuple[Path, int, int]]]:
+    """Pieces spooled whole, one file each (``Seeder.spool_files`` for pieces read in one part)."""
+    return lambda piece: [(spool / str(piece), 0, LAYOUT.pieces[piece].length)]
 
 
 @pytest.mark.parametrize(("file_index", "start", "end", "slices"), [
@@ -60,7 +66,7 @@ def test_range_headers(header: str | None, size: int, bounds: tuple[int, int] | 
 def test_each_piece_is_sent_as_soon_as_it_is_spooled_and_a_missing_one_is_asked_for(tmp_path: Path) -> None:
     data = bytes(range(256)) * (14 * K // 256)  # both files' bytes back to back
     demanded: list[int] = []
-    server = SpoolServer(tmp_path, LAYOUT, lanes=2, hold=10, demand=demanded.append).start()
+    server = SpoolServer(whole_pieces(tmp_path), LAYOUT, lanes=2, hold=10, demand=demanded.append).start()
     try:
         for piece in (0, 1):
             (tmp_path / str(piece)).write_bytes(data[piece * 4 * K:(piece + 1) * 4 * K])
@@ -89,8 +95,27 @@ def test_each_piece_is_sent_as_soon_as_it_is_spooled_and_a_missing_one_is_asked_
         server.close()
 
 
+def test_a_piece_read_in_parts_is_sent_from_its_parts(tmp_path: Path) -> None:
+    data = bytes(range(256)) * (4 * K // 256)  # piece 0
+    bounds = [(0, K), (K, 2 * K), (2 * K, 4 * K)]
+    for start, end in bounds:
+        (tmp_path / f"0.{start}").write_bytes(data[start:end])
+    server = SpoolServer(lambda piece: [(tmp_path / f"{piece}.{s}", s, e) for s, e in bounds], LAYOUT,
+                         lanes=1, hold=10, demand=lambda _: None).start()
+    try:
+        server.mark_ready(0)
+        for first, last in [(0, 4 * K - 1), (K - 10, 2 * K + 9), (2 * K + 1, 3 * K)]:
+            response = httpx.get(server.urls()[0] + "m/a.bin", headers={"Range": f"bytes={first}-{last}"})
+            assert response.status_code == 206 and response.content == data[first:last + 1], (first, last)
+        (tmp_path / f"0.{K}").unlink()  # libtorrent has it (unspooled): zeros, not an error
+        response = httpx.get(server.urls()[0] + "m/a.bin", headers={"Range": f"bytes={K - 50}-{K + 49}"})
+        assert response.status_code == 206 and response.content == bytes(100)
+    finally:
+        server.close()
+
+
 def test_a_piece_libtorrent_already_has_is_filled_with_zeros(tmp_path: Path) -> None:
-    server = SpoolServer(tmp_path, LAYOUT, lanes=1, hold=10, demand=lambda _: None).start()
+    server = SpoolServer(whole_pieces(tmp_path), LAYOUT, lanes=1, hold=10, demand=lambda _: None).start()
     try:
         server.mark_done(3)  # from a host; its spool is gone
         response = httpx.get(server.urls()[0] + "m/dir/b.bin", headers={"Range": "bytes=0-99"})
@@ -102,7 +127,7 @@ def test_a_piece_libtorrent_already_has_is_filled_with_zeros(tmp_path: Path) -> 
 
 
 def test_rotating_gives_every_lane_a_new_url(tmp_path: Path) -> None:
-    server = SpoolServer(tmp_path, LAYOUT, lanes=3, hold=1, demand=lambda _: None)
+    server = SpoolServer(whole_pieces(tmp_path), LAYOUT, lanes=3, hold=1, demand=lambda _: None)
     try:
         first = server.urls()
         old, new = server.rotate()
