@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -25,7 +26,12 @@ def _bin_dir() -> Path | None:
 
 
 class PostgresServer:
-    def __init__(self) -> None:
+    """``listen``: the address it listens on (another than loopback: clients may connect from any
+    address, without a password); ``wrap``: a command prefix it runs under (a lab host's network
+    namespace, ``Host.argv``). The test process itself connects through the Unix socket, which
+    every network namespace shares."""
+
+    def __init__(self, listen: str = "127.0.0.1", wrap: Callable[..., list[str]] | None = None) -> None:
         bindir = _bin_dir()
         if bindir is None:
             require_debian_package("postgresql", "pg_lsclusters")
@@ -42,14 +48,22 @@ class PostgresServer:
             shutil.chown(self.root, "postgres", "postgres")
             self._as_owner = ["runuser", "-u", "postgres", "--"]
         os.chmod(self.root, 0o755)
+        self.listen = listen
+        self._wrap = wrap
         self._run("initdb", "-D", str(self.data), "--auth=trust", "-U", "postgres", "-E", "UTF8")
+        if listen != "127.0.0.1":  # test data only: trust every address of the lab
+            with open(self.data / "pg_hba.conf", "a") as hba:
+                hba.write("host all all 0.0.0.0/0 trust\n")
         self._run("pg_ctl", "-D", str(self.data), "-w", "-l", str(self.root / "server.log"), "-o",
-                  f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+                  f"-p {self.port} -k {self.root} -c listen_addresses={listen} -c fsync=off "
                   "-c synchronous_commit=off -c max_connections=200", "start")
         self._count = 0
 
     def _run(self, tool: str, *args: str) -> None:
-        result = subprocess.run([*self._as_owner, str(self.bindir / tool), *args], capture_output=True, text=True)
+        argv = [*self._as_owner, str(self.bindir / tool), *args]
+        if tool == "pg_ctl" and "start" in args and self._wrap:
+            argv = self._wrap(*argv)  # the server runs in the namespace
+        result = subprocess.run(argv, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"{tool} failed: {result.stdout}{result.stderr}")
 
@@ -57,10 +71,10 @@ class PostgresServer:
         """A fresh, empty database; returns its SQLAlchemy URL."""
         self._count += 1
         name = f"t{self._count}"
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
+        with psycopg.connect(f"host={self.root} port={self.port} user=postgres dbname=postgres",
                              autocommit=True) as conn:
             conn.execute(f"CREATE DATABASE {name}")
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+        return f"postgresql+psycopg://postgres@{self.listen}:{self.port}/{name}"
 
     def stop(self) -> None:
         try:

@@ -1,11 +1,12 @@
 """Two trackers on one database, as a failover pair: torrents list both (BEP 12, a tier each), and
 the API client moves to the next URL when one cannot be reached. Real tracker processes, libtorrent
-seedbox and client.
-
-Not yet here (issue 21): the pair in network namespaces with one killed mid-deployment."""
+seedbox and client. The pair in network namespaces, one killed mid-deployment: ``test_lab_failover.py``."""
 
 from __future__ import annotations
 
+import socket
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import libtorrent as lt
@@ -50,3 +51,40 @@ def test_with_every_tracker_down_the_error_names_the_last() -> None:
     urls = f"http://127.0.0.1:{free_port()},http://127.0.0.1:{free_port()}"
     with TrackerClient(urls, admin_token=ADMIN) as admin, pytest.raises(ApiError, match="cannot reach the tracker"):
         admin.add_host("h1")
+
+
+@pytest.fixture
+def hangs_up() -> Iterator[str]:
+    """A URL whose server accepts each connection, reads the request and closes without an answer:
+    a tracker killed while it handled the request."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.recv(65536)
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    stop.set()
+    thread.join()
+    listener.close()
+
+
+def test_a_get_cut_off_mid_request_moves_on_and_a_post_is_not_sent_twice(
+        tmp_path: Path, procs: Procs, hangs_up: str) -> None:
+    url = start_tracker(procs, tmp_path / "tracker.db", ADMIN)
+    with TrackerClient(f"{hangs_up},{url}", admin_token=ADMIN) as admin:
+        assert admin.list_hosts() == []  # a GET: sent again to the second
+        assert admin.url == url
+    with TrackerClient(f"{hangs_up},{url}", admin_token=ADMIN) as admin, \
+            pytest.raises(ApiError, match="cannot reach the tracker"):
+        admin.add_host("h1")  # a POST the first may have carried out: not sent again
+    with TrackerClient(url, admin_token=ADMIN) as admin:
+        assert admin.list_hosts() == []

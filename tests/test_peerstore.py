@@ -3,6 +3,8 @@ one database behaving as two tracker workers."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -103,3 +105,16 @@ def test_two_workers_see_each_others_peers(database: str) -> None:
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT count FROM completion").scalar() == 1
     engine.dispose()
+
+
+def test_two_trackers_started_at_once_on_a_fresh_database_both_migrate_it(database: str) -> None:
+    """A failover pair (or several workers) started together: each brings the schema to head; none
+    fails on another's tables (seen before the migration lock: "duplicate key ... alembic_version"
+    on PostgreSQL, "table alembic_version already exists" on SQLite). Separate processes, as trackers are."""
+    code = ("import sys, time; from tracker.db import make_engine; "
+            "time.sleep(max(0.0, float(sys.argv[2]) - time.time())); make_engine(sys.argv[1]).dispose()")
+    at = str(time.time() + 8)  # imported by then: they migrate at the same moment
+    trackers = [subprocess.Popen([sys.executable, "-c", code, database, at], stderr=subprocess.PIPE, text=True)
+                for _ in range(6)]
+    errors = [p.communicate(timeout=120)[1] for p in trackers]
+    assert [p.returncode for p in trackers] == [0] * 6, "\n".join(e[-1500:] for e in errors)

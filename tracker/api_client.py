@@ -19,6 +19,7 @@ from common.manifest import Manifest
 from common.settings import tracker_urls
 
 log = logging.getLogger("modeltorrent.api")
+CONNECT_TIMEOUT = 5.0  # s: a tracker on the same network answers a connect in milliseconds
 
 
 class TrackerClient:
@@ -33,7 +34,10 @@ class TrackerClient:
             headers["Authorization"] = f"Bearer {admin_token}"
         if passkey:
             headers["X-Passkey"] = passkey
-        self._http = httpx.Client(headers=headers, timeout=timeout, verify=tls.http_verify())
+        # A tracker whose host is down does not refuse a connection, it never answers: give up on
+        # it within CONNECT_TIMEOUT, not the whole request timeout, and fail over.
+        limits = httpx.Timeout(timeout, connect=min(timeout, CONNECT_TIMEOUT))
+        self._http = httpx.Client(headers=headers, timeout=limits, verify=tls.http_verify())
 
     def close(self) -> None:
         self._http.close()
@@ -67,11 +71,16 @@ class TrackerClient:
 
     def _failover(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         """The request to the tracker in use; if it cannot be connected to, to the next one (the
-        request never left: safe to send again, POSTs too). Raises the last tracker's error."""
+        request never left: safe to send again, POSTs too). A GET also moves on when the connection
+        breaks under it (a tracker killed mid-request; a GET changes nothing, so sending it again is
+        safe). Raises the last tracker's error."""
+        moves_on: tuple[type[Exception], ...] = (httpx.ConnectError, httpx.ConnectTimeout)
+        if method == "GET":
+            moves_on = (httpx.TransportError,)
         for attempt in range(len(self.urls)):
             try:
                 return self._http.request(method, self.url + path, **kwargs)
-            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            except moves_on as exc:
                 if attempt == len(self.urls) - 1 or tls.is_certificate_error(exc):
                     raise
                 failed = self.url

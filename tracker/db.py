@@ -4,9 +4,12 @@ brings any database to the newest revision and is a no-op when it is there alrea
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import create_engine
 
@@ -43,8 +46,22 @@ def alembic_config() -> Config:
     return config
 
 
+# Any fixed number: the key of the PostgreSQL advisory lock every tracker takes to migrate.
+MIGRATION_LOCK = 0x6D74_7472  # "mttr"
+
+
 def migrate(engine: Engine, revision: str = "head") -> None:
+    """One tracker at a time: a failover pair started together on a fresh PostgreSQL database both
+    created Alembic's table, and the second failed ("duplicate key ... alembic_version"). The lock
+    is the transaction's, so the second waits, then finds the schema at head. SQLite's (several
+    tracker workers, "table alembic_version already exists"): a file lock beside the database."""
     config = alembic_config()
-    with engine.begin() as connection:
+    with contextlib.ExitStack() as stack:
+        if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+            lock = stack.enter_context(open(f"{engine.url.database}.migrate-lock", "a"))
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file is closed
+        connection = stack.enter_context(engine.begin())
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, revision)

@@ -136,3 +136,24 @@ class KillGateway:
         lab.procs.stop(gateway, signal.SIGKILL)
         lab.gone.add(gateway)
         self.host, self.at, self.wall = gateway, elapsed, time.time()
+
+
+@dataclass
+class KillTracker:
+    """SIGKILL the tracker on ``host`` (one of a failover pair: ``Lab(trackers=2)``) for good, once
+    the hosts have received ``fraction`` of the model (``size`` bytes) on average. Records when, and
+    how much every host had then."""
+
+    size: int
+    host: str = "tracker"
+    fraction: float = 0.3
+    at: float | None = None
+    received: dict[str, int] = field(default_factory=dict)
+
+    def poll(self, lab: Lab, elapsed: float, sample: Sample) -> None:
+        if self.at is not None or not sample.hosts:
+            return
+        if sum(sample.hosts.values()) < self.fraction * self.size * len(sample.hosts):
+            return
+        lab.procs.stop(self.host, signal.SIGKILL)
+        self.at, self.received = elapsed, dict(sample.hosts)

@@ -49,8 +49,11 @@ PIECE = 1 << 20  # the torrents' piece size in the lab: tens of pieces for a mod
 
 
 class Lab:
-    def __init__(self, topology: Topology, workdir: Path | None = None, env: dict[str, str] | None = None) -> None:
-        """``env``: settings for every process in the lab (e.g. ``MODELTORRENT_CLIENT_UPLOAD_SLOTS``)."""
+    def __init__(self, topology: Topology, workdir: Path | None = None, env: dict[str, str] | None = None,
+                 trackers: int = 1) -> None:
+        """``env``: settings for every process in the lab (e.g. ``MODELTORRENT_CLIENT_UPLOAD_SLOTS``).
+        ``trackers``: more than one is a failover pair (or more) on one database, which must then be
+        a server they all reach: set ``db_url`` before the services start."""
         self.topology = topology
         self.workdir = (workdir or Path(tempfile.mkdtemp(prefix="modeltorrent-lab-"))).resolve()
         self.procs = Procs(self.workdir / "logs", env=dict(env or {}))
@@ -59,7 +62,10 @@ class Lab:
         dc = Datacenter.build(topology)
         self.fabric, self.storage, self.tracker, self.seedbox = dc.fabric, dc.storage, dc.tracker, dc.seedbox
         self.clients, self.rack_of, self.bridges = dc.clients, dc.rack_of, dc.bridges
-        self.tracker_url = f"http://{self.tracker.ip}:{PORT_TRACKER}"
+        self.trackers = [self.tracker] + [self.fabric.host(f"tracker{i + 1}") for i in range(1, trackers)]
+        self.tracker_urls = [f"http://{t.ip}:{PORT_TRACKER}" for t in self.trackers]
+        self.tracker_url = ",".join(self.tracker_urls)  # every client and CLI fails over along it
+        self.db_url: str | None = None  # None: SQLite in the workdir (one tracker)
         self.argv: dict[str, list[str]] = {}  # each service's command line, to restart it after a fault
         self.gone: set[str] = set()  # hosts a fault took down for good: not waited for
 
@@ -87,11 +93,18 @@ class Lab:
         """The origin (serving ``model``'s parent folder), the tracker."""
         self.procs.start("origin", self.storage.argv(CLI[0], "-m", "tools.demo.origin", "--root", str(model.parent),
                                                      "--host", "0.0.0.0", "--port", str(PORT_ORIGIN)))
-        self.procs.start("tracker", self.tracker.argv(
-            *CLI, "tracker", "serve", "--host", "0.0.0.0", "--port", str(PORT_TRACKER),
-            "--db", f"sqlite:///{self.workdir / 'tracker.db'}", "--interval", str(INTERVAL)),
-            env={"MODELTORRENT_ADMIN_TOKEN": self.token} | (tracker_env or {}))
-        self._wait(lambda: self._answers(self.tracker, f"{self.tracker_url}/healthz"), "the tracker")
+        if len(self.trackers) > 1 and self.db_url is None:
+            raise ValueError("a failover pair needs a database both trackers reach: set Lab.db_url")
+        db = self.db_url or f"sqlite:///{self.workdir / 'tracker.db'}"
+        env = {"MODELTORRENT_ADMIN_TOKEN": self.token} | (tracker_env or {})
+        if len(self.trackers) > 1:  # the torrents list every tracker, a tier each (BEP 12)
+            env["MODELTORRENT_TRACKER_PUBLIC_URL"] = self.tracker_url
+        for host in self.trackers:
+            self.argv[host.name] = host.argv(*CLI, "tracker", "serve", "--host", "0.0.0.0", "--port",
+                                             str(PORT_TRACKER), "--db", db, "--interval", str(INTERVAL))
+            self.procs.start(host.name, self.argv[host.name], env=env)
+        for host, url in zip(self.trackers, self.tracker_urls, strict=True):
+            self._wait(lambda h=host, u=url: self._answers(h, f"{u}/healthz"), f"the tracker on {host.name}")
         self._wait(lambda: self._answers(self.storage, f"http://{self.storage.ip}:{PORT_ORIGIN}/_stats"), "the origin")
 
     def passkey(self, host: Host, location: str, *extra: str) -> str:
@@ -239,6 +252,69 @@ class Lab:
                       self.storage_bytes_sent() - sent_before,
                       sum(timeline[-1].racks.values()), self.topology.racks,
                       [done[h.name] for h in self.clients if h.name in done], cpu.busy(), timeline, done)
+
+    def api(self, call: str, *args: Any, **kwargs: Any) -> Any:
+        """``TrackerClient.<call>(*args, **kwargs)`` with the admin token, from inside the tracker's host and
+        along every tracker URL (as an operator's CLI fails over): its JSON answer."""
+        code = ("import json, sys; from tracker.api_client import TrackerClient; "
+                f"api = TrackerClient({self.tracker_url!r}, admin_token={self.token!r}); "
+                f"args, kwargs = json.loads(sys.argv[1]); print(json.dumps(api.{call}(*args, **kwargs)))")
+        done = subprocess.run(self.tracker.argv(CLI[0], "-c", code, json.dumps([args, kwargs])),
+                              capture_output=True, text=True, cwd=REPO, env=self.env, timeout=60)
+        if done.returncode != 0:
+            raise RuntimeError(f"{call}{args} failed: {done.stderr[-2000:]}")
+        return json.loads(done.stdout)
+
+    def get(self, host: Host, url: str) -> tuple[int, str]:
+        """An HTTP GET from inside ``host``: (status, body)."""
+        code = "import httpx, sys; r = httpx.get(sys.argv[1], timeout=10); print(r.status_code); print(r.text)"
+        done = subprocess.run(host.argv(CLI[0], "-c", code, url), capture_output=True, text=True, env=self.env,
+                              timeout=60, check=True)
+        status, _, body = done.stdout.partition("\n")
+        return int(status), body
+
+    def deploy(self, size: int, piece_size: int = PIECE, *,
+               faults: Sequence[Fault] = ()) -> tuple[Result, dict[str, Any]]:
+        """The way an operator runs it: an agent (``client run``) on every client host, the seedbox,
+        and one deployment job to all of them (``modeltorrent deploy --all``). Waits for every host's
+        activation, then for the job's end; returns the measurement and the job as the tracker
+        ended it. ``faults`` are injected while it runs."""
+        model, size = self._model(size)
+        key = self.workdir / "publisher.key"
+        public = signing.generate_key(key)
+        self.start_services(model)
+        source = f"http://{self.storage.ip}:{PORT_ORIGIN}/m"
+        self.cli(self.tracker, "publish", str(model), "--name", "m", "--version", "1", "--key", str(key),
+                 "--source", source, "--piece-size", str(piece_size), "--tracker", self.tracker_url)
+        seed_key = self.passkey(self.seedbox, "dc1|pod1|seedbox", "--seedbox")
+        keys = {h.name: self.passkey(h, f"dc1|pod1|{self.rack_of[h.name]}") for h in self.clients}
+        for host in self.clients:
+            self.argv[host.name] = host.argv(
+                *CLI, "client", "run", "--tracker", self.tracker_url, "--passkey", keys[host.name],
+                "--root", str(self.workdir / "hosts" / host.name), "--listen", "0.0.0.0:6881",
+                "--trust-key", public, "--poll-interval", "1")
+            self.procs.start(host.name, self.argv[host.name])
+        sent_before = self.storage_bytes_sent()
+        counters = self.fabric.all_counters()
+        cpu = CpuMeter()
+        self.argv["seedbox"] = self.seedbox.argv(
+            *CLI, "seedbox", "run", "m@1", "--tracker", self.tracker_url, "--passkey", seed_key,
+            "--workdir", str(self.workdir / "seedbox"), "--listen", "0.0.0.0:6881", "--trust-key", public)
+        started = time.monotonic()
+        self.procs.start("seedbox", self.argv["seedbox"])
+        job = self.api("deploy", "m", "1", all_hosts=True)
+        done, timeline = self._run_until_done(
+            started, lambda h: (self.workdir / "hosts" / h.name / "m" / "current").exists(), counters, faults)
+        deadline = time.monotonic() + 120
+        while job["state"] not in ("activated", "partially_failed", "failed", "cancelled", "superseded"):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"job {job['id']} still {job['state']} 120 s after every host activated")
+            time.sleep(1)
+            job = self.api("deployment", job["id"])
+        result = Result(len(self.clients), size, max(done.values()), self.topology.bound(size),
+                        self.storage_bytes_sent() - sent_before, sum(timeline[-1].racks.values()), self.topology.racks,
+                        [done[h.name] for h in self.clients if h.name in done], cpu.busy(), timeline, done)
+        return result, job
 
     def close(self) -> None:
         self.procs.stop_all()
