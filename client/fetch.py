@@ -38,6 +38,7 @@ from common.errors import DiskSpaceError, ModeltorrentError, PieceMismatch, Sign
 from common.layout import Layout
 from common.lt_session import Bans, add_params, alert_message, make_session
 from common.manifest import Manifest
+from common.peer_identity import PeerIdentity
 from tracker.api_client import TrackerClient
 
 log = logging.getLogger("modeltorrent.client")
@@ -88,6 +89,15 @@ class Fetcher:
         self.store = ModelStore(settings.root)
         self.on_progress = on_progress
         self.stop = threading.Event()
+        self._identity: PeerIdentity | None = None
+
+    def identity(self, torrent: bytes) -> PeerIdentity | None:
+        """This host's peer certificate for an SSL torrent (``common/peer_certs.py``), else None."""
+        if torrents.peer_ca(torrent) is None:
+            return None
+        if self._identity is None:
+            self._identity = PeerIdentity(self.settings.root / "peer", self.api.peer_certificate)
+        return self._identity
 
     def fetch(self, name: str, version: str, *, seed_for: float = 0.0,
               keep_seeding: Callable[[], bool] | None = None) -> FetchResult:
@@ -224,8 +234,9 @@ class _Run:
         self.save_path = save_path
         self.stripes = stripes
         n = min(s.sessions, stripes)
+        self.identity = fetcher.identity(torrent)  # an SSL torrent: peers must show a certificate
         self.sessions = [make_session(priority.listen_of(s.listen, k), priority.share(
-            priority.caps(s, self.low_priority), n)) for k in range(n)]
+            priority.caps(s, self.low_priority), n), ssl=self.identity is not None) for k in range(n)]
         self.torrents = [torrent] if stripes == 1 else \
             [torrents.stripe_torrent(torrent, k, stripes) for k in range(stripes)]
         self.verified = {i for i in verified if 0 <= i < layout.num_pieces}
@@ -304,7 +315,10 @@ class _Run:
                 )
 
     def _add_all(self, seeding: bool = False) -> list[lt.torrent_handle]:
-        return [self._session_of(k).add_torrent(self._params(k, seeding)) for k in range(self.stripes)]
+        handles = [self._session_of(k).add_torrent(self._params(k, seeding)) for k in range(self.stripes)]
+        if self.identity is not None:
+            self.identity.apply(handles)
+        return handles
 
     def _remove_all(self) -> None:
         for k, handle in enumerate(self.handles):
@@ -359,6 +373,8 @@ class _Run:
 
     def _periodic(self, force: bool = False) -> None:
         now = time.monotonic()
+        if self.identity is not None and self.identity.due():
+            self.identity.apply(self.handles)  # renewed: for the next connections
         if force or now >= self._next_status:
             low = self._low_priority()
             if low != self.low_priority:

@@ -105,8 +105,25 @@ def overrides() -> dict[str, object]:
     return dict(given)
 
 
-def make_session(listen: str, caps: Caps, *, tracker_alerts: bool = False) -> lt.session:
+# An SSL torrent's peers (common/peer_certs.py) connect to a listen socket of their own: the port
+# this far above the plain one (0 stays 0: any).
+SSL_PORT_OFFSET = 1000
+
+
+def ssl_listen(listen: str) -> str:
+    """The SSL listen interfaces beside ``listen`` ("0.0.0.0:6881" -> "0.0.0.0:7881s")."""
+    out = []
+    for one in listen.split(","):
+        host, _, port = one.strip().rpartition(":")
+        out.append(f"{host}:{int(port) + SSL_PORT_OFFSET if port not in ('', '0') else 0}s")
+    return ",".join(out)
+
+
+def make_session(listen: str, caps: Caps, *, tracker_alerts: bool = False, ssl: bool = False) -> lt.session:
+    """``ssl``: also listen for SSL torrents' peers (``ssl_listen``)."""
     tls.for_libtorrent()  # an HTTPS tracker's certificate is checked against the CA bundle, if one is set
+    if ssl:
+        listen = f"{listen},{ssl_listen(listen)}"
     ses = lt.session(settings_pack(listen, caps, tracker_alerts=tracker_alerts))  # type: ignore[call-overload]
     everyone = lt.ip_filter()
     everyone.add_rule("0.0.0.0", "255.255.255.255", 1 << ses.global_peer_class_id)

@@ -54,10 +54,11 @@ class InfoHashes:
 
 
 VERSION_KEY = b"modeltorrent version"
+SSL_CERT_KEY = b"ssl-cert"  # libtorrent's: the root certificate of an SSL torrent, in the info dict
 
 
 def build(layout: Layout, digests: list[PieceDigest], name: str, *, version: str = "", comment: str = "",
-          torrent_format: Format = DEFAULT_FORMAT) -> bytes:
+          torrent_format: Format = DEFAULT_FORMAT, peer_ca: str | None = None) -> bytes:
     """Bencoded private torrent whose top folder is ``name``; ``hybrid`` and ``v1`` need the
     digests' SHA-1 (``hash_tree(..., v1=True)``).
 
@@ -94,6 +95,8 @@ def build(layout: Layout, digests: list[PieceDigest], name: str, *, version: str
     }
     if version:
         info[VERSION_KEY] = version.encode()
+    if peer_ca:
+        info[SSL_CERT_KEY] = peer_ca.encode()
     if hybrid:
         if not all(d.sha1 for d in digests):
             raise ValueError(f"a {torrent_format} torrent needs the pieces' SHA-1 (hash_tree(..., v1=True))")
@@ -110,6 +113,13 @@ def build(layout: Layout, digests: list[PieceDigest], name: str, *, version: str
     if comment:
         meta[b"comment"] = comment.encode()
     return bytes(lt.bencode(meta))
+
+
+def peer_ca(torrent: bytes) -> str | None:
+    """The root certificate an SSL torrent carries (PEM), or None."""
+    meta = cast(dict[bytes, Any], lt.bdecode(torrent))
+    cert = meta.get(b"info", {}).get(SSL_CERT_KEY) if isinstance(meta, dict) else None
+    return cert.decode() if isinstance(cert, bytes) and cert else None
 
 
 def parse(torrent: bytes) -> lt.torrent_info:

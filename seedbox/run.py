@@ -13,6 +13,7 @@ from common import torrent as torrents
 from common.errors import ApiError, SourceError
 from common.metrics_http import serve_metrics
 from common.milestones import Milestones
+from common.peer_identity import PeerIdentity
 from common.ratelimit import TokenBucket
 from seedbox.limits import CappedSource
 from seedbox.metrics import SeedboxCollector
@@ -55,7 +56,9 @@ def run(settings: SeedboxSettings, name: str, version: str, source_uri: str | No
             return True  # cannot tell: wait for the swarm as if it did
 
     stripes = int(api.release(name, version).get("stripes", 1))
-    seeder = Seeder(settings, manifest, layout, torrent, source, swarm_holds, stripes)
+    identity = (PeerIdentity(settings.workdir / "peer", api.peer_certificate)
+                if torrents.peer_ca(torrent) else None)  # an SSL torrent: peers must show a certificate
+    seeder = Seeder(settings, manifest, layout, torrent, source, swarm_holds, stripes, identity)
     if settings.metrics_listen:
         serve_metrics(settings.metrics_listen,
                       SeedboxCollector(manifest.ref, seeder.stats, lambda: source.bytes_read, manifest.total_size))

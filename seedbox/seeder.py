@@ -43,6 +43,7 @@ from common.hashing import piece_root
 from common.layout import Layout
 from common.lt_session import Caps, add_params, alert_message, make_session
 from common.manifest import Manifest
+from common.peer_identity import PeerIdentity
 from seedbox.parts import part_bounds
 from seedbox.settings import SeedboxSettings
 from seedbox.sources import Source
@@ -162,8 +163,10 @@ class Torrents:
 class Seeder:
     def __init__(self, settings: SeedboxSettings, manifest: Manifest, layout: Layout,
                  torrent: bytes, source: Source, swarm_holds: Callable[[], bool] | None = None,
-                 stripes: int = 1) -> None:
+                 stripes: int = 1, identity: PeerIdentity | None = None) -> None:
+        """``identity``: the seedbox's peer certificate, for an SSL torrent (``common/peer_certs.py``)."""
         self.settings = settings
+        self.identity = identity
         self.stripes = stripes
         # Whether any host says it holds pieces of this version (None: assume so). A fresh publish
         # skips the wait for the swarm's bitfields: there is nothing to learn from them.
@@ -283,11 +286,14 @@ class Seeder:
             self._read_to_disk(on_tick)
         ses = make_session(self.settings.listen, Caps(upload_rate=self.settings.upload_rate,
                                                       connections=self.settings.connections,
-                                                      upload_slots=self.settings.upload_slots), tracker_alerts=True)
+                                                      upload_slots=self.settings.upload_slots), tracker_alerts=True,
+                           ssl=self.identity is not None)
         # Striped: libtorrent would check the disk once per stripe's torrent (common/ondisk.py); once here.
         on_disk = (ondisk.written_after_the_save(self.layout, self._expected, self.data_dir, set())
                    if self.stripes > 1 else None)
         handle = Torrents(ses, self.torrent, self.stripes, str(self.data_dir), self.layout.num_pieces, on_disk)
+        if self.identity is not None:
+            self.identity.apply(handle.handles)
         try:
             self.stats.state = "checking"
             while handle.checking():
@@ -554,6 +560,8 @@ class Seeder:
 
     def _tick(self, ses: lt.session, handle: Torrents,
               on_tick: Callable[[IngressStats], None] | None) -> None:
+        if self.identity is not None and self.identity.due():
+            self.identity.apply(handle.handles)  # renewed: for the next connections
         statuses = [h.status() for h in handle.handles]
         self.stats.peers = sum(st.num_peers for st in statuses)
         self.stats.uploaded = sum(st.total_payload_upload for st in statuses)

@@ -122,6 +122,20 @@ class TrackerClient:
             raise
         return True
 
+    def peer_ca(self) -> str | None:
+        """The peer CA's certificate (PEM) where the tracker authenticates peers, else None."""
+        try:
+            return self._request("GET", "/api/peer-ca").text
+        except ApiError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def peer_certificate(self, public_key: str) -> dict[str, Any]:
+        """A certificate for this host's key (passkey): {"certificate": PEM, "expires": Unix time}."""
+        return self._request("POST", "/api/peer-certificate",  # type: ignore[no-any-return]
+                             json={"public_key": public_key}).json()
+
     def list_torrents(self) -> list[dict[str, Any]]:
         return self._request("GET", "/api/torrents").json()  # type: ignore[no-any-return]
 

@@ -169,6 +169,15 @@ class ReleasePublic(SQLModel):
     stripes: int = 1
 
 
+class PeerCertificateRequest(SQLModel):
+    public_key: str  # PEM: the host's own key, which never leaves it
+
+
+class PeerCertificate(SQLModel):
+    certificate: str  # PEM, signed by the peer CA
+    expires: float  # Unix time
+
+
 class StatusReport(SQLModel):
     name: str
     version: str

@@ -19,6 +19,13 @@ class TrackerSettings(BaseSettings):
     # token cross the network in clear.
     tls_cert: str | None = None
     tls_key: str | None = None
+    # Peers that talk only to registered hosts (common/peer_certs.py): the peer CA's PEM certificate
+    # and key, both or neither. With them, torrents must carry the CA (publish puts it in) and each
+    # host gets a certificate for its key, good for peer_cert_hours.
+    peer_ca_cert: str | None = None
+    peer_ca_key: str | None = None
+    peer_cert_hours: float = Field(default=24.0, gt=0, description="how long a host's peer certificate is good "
+                                   "for: the longest a revoked host can still reach peers directly")
     # Base URL written into the torrents handed to hosts; by default the URL the host asked on.
     # Comma-separated for a failover pair: every tracker, each its own tier (BEP 12), first tried first.
     public_url: str | None = None

@@ -216,6 +216,11 @@ def tracker_serve(
                                                   dir_okay=False)] = None,
     tls_key: Annotated[Path | None, typer.Option(help="PEM private key of --tls-cert", exists=True,
                                                  dir_okay=False)] = None,
+    peer_ca_cert: Annotated[Path | None, typer.Option(help="PEM certificate of the peer CA: peers talk only to "
+                                                      "registered hosts (SSL torrents)", exists=True,
+                                                      dir_okay=False)] = None,
+    peer_ca_key: Annotated[Path | None, typer.Option(help="PEM private key of --peer-ca-cert", exists=True,
+                                                     dir_okay=False)] = None,
     interval: Annotated[int | None, typer.Option(help="announce interval, seconds  [default: 60]", min=1)] = None,
     workers: Annotated[int, typer.Option(help="worker processes (state is shared in the database)",
                                          min=1, max=64)] = 1,
@@ -230,8 +235,11 @@ def tracker_serve(
     # Options become the environment, so that every worker builds the same settings from it.
     if (tls_cert is None) != (tls_key is None):
         raise typer.BadParameter("--tls-cert and --tls-key go together")
+    if (peer_ca_cert is None) != (peer_ca_key is None):
+        raise typer.BadParameter("--peer-ca-cert and --peer-ca-key go together")
     for key, value in given(admin_token=admin_token, database_url=database_url, public_url=public_url,
-                            interval=interval, tls_cert=tls_cert, tls_key=tls_key).items():
+                            interval=interval, tls_cert=tls_cert, tls_key=tls_key, peer_ca_cert=peer_ca_cert,
+                            peer_ca_key=peer_ca_key).items():
         os.environ[f"MODELTORRENT_TRACKER_{key.upper()}"] = str(value)
     with contextlib.ExitStack() as cleanup:
         if workers > 1:
@@ -253,6 +261,14 @@ def tracker_serve(
         make_engine(settings.database_url).dispose()  # migrate before workers
         if (settings.tls_cert is None) != (settings.tls_key is None):
             raise typer.BadParameter("MODELTORRENT_TRACKER_TLS_CERT and _TLS_KEY go together")
+        if settings.peer_ca_cert or settings.peer_ca_key:
+            from common import peer_certs
+            if not (settings.peer_ca_cert and settings.peer_ca_key):
+                raise typer.BadParameter("MODELTORRENT_TRACKER_PEER_CA_CERT and _PEER_CA_KEY go together")
+            try:
+                peer_certs.check_ca(Path(settings.peer_ca_cert).read_text(), Path(settings.peer_ca_key).read_text())
+            except (OSError, ValueError) as exc:
+                raise typer.BadParameter(f"the peer CA: {exc}") from exc
         base = f"{'https' if settings.tls_cert else 'http'}://{host}:{port}"
         log_when_ready(host, port, f"tracker ready on {base}: announce {base}/announce, page {base}/, "
                        f"API {base}/docs, metrics {base}/metrics; database {redact_url(settings.database_url)}; "

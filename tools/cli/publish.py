@@ -64,6 +64,7 @@ def publish(
     # Before hours of hashing: the tracker answers, the token is the admin's, the version is free.
     with TrackerClient(tracker, admin_token=admin_token) as api:
         api.list_hosts()
+        peer_ca = api.peer_ca()  # the torrent carries it where the tracker authenticates peers
         if not republish and api.published(name, version):
             raise ModeltorrentError(f"{name}@{version} is already published",
                                     hint="versions do not change: publish under a new --version (or pass "
@@ -77,7 +78,8 @@ def publish(
     manifest = Manifest.create(name=name, version=version, layout=layout, digests=digests, key=key,
                                source=source or root.as_uri())
     built = torrent.build(layout, digests, name, version=version,
-                          comment=f"modeltorrent {manifest.ref} root={manifest.root}", torrent_format=torrent_format)
+                          comment=f"modeltorrent {manifest.ref} root={manifest.root}", torrent_format=torrent_format,
+                          peer_ca=peer_ca)
     if out_dir:
         out_dir.mkdir(parents=True, exist_ok=True)
         (out_dir / f"{name}-{version}.manifest.json").write_bytes(manifest.to_json())

@@ -5,12 +5,15 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
+from fastapi.responses import PlainTextResponse
 from sqlalchemy import or_
 from sqlmodel import col, select
 
+from common import peer_certs
 from common import torrent as torrents
 from common.errors import ModeltorrentError
 from common.manifest import Manifest
@@ -23,6 +26,8 @@ from tracker.models import (
     HostCreated,
     HostPublic,
     HostStatus,
+    PeerCertificate,
+    PeerCertificateRequest,
     Release,
     ReleaseCreate,
     ReleasePublic,
@@ -32,6 +37,7 @@ from tracker.models import (
     published,
     stripe_version,
 )
+from tracker.settings import TrackerSettings
 
 router = APIRouter(prefix="/api")
 
@@ -94,7 +100,7 @@ def _public(release: Release) -> ReleasePublic:
 
 @router.post("/torrents", response_model=ReleasePublic, dependencies=[AdminDep], tags=["torrents"],
              summary="Register a manifest and its torrent (same name@version with other bytes: 409)")
-def add_torrent(body: ReleaseCreate, session: SessionDep, response: Response) -> ReleasePublic:
+def add_torrent(body: ReleaseCreate, session: SessionDep, response: Response, settings: SettingsDep) -> ReleasePublic:
     try:
         manifest = Manifest.model_validate(body.manifest)
         manifest.verify([manifest.publisher])  # self-consistent; hosts decide whom they trust
@@ -115,6 +121,13 @@ def add_torrent(body: ReleaseCreate, session: SessionDep, response: Response) ->
             )
         response.status_code = status.HTTP_200_OK
         return _public(existing)
+    carried, expected = torrents.peer_ca(raw), _peer_ca(settings)
+    if expected and carried != expected[0]:
+        raise HTTPException(422, "refused: this tracker lets peers talk only to registered hosts, and the torrent "
+                            "does not carry its peer CA: publish again with this modeltorrent, which puts it in")
+    if carried and not expected:
+        raise HTTPException(422, "refused: the torrent carries a peer CA but this tracker has none to give hosts "
+                            "certificates from (tracker serve --peer-ca-cert/--peer-ca-key)")
     keys = [h for h in (hashes.v1, hashes.v2_truncated) if h]
     same_bytes = session.exec(select(Release).where(or_(
         col(Release.info_hash_v2).in_(keys), col(Release.info_hash_v1).in_(keys)))).first()
@@ -184,6 +197,38 @@ def get_torrent(name: str, version: str, host: HostDep, session: SessionDep,
         body, media_type="application/x-bittorrent",
         headers={"Content-Disposition": f'attachment; filename="{name}-{version}.torrent"'},
     )
+
+
+# -- peer certificates (common/peer_certs.py) ------------------------------------------------
+
+
+def _peer_ca(settings: TrackerSettings) -> tuple[str, str] | None:
+    """The peer CA's certificate and key (PEM), or None where peers are not authenticated."""
+    if not (settings.peer_ca_cert and settings.peer_ca_key):
+        return None
+    return Path(settings.peer_ca_cert).read_text(), Path(settings.peer_ca_key).read_text()
+
+
+@router.get("/peer-ca", tags=["peers"], response_class=PlainTextResponse,
+            summary="The peer CA's certificate, which publish puts into torrents (404: peers are not authenticated)")
+def get_peer_ca(settings: SettingsDep) -> PlainTextResponse:
+    ca = _peer_ca(settings)
+    if ca is None:
+        raise HTTPException(404, "this tracker does not authenticate peers (no peer CA)")
+    return PlainTextResponse(ca[0], media_type="application/x-pem-file")
+
+
+@router.post("/peer-certificate", response_model=PeerCertificate, tags=["peers"],
+             summary="A certificate for this host's key, signed by the peer CA (host passkey; not for a revoked host)")
+def post_peer_certificate(body: PeerCertificateRequest, host: HostDep, settings: SettingsDep) -> PeerCertificate:
+    ca = _peer_ca(settings)
+    if ca is None:
+        raise HTTPException(404, "this tracker does not authenticate peers (no peer CA)")
+    try:
+        cert = peer_certs.issue(ca[0], ca[1], body.public_key, host.name, settings.peer_cert_hours)
+    except ValueError as exc:
+        raise HTTPException(422, f"refused: {exc}") from exc
+    return PeerCertificate(certificate=cert, expires=peer_certs.expires(cert))
 
 
 # -- status reports ---------------------------------------------------------------------------
