@@ -373,8 +373,8 @@ class _Run:
 
     def _periodic(self, force: bool = False) -> None:
         now = time.monotonic()
-        if self.identity is not None and self.identity.due():
-            self.identity.apply(self.handles)  # renewed: for the next connections
+        if self.identity is not None:
+            self.identity.refresh(self.handles)  # past half its life: renewed, for the next connections
         if force or now >= self._next_status:
             low = self._low_priority()
             if low != self.low_priority:

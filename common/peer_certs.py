@@ -23,8 +23,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 # How long a host's certificate is good for, and so the longest a revoked host can still talk to
-# peers it reaches directly (the tracker stops listing it at once). Hosts renew at half of it.
-DEFAULT_HOURS = 24.0
+# peers it reaches directly (the tracker stops listing it and refuses its announces at once): short
+# lived certificates instead of revocation lists, which libtorrent does not check. Hosts renew at
+# half of it: 10,000 hosts ask the tracker 5.6 times a second.
+DEFAULT_HOURS = 1.0
 
 # RFC 7919's ffdhe2048 group. libtorrent wants DH parameters with every SSL torrent's certificate
 # and raises a torrent error without them ("unsupported (DECODER routines) [dh params]"), which a

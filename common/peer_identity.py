@@ -20,6 +20,7 @@ import libtorrent as lt
 from common import peer_certs
 
 log = logging.getLogger("modeltorrent.peers")
+RETRY = 60.0  # s between attempts to renew while the tracker does not answer
 
 
 class PeerIdentity:
@@ -70,9 +71,20 @@ class PeerIdentity:
         end = peer_certs.expires(cert)
         return end - peer_certs.lifetime(cert) / 2
 
-    def due(self, now: float | None = None) -> bool:
-        """Whether the certificate in use is past half its life."""
-        return self._cert is not None and (time.time() if now is None else now) >= self._renew_at
+    def refresh(self, handles: Iterable[lt.torrent_handle], now: float | None = None) -> None:
+        """Renew a certificate past half its life and give it to ``handles``. A tracker that cannot
+        be reached is asked again a minute later: the certificate in use is good until it expires."""
+        now = time.time() if now is None else now
+        if self._cert is None or now < self._renew_at:
+            return
+        try:
+            self.certificate(now)
+        except Exception as exc:  # noqa: BLE001 (any failure to renew: keep the one in use, try again)
+            self._renew_at = now + RETRY
+            log.warning("could not renew this host's peer certificate (good until %s): %s; trying again in %.0f s",
+                        time.strftime("%H:%M:%S", time.localtime(peer_certs.expires(self._cert))), exc, RETRY)
+            return
+        self.apply(handles)
 
     def apply(self, handles: Iterable[lt.torrent_handle]) -> None:
         """Give every SSL torrent among ``handles`` this host's certificate."""

@@ -560,8 +560,8 @@ class Seeder:
 
     def _tick(self, ses: lt.session, handle: Torrents,
               on_tick: Callable[[IngressStats], None] | None) -> None:
-        if self.identity is not None and self.identity.due():
-            self.identity.apply(handle.handles)  # renewed: for the next connections
+        if self.identity is not None:
+            self.identity.refresh(handle.handles)  # past half its life: renewed, for the next connections
         statuses = [h.status() for h in handle.handles]
         self.stats.peers = sum(st.num_peers for st in statuses)
         self.stats.uploaded = sum(st.total_payload_upload for st in statuses)

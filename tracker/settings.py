@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from common import peer_certs
+
 
 class TrackerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MODELTORRENT_TRACKER_", extra="ignore")
@@ -24,8 +26,9 @@ class TrackerSettings(BaseSettings):
     # host gets a certificate for its key, good for peer_cert_hours.
     peer_ca_cert: str | None = None
     peer_ca_key: str | None = None
-    peer_cert_hours: float = Field(default=24.0, gt=0, description="how long a host's peer certificate is good "
-                                   "for: the longest a revoked host can still reach peers directly")
+    peer_cert_hours: float = Field(default=peer_certs.DEFAULT_HOURS, gt=0,
+                                   description="how long a host's peer certificate is good for: the longest a "
+                                   "revoked host can still reach peers directly")
     # Base URL written into the torrents handed to hosts; by default the URL the host asked on.
     # Comma-separated for a failover pair: every tracker, each its own tier (BEP 12), first tried first.
     public_url: str | None = None

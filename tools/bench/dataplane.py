@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import signing
+from common import peer_certs, signing
 from common.units import parse_size
 from tools.bench.cpu import Sampler, Usage, wait_exited
 from tools.cli.publish import publish
@@ -83,8 +83,9 @@ class Row:
 
 class Bench:
     def __init__(self, work: Path, size: int, piece_size: int, torrent_format: str = "v2", stripes: int = 1,
-                 sessions: int = 1) -> None:
+                 sessions: int = 1, peer_auth: bool = False) -> None:
         self.work = work
+        self.peer_auth = peer_auth
         self.stripes = stripes
         self.piece_size = piece_size
         self.torrent_format = torrent_format
@@ -96,7 +97,14 @@ class Bench:
         self.size = sum(p.stat().st_size for p in self.model.rglob("*") if p.is_file())
         self.key = work / "publisher.key"
         self.public = signing.generate_key(self.key)
-        self.tracker = start_tracker(self.procs, work / "tracker.db", self.token, interval=5)
+        tracker_env = {}
+        if peer_auth:  # SSL torrents: every peer connection over TLS (common/peer_certs.py)
+            ca_cert, ca_key = peer_certs.make_ca()
+            (work / "peer-ca.pem").write_text(ca_cert)
+            (work / "peer-ca.key").write_text(ca_key)
+            tracker_env = {"MODELTORRENT_TRACKER_PEER_CA_CERT": str(work / "peer-ca.pem"),
+                           "MODELTORRENT_TRACKER_PEER_CA_KEY": str(work / "peer-ca.key")}
+        self.tracker = start_tracker(self.procs, work / "tracker.db", self.token, interval=5, env=tracker_env)
         self.origin = start_origin(self.procs, self.model.parent)
         with TrackerClient(self.tracker, admin_token=self.token) as admin:
             self.seed_key = admin.add_host("seedbox", "dc1|pod1|seed", "seedbox")["passkey"]
@@ -219,7 +227,9 @@ class Bench:
                                 f"127.0.0.1:{self.seed_port}"))
         print(_line(rows[-1]), flush=True)
         stages = [("one client", [0], False), ("three clients at once", [1, 2, 3], False)]
-        if self.stripes == 1:  # a striped version has no whole torrent for a stock session to fetch
+        # A striped version has no whole torrent for a stock session to fetch, and an SSL torrent
+        # takes no peer without a certificate from the tracker.
+        if self.stripes == 1 and not self.peer_auth:
             stages.append(("stock libtorrent session", [0], True))
         for stage, hosts, vanilla in stages:
             rows += self.fetch(stage, hosts, vanilla=vanilla)
@@ -265,13 +275,14 @@ def verdicts(rows: list[Row]) -> list[str]:
 
 
 def report(rows: list[Row], size: int, piece_size: int, torrent_format: str, seconds: float,
-           stripes: int = 1, sessions: int = 1) -> str:
+           stripes: int = 1, sessions: int = 1, peer_auth: bool = False) -> str:
     lines = [
         f"# Data-plane benchmark: the host at full speed ({torrent_format} torrent)",
         "",
         f"`python -m tools.bench.dataplane --size {size / GIB:g}GiB --piece-size {piece_size >> 20}MiB "
         f"--format {torrent_format}"
-        + (f" --stripes {stripes} --sessions {sessions}" if stripes > 1 else "") + "` "
+        + (f" --stripes {stripes} --sessions {sessions}" if stripes > 1 else "")
+        + (" --peer-auth" if peer_auth else "") + "` "
         f"({os.cpu_count()} cores, loopback, no caps; {time.strftime('%Y-%m-%d')}; the run took {seconds:.0f} s).",
         "Busiest thread: the one thread of the process that used the most CPU; \"its ceiling\" is the rate "
         "that thread alone caps a host at. Cores at 10 / 25 Gbit/s: the process's CPU per GiB at that rate.",
@@ -292,6 +303,9 @@ def main() -> None:
                         help="publish the model in this many stripes (default: 1; no stock-session stage then)")
     parser.add_argument("--sessions", type=int, default=1,
                         help="libtorrent sessions a client spreads the stripes over (default: 1)")
+    parser.add_argument("--peer-auth", action="store_true",
+                        help="the tracker with a peer CA: SSL torrents, peers talk only to registered hosts "
+                        "(no stock-session stage then)")
     parser.add_argument("--report", type=Path, default=Path("results/dataplane/report.md"),
                         help="where the Markdown report goes (default: results/dataplane/report.md)")
     parser.add_argument("--workdir", type=Path, help="keep everything here (default: a temporary folder, removed)")
@@ -309,14 +323,15 @@ def main() -> None:
         parser.error(f"{work} has {free / GIB:.1f} GiB free; this run needs about {7 * size / GIB:.1f}")
     started = time.monotonic()
     print(HEAD, flush=True)
-    bench = Bench(work, size, piece_size, args.format, args.stripes, args.sessions)
+    bench = Bench(work, size, piece_size, args.format, args.stripes, args.sessions, args.peer_auth)
     try:
         rows = bench.run()
     finally:
         bench.close()
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
-    text = report(rows, bench.size, piece_size, args.format, time.monotonic() - started, args.stripes, args.sessions)
+    text = report(rows, bench.size, piece_size, args.format, time.monotonic() - started, args.stripes, args.sessions,
+                  args.peer_auth)
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(text)
     # The figures as data, for the simulator's per-host ceiling (tools/sim/ceiling.py).
