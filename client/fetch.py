@@ -485,8 +485,9 @@ class _Run:
         steps.append(("swap", time.monotonic()))
         self.progress.state = "activated"
         self._periodic(force=True)
-        log.info("activated %s (%s)", self.manifest.ref, ", ".join(
-            f"{name} {(t - steps[i][1]) * 1000:.1f} ms" for i, (name, t) in enumerate(steps[1:])))
+        log.info("activated %s (%s); %d of %d pieces were verified at the start of this run", self.manifest.ref,
+                 ", ".join(f"{name} {(t - steps[i][1]) * 1000:.1f} ms" for i, (name, t) in enumerate(steps[1:])),
+                 self.verified_at_start, self.layout.num_pieces)
 
     def _move_stripes(self, version_dir: Path) -> None:
         """A striped version's files are every stripe's: the stripes leave the session, the folder

@@ -69,6 +69,8 @@ class OriginServer(ThreadingHTTPServer):
         self.bytes_sent = 0  # delivered: acknowledged by the reader
         self.bytes_written = 0
         self.requests = 0
+        self.failed = 0  # answered 503 (fail_every)
+        self.flipped = 0  # bodies served with a byte flipped (flip_once)
         self.reads: list[tuple[str, int]] = []  # (path, first byte) of every file read, in order
         self.lock = threading.Lock()
 
@@ -89,12 +91,15 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/_stats":
             with self.server.lock:
                 body = json.dumps({"bytes_sent": self.server.bytes_sent, "bytes_written": self.server.bytes_written,
-                                   "requests": self.server.requests, "reads": self.server.reads}).encode()
+                                   "requests": self.server.requests, "reads": self.server.reads,
+                                   "flipped": self.server.flipped, "failed": self.server.failed}).encode()
             return self._send(200, body, "application/json")
         with self.server.lock:
             self.server.requests += 1
             n = self.server.requests
         if self.server.fail_every and n % self.server.fail_every == 0:
+            with self.server.lock:
+                self.server.failed += 1
             return self._send(503, b"try again", "text/plain")
         generated = self.server.generated
         if generated is not None:
@@ -152,6 +157,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not at <= flip < at + len(chunk):
                 return chunk
             self.server.flip_once = -1
+            self.server.flipped += 1
         i = flip - at
         return chunk[:i] + bytes([chunk[i] ^ 0x01]) + chunk[i + 1:]
 

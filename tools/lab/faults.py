@@ -157,3 +157,18 @@ class KillTracker:
             return
         lab.procs.stop(self.host, signal.SIGKILL)
         self.at, self.received = elapsed, dict(sample.hosts)
+
+
+@dataclass
+class RestartTracker:
+    """SIGKILL the tracker ``at`` seconds in and start it again at once with the same command (as
+    systemd would): its state is the database's."""
+
+    at: float
+    done_at: float | None = None
+
+    def poll(self, lab: Lab, elapsed: float, sample: Sample) -> None:
+        if self.done_at is None and elapsed >= self.at:
+            lab.procs.stop("tracker", signal.SIGKILL)
+            lab.procs.start("tracker", lab.argv["tracker"])
+            self.done_at = elapsed

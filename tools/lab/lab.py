@@ -66,6 +66,7 @@ class Lab:
         self.tracker_urls = [f"http://{t.ip}:{PORT_TRACKER}" for t in self.trackers]
         self.tracker_url = ",".join(self.tracker_urls)  # every client and CLI fails over along it
         self.db_url: str | None = None  # None: SQLite in the workdir (one tracker)
+        self.origin_args: list[str] = []  # e.g. ["--fail-every", "7"]: external storage's faults (tools/demo/origin.py)
         self.argv: dict[str, list[str]] = {}  # each service's command line, to restart it after a fault
         self.gone: set[str] = set()  # hosts a fault took down for good: not waited for
 
@@ -92,7 +93,8 @@ class Lab:
     def start_services(self, model: Path, tracker_env: dict[str, str] | None = None) -> None:
         """The origin (serving ``model``'s parent folder), the tracker."""
         self.procs.start("origin", self.storage.argv(CLI[0], "-m", "tools.demo.origin", "--root", str(model.parent),
-                                                     "--host", "0.0.0.0", "--port", str(PORT_ORIGIN)))
+                                                     "--host", "0.0.0.0", "--port", str(PORT_ORIGIN),
+                                                     *self.origin_args))
         if len(self.trackers) > 1 and self.db_url is None:
             raise ValueError("a failover pair needs a database both trackers reach: set Lab.db_url")
         db = self.db_url or f"sqlite:///{self.workdir / 'tracker.db'}"
