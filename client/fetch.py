@@ -17,13 +17,16 @@ seconds), and for an unfinished torrent it marks no piece as had anyway.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import random
 import shutil
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import libtorrent as lt
 
@@ -34,7 +37,8 @@ from client.settings import ClientSettings
 from client.store import ModelStore
 from common import ondisk
 from common import torrent as torrents
-from common.errors import DiskSpaceError, ModeltorrentError, PieceMismatch, SignatureError, TorrentMismatch
+from common.backoff import backoff_delay
+from common.errors import ApiError, DiskSpaceError, ModeltorrentError, PieceMismatch, SignatureError, TorrentMismatch
 from common.layout import Layout
 from common.lt_session import Bans, add_params, alert_message, make_session
 from common.manifest import Manifest
@@ -42,6 +46,8 @@ from common.peer_identity import PeerIdentity
 from tracker.api_client import TrackerClient
 
 log = logging.getLogger("modeltorrent.client")
+_rng = random.Random()  # retry jitter: spread, not secrecy
+T = TypeVar("T")
 
 
 @dataclass
@@ -91,6 +97,21 @@ class Fetcher:
         self.stop = threading.Event()
         self._identity: PeerIdentity | None = None
 
+    def _ask(self, call: Callable[[], T]) -> T:
+        """``call`` to the tracker, again with backoff while the tracker cannot be reached (no HTTP
+        answer at all), for up to ``tracker_wait`` seconds. Raises the last ApiError."""
+        deadline = time.monotonic() + self.settings.tracker_wait
+        for attempt in itertools.count(1):
+            try:
+                return call()
+            except ApiError as exc:
+                delay = backoff_delay(attempt, 0.5, 10.0, _rng)
+                if exc.status is not None or time.monotonic() + delay > deadline or self.stop.is_set():
+                    raise
+                log.warning("%s; asking again in %.1f s", exc, delay)
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
     def identity(self, torrent: bytes) -> PeerIdentity | None:
         """This host's peer certificate for an SSL torrent (``common/peer_certs.py``), else None."""
         if torrents.peer_ca(torrent) is None:
@@ -115,11 +136,11 @@ class Fetcher:
         if not self.settings.trusted_keys:
             raise SignatureError("no trusted publisher keys are configured",
                                  hint="pass --trust-key with the publisher's .pub key")
-        manifest = self.api.manifest(name, version)
+        manifest = self._ask(lambda: self.api.manifest(name, version))
         layout = manifest.verify(self.settings.trusted_keys)
-        torrent = self.api.torrent(name, version)
+        torrent = self._ask(lambda: self.api.torrent(name, version))
         torrents.check_matches(torrent, manifest)  # the stripes are derived from it (same files and hashes)
-        stripes = int(self.api.release(name, version).get("stripes", 1))
+        stripes = int(self._ask(lambda: self.api.release(name, version)).get("stripes", 1))
 
         save_path = version_dir if version_dir.is_dir() else self.store.staging(name, version)
         verified = ondisk.still_there(self.store.load_verified(name, version), layout, save_path)

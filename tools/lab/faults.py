@@ -170,5 +170,5 @@ class RestartTracker:
     def poll(self, lab: Lab, elapsed: float, sample: Sample) -> None:
         if self.done_at is None and elapsed >= self.at:
             lab.procs.stop("tracker", signal.SIGKILL)
-            lab.procs.start("tracker", lab.argv["tracker"])
+            lab.procs.start("tracker", lab.argv["tracker"], env=lab.tracker_env)
             self.done_at = elapsed

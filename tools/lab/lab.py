@@ -66,6 +66,7 @@ class Lab:
         self.tracker_urls = [f"http://{t.ip}:{PORT_TRACKER}" for t in self.trackers]
         self.tracker_url = ",".join(self.tracker_urls)  # every client and CLI fails over along it
         self.db_url: str | None = None  # None: SQLite in the workdir (one tracker)
+        self.tracker_env: dict[str, str] = {}
         self.origin_args: list[str] = []  # e.g. ["--fail-every", "7"]: external storage's faults (tools/demo/origin.py)
         self.argv: dict[str, list[str]] = {}  # each service's command line, to restart it after a fault
         self.gone: set[str] = set()  # hosts a fault took down for good: not waited for
@@ -101,6 +102,7 @@ class Lab:
         env = {"MODELTORRENT_ADMIN_TOKEN": self.token} | (tracker_env or {})
         if len(self.trackers) > 1:  # the torrents list every tracker, a tier each (BEP 12)
             env["MODELTORRENT_TRACKER_PUBLIC_URL"] = self.tracker_url
+        self.tracker_env = env  # to restart one (tools/lab/faults.py)
         for host in self.trackers:
             self.argv[host.name] = host.argv(*CLI, "tracker", "serve", "--host", "0.0.0.0", "--port",
                                              str(PORT_TRACKER), "--db", db, "--interval", str(INTERVAL))
@@ -238,7 +240,9 @@ class Lab:
                 "--root", str(self.workdir / "hosts" / host.name), "--listen", "0.0.0.0:6881",
                 "--trust-key", public, "--seed-for", "-1")
             self.procs.start(host.name, self.argv[host.name])
-        self._wait(lambda: self._announces() >= len(self.clients) * stripes, "every host's first announce")
+        # Hosts given up on before the start (a full disk) never announce.
+        self._wait(lambda: self._announces() >= (len(self.clients) - len(self.gone)) * stripes,
+                   "every host's first announce")
         sent_before = self.storage_bytes_sent()  # measured at the storage: counts across seedbox restarts
         counters = self.fabric.all_counters()
         cpu = CpuMeter()
