@@ -17,7 +17,6 @@ seconds), and for an unfinished torrent it marks no piece as had anyway.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import random
 import shutil
@@ -37,13 +36,12 @@ from client.settings import ClientSettings
 from client.store import ModelStore
 from common import ondisk
 from common import torrent as torrents
-from common.backoff import backoff_delay
-from common.errors import ApiError, DiskSpaceError, ModeltorrentError, PieceMismatch, SignatureError, TorrentMismatch
+from common.errors import DiskSpaceError, ModeltorrentError, PieceMismatch, SignatureError, TorrentMismatch
 from common.layout import Layout
 from common.lt_session import Bans, add_params, alert_message, make_session
 from common.manifest import Manifest
 from common.peer_identity import PeerIdentity
-from tracker.api_client import TrackerClient
+from tracker.api_client import TrackerClient, patiently
 
 log = logging.getLogger("modeltorrent.client")
 _rng = random.Random()  # retry jitter: spread, not secrecy
@@ -98,19 +96,7 @@ class Fetcher:
         self._identity: PeerIdentity | None = None
 
     def _ask(self, call: Callable[[], T]) -> T:
-        """``call`` to the tracker, again with backoff while the tracker cannot be reached (no HTTP
-        answer at all), for up to ``tracker_wait`` seconds. Raises the last ApiError."""
-        deadline = time.monotonic() + self.settings.tracker_wait
-        for attempt in itertools.count(1):
-            try:
-                return call()
-            except ApiError as exc:
-                delay = backoff_delay(attempt, 0.5, 10.0, _rng)
-                if exc.status is not None or time.monotonic() + delay > deadline or self.stop.is_set():
-                    raise
-                log.warning("%s; asking again in %.1f s", exc, delay)
-                time.sleep(delay)
-        raise AssertionError("unreachable")
+        return patiently(call, self.settings.tracker_wait, self.stop)
 
     def identity(self, torrent: bytes) -> PeerIdentity | None:
         """This host's peer certificate for an SSL torrent (``common/peer_certs.py``), else None."""

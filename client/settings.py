@@ -28,9 +28,6 @@ class ClientSettings(PeerSettings, StoreSettings):
 
     download_rate: int = Field(default=0, ge=0, description="bytes/s, 0 = unlimited")
     resume_interval: float = 5.0
-    # How long a fetch keeps asking a tracker it cannot reach for the manifest and torrent before it
-    # gives up (a host restarted while the tracker restarts, seen in the soak): with backoff.
-    tracker_wait: float = Field(default=120.0, ge=0)
     # Free space kept beyond the model when checking the disk before a download.
     disk_reserve: int = 256 * 1024 * 1024
     dscp: int = Field(default=0, ge=0, le=63, description="DSCP mark on peer connections (0: none)")

@@ -21,6 +21,10 @@ class PeerSettings(BaseSettings):
     connections: int = Field(default=200, ge=0)
     upload_slots: int = Field(default=UPLOAD_SLOTS, ge=1, description="peers uploaded to at once")
     status_interval: float = 1.0
+    # How long a fetch or the seedbox keeps asking a tracker it cannot reach for the manifest and
+    # torrent at its start before it gives up (restarted while the tracker restarts: seen in the
+    # soak, tools/lab/soak.py), with backoff.
+    tracker_wait: float = Field(default=120.0, ge=0)
     metrics_listen: str | None = Field(default=None, description="host:port for Prometheus /metrics")
 
 

@@ -20,7 +20,7 @@ from seedbox.metrics import SeedboxCollector
 from seedbox.seeder import IngressStats, Seeder
 from seedbox.settings import SeedboxSettings
 from seedbox.sources import Source, open_source
-from tracker.api_client import BackgroundReporter, TrackerClient
+from tracker.api_client import BackgroundReporter, TrackerClient, patiently
 
 log = logging.getLogger("modeltorrent.seedbox")
 
@@ -38,10 +38,11 @@ def _redacted(uri: str) -> str:
 def run(settings: SeedboxSettings, name: str, version: str, source_uri: str | None = None) -> None:
     """Seed ``name@version`` until SIGINT/SIGTERM. Raises ModeltorrentError subclasses."""
     api = TrackerClient(settings.tracker_url, passkey=settings.passkey.get_secret_value())
-    manifest = api.manifest(name, version)
+    # (Re)started while the tracker restarts: wait for it a while rather than exit.
+    manifest = patiently(lambda: api.manifest(name, version), settings.tracker_wait)
     # The seedbox trusts the publishers it is told to, and by default the one that signed.
     layout = manifest.verify(settings.trusted_keys or [manifest.publisher])
-    torrent = api.torrent(name, version)
+    torrent = patiently(lambda: api.torrent(name, version), settings.tracker_wait)
     torrents.check_matches(torrent, manifest)
     uri = source_uri or manifest.source
     if not uri:
@@ -55,7 +56,7 @@ def run(settings: SeedboxSettings, name: str, version: str, source_uri: str | No
         except ApiError:
             return True  # cannot tell: wait for the swarm as if it did
 
-    stripes = int(api.release(name, version).get("stripes", 1))
+    stripes = int(patiently(lambda: api.release(name, version), settings.tracker_wait).get("stripes", 1))
     identity = (PeerIdentity(settings.workdir / "peer", api.peer_certificate)
                 if torrents.peer_ca(torrent) else None)  # an SSL torrent: peers must show a certificate
     seeder = Seeder(settings, manifest, layout, torrent, source, swarm_holds, stripes, identity)

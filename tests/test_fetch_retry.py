@@ -35,7 +35,7 @@ class Flaky:
 def test_the_start_of_a_fetch_waits_for_an_unreachable_tracker(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failures: list[ApiError], wait: float, calls: int,
         raises: bool) -> None:
-    monkeypatch.setattr("client.fetch.time.sleep", lambda _s: None)
+    monkeypatch.setattr("tracker.api_client.time.sleep", lambda _s: None)
     settings = ClientSettings(tracker_url="http://t", passkey="k", root=tmp_path, tracker_wait=wait)  # type: ignore[arg-type]
     fetcher = Fetcher(settings, api=None)  # type: ignore[arg-type]
     call = Flaky(list(failures))

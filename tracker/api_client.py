@@ -6,19 +6,25 @@ Other components import this module only, never the tracker's server code.
 from __future__ import annotations
 
 import base64
+import itertools
 import logging
+import random
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import httpx
 
 from common import tls
+from common.backoff import backoff_delay
 from common.errors import ApiError
 from common.manifest import Manifest
 from common.settings import tracker_urls
 
 log = logging.getLogger("modeltorrent.api")
+_rng = random.Random()  # retry jitter: spread, not secrecy
+T = TypeVar("T")
 CONNECT_TIMEOUT = 5.0  # s: a tracker on the same network answers a connect in milliseconds
 
 
@@ -180,6 +186,24 @@ class TrackerClient:
 
     def cancel(self, job_id: int) -> dict[str, Any]:
         return self._request("POST", f"/api/deployments/{job_id}/cancel").json()  # type: ignore[no-any-return]
+
+
+def patiently(call: Callable[[], T], wait: float, stop: threading.Event | None = None) -> T:
+    """``call`` to the tracker, again with backoff while the tracker cannot be reached (no HTTP answer
+    at all), for up to ``wait`` seconds: a host or seedbox (re)started while the tracker restarts
+    (seen in the soak, tools/lab/soak.py). An answer, even a refusal, is final. Raises the last
+    ApiError."""
+    deadline = time.monotonic() + wait
+    for attempt in itertools.count(1):
+        try:
+            return call()
+        except ApiError as exc:
+            delay = backoff_delay(attempt, 0.5, 10.0, _rng)
+            if exc.status is not None or time.monotonic() + delay > deadline or (stop and stop.is_set()):
+                raise
+            log.warning("%s; asking again in %.1f s", exc, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 class BackgroundReporter:

@@ -154,6 +154,9 @@ class Lab:
                 proc = self.procs.procs[host.name]
                 if host.name not in done and proc.poll() is not None and proc.returncode != 0:
                     raise RuntimeError(f"{host.name} exited: {self.procs.log(host.name)[-2000:]}")
+            seedbox = self.procs.procs.get("seedbox")
+            if seedbox is not None and seedbox.poll() not in (None, 0):  # the hosts would wait for it forever
+                raise RuntimeError(f"the seedbox exited: {self.procs.log('seedbox')[-2000:]}")
             return len(done) == len(self.clients) - len(self.gone)
 
         self._wait(all_done, "every host done", timeout=3600)

@@ -175,8 +175,12 @@ def main() -> None:
         size = parse_size(args.size)
     except ValueError as exc:
         parser.error(str(exc))
+    import os
     import shutil
     import tempfile
+
+    if args.workdir:  # each round's logs and hosts' folders stay there
+        os.environ["MODELTORRENT_LAB_KEEP"] = "1"
 
     rounds: list[Round] = []
     started = time.monotonic()
