@@ -38,7 +38,7 @@ from common import ondisk
 from common import torrent as torrents
 from common.errors import DiskSpaceError, ModeltorrentError, PieceMismatch, SignatureError, TorrentMismatch
 from common.layout import Layout
-from common.lt_session import Bans, add_params, alert_message, make_session
+from common.lt_session import BAN_HOURS, Bans, add_params, alert_message, make_session
 from common.manifest import Manifest
 from common.peer_identity import PeerIdentity
 from tracker.api_client import TrackerClient, patiently
@@ -255,7 +255,9 @@ class _Run:
         self._flushed: set[int] = set()
         self.checked = False
         self.hash_failures = 0
-        self.bans = Bans()
+        self.bans = Bans(path=s.root / "banned.json")  # kept across restarts
+        if again := self.bans.restore(self.sessions):
+            log.warning("still refusing %s: banned within the last %.0f h", ", ".join(sorted(again)), BAN_HOURS)
         self.fresh_starts = 0  # the torrent taken out and added again after a ban (below)
         self._start_afresh = False
         self.downloaded = 0

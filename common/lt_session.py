@@ -14,7 +14,9 @@ import ipaddress
 import json
 import os
 import re
+import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import libtorrent as lt
 
@@ -132,9 +134,14 @@ def make_session(listen: str, caps: Caps, *, tracker_alerts: bool = False, ssl: 
     return ses
 
 
+# How long a host keeps refusing an address it banned, across its restarts: long enough to outlast
+# a deployment, short enough that an address handed to a new, honest host later is not shunned.
+BAN_HOURS = 24.0
+
+
 @dataclass
 class Bans:
-    """Addresses this session will not talk to again, once libtorrent has banned a peer there.
+    """Addresses this host will not talk to again, once libtorrent has banned a peer there.
 
     libtorrent bans an entry of its peer list, an (address, port). With
     ``allow_multiple_connections_per_ip`` a banned host that connects back arrives from a new port,
@@ -142,11 +149,32 @@ class Bans:
     each round of its junk cost its honest rack-mates trust points (they had sent blocks of the same
     pieces) until one was banned too. So a ban blocks the whole address in the session's IP filter,
     for both directions. Loopback is left alone: on one machine every peer shares it.
+
+    ``path``: where bans are kept (with when), so that a restarted client still refuses them. Seen
+    in the soak (tools/lab/soak.py): a client killed after banning the attacker forgot it, took its
+    junk again, and banned an honest rack-mate whose blocks shared the failed pieces.
     """
 
     blocked: set[str] = field(default_factory=set)
+    path: Path | None = None
+    _since: dict[str, float] = field(default_factory=dict)
 
-    def ban(self, ses: lt.session | list[lt.session], address: str) -> bool:
+    def restore(self, ses: lt.session | list[lt.session], now: float | None = None) -> set[str]:
+        """Block again the addresses banned within ``BAN_HOURS`` (kept at ``path``); returns them."""
+        if self.path is None or not self.path.exists():
+            return set()
+        now = time.time() if now is None else now
+        try:
+            kept = {str(a): float(t) for a, t in json.loads(self.path.read_text()).items()}
+        except (ValueError, AttributeError, TypeError):
+            return set()  # unreadable: start clean rather than fail the download
+        self._since = {a: t for a, t in kept.items() if now - t < BAN_HOURS * 3600}
+        self.blocked |= set(self._since)
+        if self.blocked:
+            self._apply(ses)
+        return set(self._since)
+
+    def ban(self, ses: lt.session | list[lt.session], address: str, now: float | None = None) -> bool:
         """Block ``address`` (in each of the sessions, one per stripe); False if it is loopback or
         already blocked."""
         try:
@@ -155,12 +183,21 @@ class Bans:
         except ValueError:
             return False
         self.blocked.add(address)
+        self._since[address] = time.time() if now is None else now
+        self._apply(ses)
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self._since))
+            os.replace(tmp, self.path)
+        return True
+
+    def _apply(self, ses: lt.session | list[lt.session]) -> None:
         rules = lt.ip_filter()
         for blocked in self.blocked:
             rules.add_rule(blocked, blocked, 1)  # 1: ip_filter.blocked; libtorrent drops their connections
         for one in ses if isinstance(ses, list) else [ses]:
             one.set_ip_filter(rules)
-        return True
 
 
 def listen_port(ses: lt.session) -> int:

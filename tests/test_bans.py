@@ -3,10 +3,13 @@ with several connections per IP allowed, a banned host connecting back would arr
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import libtorrent as lt
 import pytest
 
-from common.lt_session import Bans, Caps, make_session
+from common.lt_session import BAN_HOURS, Bans, Caps, make_session
 
 
 @pytest.fixture(scope="module")
@@ -36,3 +39,21 @@ def test_earlier_bans_stay_blocked_and_others_stay_open(session: lt.session) -> 
     bans.ban(session, "10.0.0.2")
     rules = session.get_ip_filter()
     assert [rules.access(a) for a in ("10.0.0.1", "10.0.0.2", "10.0.0.3", "127.0.0.1")] == [1, 1, 0, 0]
+
+
+@pytest.mark.parametrize(("age_hours", "kept"), [(0.1, True), (BAN_HOURS - 0.5, True), (BAN_HOURS + 0.5, False)])
+def test_a_restarted_client_still_refuses_whom_it_banned(tmp_path: Path, age_hours: float, kept: bool) -> None:
+    """Seen in the soak: a client killed after banning the attacker forgot the ban, took its junk
+    again, and banned an honest rack-mate that had sent blocks of the same pieces."""
+    now = time.time()
+    first = make_session("127.0.0.1:0", Caps())
+    Bans(path=tmp_path / "banned.json").ban(first, "10.9.9.9", now=now - age_hours * 3600)
+    restarted = make_session("127.0.0.1:0", Caps())
+    bans = Bans(path=tmp_path / "banned.json")
+    assert bans.restore(restarted, now) == ({"10.9.9.9"} if kept else set())
+    assert restarted.get_ip_filter().access("10.9.9.9") == (1 if kept else 0)
+
+
+def test_an_unreadable_ban_file_starts_clean(tmp_path: Path, session: lt.session) -> None:
+    (tmp_path / "banned.json").write_text("{not json")
+    assert Bans(path=tmp_path / "banned.json").restore(session) == set()

@@ -75,7 +75,9 @@ def _full_disk(root: Path, size: int) -> None:
 
 def one_round(number: int, rng: random.Random, size: int, workdir: Path) -> Round:
     out = Round(number)
-    lab = Lab(TOPOLOGY, workdir)
+    # INFO: a client's activation line says how many pieces it took as verified at its start; the
+    # peer alerts say what led to a ban.
+    lab = Lab(TOPOLOGY, workdir, env={"MODELTORRENT_LOG": "INFO", "MODELTORRENT_LT_DEBUG": "1"})
     clients = [h.name for h in lab.clients]
     full = rng.choice(clients)
     killed = rng.choice([c for c in clients if c != full])
