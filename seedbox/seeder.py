@@ -401,6 +401,8 @@ class Seeder:
         reading: dict[int, list[Future[None]]] = {}  # a piece's parts being read (seedbox/parts.py)
         offered: dict[int, float] = {}  # whole in the spool and wanted from the web seed: since when
         attempts: dict[int, int] = {}  # reads of a piece whose bytes libtorrent rejected
+        failing: dict[int, float] = {}  # pieces whose reads the source keeps failing: since when
+        retries: dict[int, int] = {}
         rotate_when_ready: set[int] = set()
         done: set[int] = set()
         next_tick = next_look = 0.0
@@ -495,8 +497,20 @@ class Seeder:
                         if not all(future.done() for future in futures):
                             continue
                         del reading[index]
-                        for future in futures:
-                            future.result()  # raises if the source failed
+                        failed = next((f.exception() for f in futures if f.exception() is not None), None)
+                        if failed is not None:
+                            # Each read had its retries; the piece is asked again, with a longer
+                            # backoff each time, until the source has failed it for source_patience
+                            # seconds: a source down for a minute must not end a day's ingest.
+                            since = failing.setdefault(index, now)
+                            if not isinstance(failed, SourceError) or now - since > self.settings.source_patience:
+                                raise failed
+                            retries[index] = retries.get(index, 0) + 1
+                            log.warning("reading piece %d failed (%s); asking again (for %.0f s so far)",
+                                        index, failed, now - since)
+                            reading[index] = read(index, retries[index])
+                            continue
+                        failing.pop(index, None)
                         self.stats.bytes_ingested += self.layout.pieces[index].length
                         if index in done:  # a host gave it to libtorrent while it was being read
                             unflushed.append(index)

@@ -20,6 +20,8 @@ class SeedboxSettings(PeerSettings):
     read_part_min: int = Field(default=MIN_PART, ge=1, description="smallest range of a piece a lane reads: "
                                "a piece is read by up to fetch_concurrency lanes at once, in parts of at least this")
     fetch_retries: int = Field(default=3, ge=0)
+    source_patience: float = Field(default=600.0, ge=0, description="seconds a piece's reads may keep failing "
+                                   "(each after its fetch_retries) before the seedbox gives up")
     source_timeout: float = Field(default=60.0, gt=0, description="seconds without a byte from the source "
                                   "before a read is given up and retried (from where it stopped)")
     ingress_rate: int = Field(default=0, ge=0, description="bytes/s read from the source, 0 = unlimited")

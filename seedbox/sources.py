@@ -106,6 +106,9 @@ class HttpSource(_Counter):
         headers = {"Range": f"bytes={offset}-{offset + length - 1}"}
         try:
             with self._http.stream("GET", url, headers=headers) as response:
+                if response.status_code >= 500:  # the server's trouble: retried, with backoff
+                    raise SourceError(f"GET {url} answered {response.status_code}",
+                                      hint="external storage is failing; check it")
                 if response.status_code != 206:
                     raise SourceError(
                         f"GET {url} answered {response.status_code}, not 206 Partial Content",

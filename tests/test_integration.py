@@ -467,6 +467,28 @@ def test_a_seedbox_restarted_empty_reads_first_what_no_host_holds(
     assert final["bytes_read_from_source"] == len(order) * piece
 
 
+def test_a_source_failing_half_its_reads_slows_the_ingest_but_does_not_end_it(
+        tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path) -> None:  # type: ignore[no-untyped-def]
+    """No retries within a read (FETCH_RETRIES 0) and every second request a 503: a piece whose
+    read failed is asked again (source_patience) instead of ending the ingest (seen in the soak:
+    four 503s in a row on one piece stopped the seedbox)."""
+    piece = 256 * KiB
+    origin = start_origin(procs, tmp_path, fail_every=2)
+    publish_model(tmp_path, tracker_url, publisher_key, {"w.safetensors": 12 * piece}, piece_size=piece,
+                  source=f"{origin}/external-m-1")
+    seedbox = admin.add_host("seedbox", role="seedbox")["passkey"]
+    start_seedbox(procs, tmp_path, tracker_url, seedbox, env={"MODELTORRENT_SEEDBOX_FETCH_RETRIES": "0"})
+    status = tmp_path / "seedbox" / "status" / "m@1.json"
+    wait_until(lambda: status.exists() and json.loads(status.read_text())["state"] == "seeding", 120,
+               "the seedbox seeding")
+    assert httpx.get(f"{origin}/_stats").json()["failed"] >= 5
+    assert "asking again" in procs.log("seedbox")
+    done = run_client(tmp_path, tracker_url, admin.add_host("h1")["passkey"], "h1")
+    assert done.returncode == 0, done.stderr
+    Manifest.from_json((tmp_path / "out" / "m-1.manifest.json").read_bytes()).verify_data(
+        ModelStore(tmp_path / "hosts" / "h1").current("m"))
+
+
 @pytest.mark.parametrize("parts", [1, 4], ids=["whole-pieces", "4-parts-a-piece"])
 def test_a_seedbox_killed_mid_ingest_reads_again_only_what_was_not_on_its_disk(
         tmp_path: Path, procs: Procs, tracker_url: str, admin, publisher_key: Path, parts: int) -> None:  # type: ignore[no-untyped-def]
