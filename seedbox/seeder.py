@@ -497,7 +497,7 @@ class Seeder:
                         if not all(future.done() for future in futures):
                             continue
                         del reading[index]
-                        failed = next((f.exception() for f in futures if f.exception() is not None), None)
+                        failed = next((e for e in (f.exception() for f in futures) if e is not None), None)
                         if failed is not None:
                             # Each read had its retries; the piece is asked again, with a longer
                             # backoff each time, until the source has failed it for source_patience

@@ -56,13 +56,14 @@ class PostgresServer:
                 hba.write("host all all 0.0.0.0/0 trust\n")
         self._run("pg_ctl", "-D", str(self.data), "-w", "-l", str(self.root / "server.log"), "-o",
                   f"-p {self.port} -k {self.root} -c listen_addresses={listen} -c fsync=off "
-                  "-c synchronous_commit=off -c max_connections=200", "start")
+                  "-c synchronous_commit=off -c max_connections=200", "start", wrap=True)
         self._count = 0
 
-    def _run(self, tool: str, *args: str) -> None:
+    def _run(self, tool: str, *args: str, wrap: bool = False) -> None:
+        """``wrap``: run it under ``self._wrap`` (the server's own process, in its namespace)."""
         argv = [*self._as_owner, str(self.bindir / tool), *args]
-        if tool == "pg_ctl" and "start" in args and self._wrap:
-            argv = self._wrap(*argv)  # the server runs in the namespace
+        if wrap and self._wrap:
+            argv = self._wrap(*argv)
         result = subprocess.run(argv, capture_output=True, text=True)
         if result.returncode != 0:
             raise RuntimeError(f"{tool} failed: {result.stdout}{result.stderr}")

@@ -224,16 +224,9 @@ class Lab:
         host at once (streaming seedbox, rack-aware peer lists). ``stock``: plain BitTorrent
         instead, the seedbox seeding only once it has the whole model and the tracker handing
         out peers at random. ``faults`` (tools/lab/faults.py) are injected while it runs."""
-        model, size = self._model(size)
-        key = self.workdir / "publisher.key"
-        public = signing.generate_key(key)
-        self.start_services(model, {"MODELTORRENT_TRACKER_RACK_AWARE": "false"} if stock else None)
-        source = f"http://{self.storage.ip}:{PORT_ORIGIN}/m"
-        self.cli(self.tracker, "publish", str(model), "--name", "m", "--version", "1", "--key", str(key),
-                 "--source", source, "--piece-size", str(piece_size), "--tracker", self.tracker_url,
-                 "--stripes", str(stripes), *(["--format", torrent_format] if torrent_format else []))
-        seed_key = self.passkey(self.seedbox, "dc1|pod1|seedbox", "--seedbox")
-        keys = {h.name: self.passkey(h, f"dc1|pod1|{self.rack_of[h.name]}") for h in self.clients}
+        size, public, seed_key, keys = self._publish(
+            size, piece_size, {"MODELTORRENT_TRACKER_RACK_AWARE": "false"} if stock else None,
+            "--stripes", str(stripes), *(["--format", torrent_format] if torrent_format else []))
         # The hosts' agents run all the time in a datacenter: here they start first and the clock
         # starts once each has announced (seven Python processes starting at once on two cores
         # would otherwise add seconds that no datacenter host spends).
@@ -250,16 +243,39 @@ class Lab:
         counters = self.fabric.all_counters()
         cpu = CpuMeter()
         started = time.monotonic()
+        self._start_seedbox(seed_key, public, {"MODELTORRENT_SEEDBOX_STREAM": "false"} if stock else None)
+        done, timeline = self._run_until_done(started, self._activated, counters, faults)
+        return self._result(size, done, timeline, sent_before, cpu)
+
+    def _publish(self, size: int, piece_size: int, tracker_env: dict[str, str] | None,
+                 *extra: str) -> tuple[int, str, str, dict[str, str]]:
+        """Generate a model of ``size`` bytes, start the services, publish it as ``m@1`` (``extra``:
+        more publish options) and register the seedbox and every client host. Returns the model's
+        size, the publisher's public key, the seedbox's passkey and each host's."""
+        model, size = self._model(size)
+        key = self.workdir / "publisher.key"
+        public = signing.generate_key(key)
+        self.start_services(model, tracker_env)
+        source = f"http://{self.storage.ip}:{PORT_ORIGIN}/m"
+        self.cli(self.tracker, "publish", str(model), "--name", "m", "--version", "1", "--key", str(key),
+                 "--source", source, "--piece-size", str(piece_size), "--tracker", self.tracker_url, *extra)
+        seed_key = self.passkey(self.seedbox, "dc1|pod1|seedbox", "--seedbox")
+        keys = {h.name: self.passkey(h, f"dc1|pod1|{self.rack_of[h.name]}") for h in self.clients}
+        return size, public, seed_key, keys
+
+    def _start_seedbox(self, seed_key: str, public: str, env: dict[str, str] | None = None) -> None:
         self.argv["seedbox"] = self.seedbox.argv(
             *CLI, "seedbox", "run", "m@1", "--tracker", self.tracker_url, "--passkey", seed_key,
             "--workdir", str(self.workdir / "seedbox"), "--listen", "0.0.0.0:6881", "--trust-key", public)
-        self.procs.start("seedbox", self.argv["seedbox"],
-                         env={"MODELTORRENT_SEEDBOX_STREAM": "false"} if stock else None)
-        done, timeline = self._run_until_done(
-            started, lambda h: (self.workdir / "hosts" / h.name / "m" / "current").exists(), counters, faults)
+        self.procs.start("seedbox", self.argv["seedbox"], env=env)
+
+    def _activated(self, host: Host) -> bool:
+        return (self.workdir / "hosts" / host.name / "m" / "current").exists()
+
+    def _result(self, size: int, done: dict[str, float], timeline: list[Sample], sent_before: int,
+                cpu: CpuMeter) -> Result:
         return Result(len(self.clients), size, max(done.values()), self.topology.bound(size),
-                      self.storage_bytes_sent() - sent_before,
-                      sum(timeline[-1].racks.values()), self.topology.racks,
+                      self.storage_bytes_sent() - sent_before, sum(timeline[-1].racks.values()), self.topology.racks,
                       [done[h.name] for h in self.clients if h.name in done], cpu.busy(), timeline, done)
 
     def api(self, call: str, *args: Any, **kwargs: Any) -> Any:
@@ -288,15 +304,7 @@ class Lab:
         and one deployment job to all of them (``modeltorrent deploy --all``). Waits for every host's
         activation, then for the job's end; returns the measurement and the job as the tracker
         ended it. ``faults`` are injected while it runs."""
-        model, size = self._model(size)
-        key = self.workdir / "publisher.key"
-        public = signing.generate_key(key)
-        self.start_services(model)
-        source = f"http://{self.storage.ip}:{PORT_ORIGIN}/m"
-        self.cli(self.tracker, "publish", str(model), "--name", "m", "--version", "1", "--key", str(key),
-                 "--source", source, "--piece-size", str(piece_size), "--tracker", self.tracker_url)
-        seed_key = self.passkey(self.seedbox, "dc1|pod1|seedbox", "--seedbox")
-        keys = {h.name: self.passkey(h, f"dc1|pod1|{self.rack_of[h.name]}") for h in self.clients}
+        size, public, seed_key, keys = self._publish(size, piece_size, None)
         for host in self.clients:
             self.argv[host.name] = host.argv(
                 *CLI, "client", "run", "--tracker", self.tracker_url, "--passkey", keys[host.name],
@@ -306,24 +314,17 @@ class Lab:
         sent_before = self.storage_bytes_sent()
         counters = self.fabric.all_counters()
         cpu = CpuMeter()
-        self.argv["seedbox"] = self.seedbox.argv(
-            *CLI, "seedbox", "run", "m@1", "--tracker", self.tracker_url, "--passkey", seed_key,
-            "--workdir", str(self.workdir / "seedbox"), "--listen", "0.0.0.0:6881", "--trust-key", public)
         started = time.monotonic()
-        self.procs.start("seedbox", self.argv["seedbox"])
+        self._start_seedbox(seed_key, public)
         job = self.api("deploy", "m", "1", all_hosts=True)
-        done, timeline = self._run_until_done(
-            started, lambda h: (self.workdir / "hosts" / h.name / "m" / "current").exists(), counters, faults)
+        done, timeline = self._run_until_done(started, self._activated, counters, faults)
         deadline = time.monotonic() + 120
         while job["state"] not in ("activated", "partially_failed", "failed", "cancelled", "superseded"):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"job {job['id']} still {job['state']} 120 s after every host activated")
             time.sleep(1)
             job = self.api("deployment", job["id"])
-        result = Result(len(self.clients), size, max(done.values()), self.topology.bound(size),
-                        self.storage_bytes_sent() - sent_before, sum(timeline[-1].racks.values()), self.topology.racks,
-                        [done[h.name] for h in self.clients if h.name in done], cpu.busy(), timeline, done)
-        return result, job
+        return self._result(size, done, timeline, sent_before, cpu), job
 
     def close(self) -> None:
         self.procs.stop_all()

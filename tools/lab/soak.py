@@ -26,10 +26,13 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import random
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -179,10 +182,6 @@ def main() -> None:
         size = parse_size(args.size)
     except ValueError as exc:
         parser.error(str(exc))
-    import os
-    import shutil
-    import tempfile
-
     if args.workdir:  # each round's logs and hosts' folders stay there
         os.environ["MODELTORRENT_LAB_KEEP"] = "1"
 
