@@ -103,7 +103,8 @@ class Fetcher:
         if torrents.peer_ca(torrent) is None:
             return None
         if self._identity is None:
-            self._identity = PeerIdentity(self.settings.root / "peer", self.api.peer_certificate)
+            self._identity = PeerIdentity(self.settings.root / "peer", self.api.peer_certificate,
+                                          self.api.peer_revocations)
         return self._identity
 
     def fetch(self, name: str, version: str, *, seed_for: float = 0.0,
@@ -384,6 +385,8 @@ class _Run:
         now = time.monotonic()
         if self.identity is not None:
             self.identity.refresh(self.handles)  # past half its life: renewed, for the next connections
+            if (revoked := self.identity.revoked()) is not None and (new := self.bans.revoke(self.sessions, revoked)):
+                log.warning("refusing peers at %s: their hosts were revoked", ", ".join(sorted(new)))
         if force or now >= self._next_status:
             low = self._low_priority()
             if low != self.low_priority:

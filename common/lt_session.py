@@ -57,8 +57,13 @@ def settings_pack(listen: str, caps: Caps, *, announce_interval_floor: int = 5,
     )
     if tracker_alerts:  # tracker replies: a few per announce interval
         mask |= lt.alert_category.tracker
-    if os.environ.get("MODELTORRENT_LT_DEBUG"):  # peers and trackers too, for troubleshooting
+    debug = os.environ.get("MODELTORRENT_LT_DEBUG", "")
+    if debug:  # peers and trackers too, for troubleshooting
         mask |= lt.alert_category.connect | lt.alert_category.tracker
+    if debug in ("2", "3"):  # libtorrent's own log of each torrent (hash checks, bans and why)
+        mask |= lt.alert_category.torrent_log
+    if debug == "3":  # and of each peer connection: every request and block (thousands a second)
+        mask |= lt.alert_category.peer_log
     return {
         "listen_interfaces": listen,
         "user_agent": USER_AGENT,
@@ -158,6 +163,9 @@ class Bans:
     blocked: set[str] = field(default_factory=set)
     path: Path | None = None
     _since: dict[str, float] = field(default_factory=dict)
+    # Addresses of revoked hosts, as the tracker last listed them (common/peer_identity.py): refused
+    # too, loopback included (the tracker lists no address an honest host shares), not kept on disk.
+    revoked: set[str] = field(default_factory=set)
 
     def restore(self, ses: lt.session | list[lt.session], now: float | None = None) -> set[str]:
         """Block again the addresses banned within ``BAN_HOURS`` (kept at ``path``); returns them."""
@@ -192,9 +200,24 @@ class Bans:
             os.replace(tmp, self.path)
         return True
 
+    def revoke(self, ses: lt.session | list[lt.session], addresses: set[str]) -> set[str]:
+        """Refuse ``addresses`` (and no longer those revoked before that are not among them); the
+        addresses newly refused. libtorrent closes their open connections."""
+        valid = set()
+        for address in addresses:
+            try:
+                valid.add(str(ipaddress.ip_address(address)))
+            except ValueError:
+                continue
+        new = valid - self.revoked
+        if valid != self.revoked:
+            self.revoked = valid
+            self._apply(ses)
+        return new
+
     def _apply(self, ses: lt.session | list[lt.session]) -> None:
         rules = lt.ip_filter()
-        for blocked in self.blocked:
+        for blocked in self.blocked | self.revoked:
             rules.add_rule(blocked, blocked, 1)  # 1: ip_filter.blocked; libtorrent drops their connections
         for one in ses if isinstance(ses, list) else [ses]:
             one.set_ip_filter(rules)

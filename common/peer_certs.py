@@ -22,11 +22,16 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
-# How long a host's certificate is good for, and so the longest a revoked host can still talk to
-# peers it reaches directly (the tracker stops listing it and refuses its announces at once): short
-# lived certificates instead of revocation lists, which libtorrent does not check. Hosts renew at
-# half of it: 10,000 hosts ask the tracker 5.6 times a second.
+# How long a host's certificate is good for: the longest a revoked host's address is refused by
+# peers on the tracker's word (REVOCATION_POLL), after which TLS refuses the certificate itself;
+# libtorrent checks no revocation lists. Hosts renew at half of it: 10,000 hosts ask the tracker
+# 5.6 times a second.
 DEFAULT_HOURS = 1.0
+# s between a host's questions to the tracker for the addresses of revoked hosts, which it then
+# refuses, open connections included (tracker/revocations.py): the longest a revoked host keeps a
+# connection. 10,000 hosts ask 330 times a second, small GETs; the announces of a 30-s interval
+# come as often.
+REVOCATION_POLL = 30.0
 
 # RFC 7919's ffdhe2048 group. libtorrent wants DH parameters with every SSL torrent's certificate
 # and raises a torrent error without them ("unsupported (DECODER routines) [dh params]"), which a

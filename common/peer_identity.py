@@ -24,12 +24,18 @@ RETRY = 60.0  # s between attempts to renew while the tracker does not answer
 
 
 class PeerIdentity:
-    def __init__(self, directory: Path, issue: Callable[[str], dict[str, Any]]) -> None:
+    """``issue``: the tracker's signature of a public key; ``revocations``: the tracker's list of
+    addresses to refuse (``tracker/revocations.py``), asked as often as the tracker says."""
+
+    def __init__(self, directory: Path, issue: Callable[[str], dict[str, Any]],
+                 revocations: Callable[[], dict[str, Any]] | None = None) -> None:
         self.directory = directory
         self.issue = issue
+        self.revocations = revocations
         self._cert: str | None = None
         self._key: str | None = None
         self._renew_at = 0.0
+        self._poll_at = 0.0
 
     def _load_key(self) -> str:
         path = self.directory / "peer.key"
@@ -85,6 +91,22 @@ class PeerIdentity:
                         time.strftime("%H:%M:%S", time.localtime(peer_certs.expires(self._cert))), exc, RETRY)
             return
         self.apply(handles)
+
+    def revoked(self, now: float | None = None) -> set[str] | None:
+        """The addresses of revoked hosts, when it is time to ask the tracker again; else None (also
+        while the tracker does not answer: what was refused stays refused)."""
+        now = time.monotonic() if now is None else now
+        if self.revocations is None or now < self._poll_at:
+            return None
+        try:
+            got = self.revocations()
+        except Exception as exc:  # noqa: BLE001 (a tracker down or old: ask again later)
+            self._poll_at = now + peer_certs.REVOCATION_POLL
+            log.warning("could not ask the tracker which peers are revoked: %s; asking again in %.0f s",
+                        exc, peer_certs.REVOCATION_POLL)
+            return None
+        self._poll_at = now + float(got.get("poll") or peer_certs.REVOCATION_POLL)
+        return {str(a) for a in got.get("addresses", [])}
 
     def apply(self, handles: Iterable[lt.torrent_handle]) -> None:
         """Give every SSL torrent among ``handles`` this host's certificate."""

@@ -57,7 +57,7 @@ def run(settings: SeedboxSettings, name: str, version: str, source_uri: str | No
             return True  # cannot tell: wait for the swarm as if it did
 
     stripes = int(patiently(lambda: api.release(name, version), settings.tracker_wait).get("stripes", 1))
-    identity = (PeerIdentity(settings.workdir / "peer", api.peer_certificate)
+    identity = (PeerIdentity(settings.workdir / "peer", api.peer_certificate, api.peer_revocations)
                 if torrents.peer_ca(torrent) else None)  # an SSL torrent: peers must show a certificate
     seeder = Seeder(settings, manifest, layout, torrent, source, swarm_holds, stripes, identity)
     if settings.metrics_listen:

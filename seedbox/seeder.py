@@ -41,7 +41,7 @@ from common.backoff import backoff_delay
 from common.errors import PieceMismatch, SourceError
 from common.hashing import piece_root
 from common.layout import Layout
-from common.lt_session import Caps, add_params, alert_message, make_session
+from common.lt_session import Bans, Caps, add_params, alert_message, make_session
 from common.manifest import Manifest
 from common.peer_identity import PeerIdentity
 from seedbox.parts import part_bounds
@@ -167,6 +167,7 @@ class Seeder:
         """``identity``: the seedbox's peer certificate, for an SSL torrent (``common/peer_certs.py``)."""
         self.settings = settings
         self.identity = identity
+        self.bans = Bans()  # the addresses of revoked hosts (peer authentication), refused
         self.stripes = stripes
         # Whether any host says it holds pieces of this version (None: assume so). A fresh publish
         # skips the wait for the swarm's bitfields: there is nothing to learn from them.
@@ -576,6 +577,8 @@ class Seeder:
               on_tick: Callable[[IngressStats], None] | None) -> None:
         if self.identity is not None:
             self.identity.refresh(handle.handles)  # past half its life: renewed, for the next connections
+            if (revoked := self.identity.revoked()) is not None and (new := self.bans.revoke(ses, revoked)):
+                log.warning("refusing peers at %s: their hosts were revoked", ", ".join(sorted(new)))
         statuses = [h.status() for h in handle.handles]
         self.stats.peers = sum(st.num_peers for st in statuses)
         self.stats.uploaded = sum(st.total_payload_upload for st in statuses)

@@ -57,3 +57,18 @@ def test_a_restarted_client_still_refuses_whom_it_banned(tmp_path: Path, age_hou
 def test_an_unreadable_ban_file_starts_clean(tmp_path: Path, session: lt.session) -> None:
     (tmp_path / "banned.json").write_text("{not json")
     assert Bans(path=tmp_path / "banned.json").restore(session) == set()
+
+
+def test_revoked_hosts_are_refused_with_the_bans_and_let_in_again_when_no_longer_listed(
+        session: lt.session, tmp_path: Path) -> None:
+    bans = Bans(path=tmp_path / "banned.json")
+    bans.ban(session, "10.0.0.1")
+    assert bans.revoke(session, {"10.0.0.9", "127.0.0.7", "junk"}) == {"10.0.0.9", "127.0.0.7"}
+    rules = session.get_ip_filter()
+    # Loopback too (the tracker lists no address an honest host shares); the ban stays.
+    assert [rules.access(a) for a in ("10.0.0.1", "10.0.0.9", "127.0.0.7", "10.0.0.3")] == [1, 1, 1, 0]
+    assert bans.revoke(session, {"10.0.0.9", "127.0.0.7"}) == set()  # nothing new
+    bans.revoke(session, {"127.0.0.7"})  # 10.0.0.9 registered again
+    rules = session.get_ip_filter()
+    assert [rules.access(a) for a in ("10.0.0.1", "10.0.0.9", "127.0.0.7")] == [1, 0, 1]
+    assert "127.0.0.7" not in (tmp_path / "banned.json").read_text()  # the tracker's word, not kept

@@ -131,3 +131,68 @@ def test_a_torrent_without_the_peer_ca_is_refused_where_peers_are_authenticated(
                                 "MODELTORRENT_TRACKER_PEER_CA_KEY": str(tmp_path / "ca.key")})
     with TrackerClient(strict, admin_token=ADMIN) as admin, pytest.raises(Exception, match="peer CA"):
         admin.register(manifest, raw)
+
+
+def test_peers_cut_off_a_revoked_host_within_a_poll_though_its_certificate_is_still_good(
+        tmp_path: Path, procs: Procs, publisher_key: Path) -> None:
+    """A revoked host holding a good certificate and an open connection: the seedbox, told by the
+    tracker (``GET /api/peer-revocations``), closes it and refuses it again. The host is a
+    libtorrent session on an address of its own (127.0.0.7), downloading slowly."""
+    ca_cert, ca_key = peer_certs.make_ca()
+    (tmp_path / "peer-ca.pem").write_text(ca_cert)
+    (tmp_path / "peer-ca.key").write_text(ca_key)
+    url = start_tracker(procs, tmp_path / "tracker.db", ADMIN, interval=2,
+                        env={"MODELTORRENT_TRACKER_PEER_CA_CERT": str(tmp_path / "peer-ca.pem"),
+                             "MODELTORRENT_TRACKER_PEER_CA_KEY": str(tmp_path / "peer-ca.key"),
+                             "MODELTORRENT_TRACKER_PEER_REVOCATION_POLL": "1"})
+    publish_model(tmp_path, url, publisher_key, {"w.safetensors": 4 * MiB}, piece_size=256 * 1024,
+                  source=str(tmp_path / "external-m-1"))
+    with TrackerClient(url, admin_token=ADMIN) as admin:
+        seedbox = admin.add_host("seedbox", role="seedbox")["passkey"]
+        h1 = admin.add_host("h1")["passkey"]
+        h2 = admin.add_host("h2")["passkey"]
+    with TrackerClient(url, passkey=h2) as api:
+        torrent = api.torrent("m", "1")  # announcing as h2 (from its own address)
+    port = free_pair()
+    start_seedbox(procs, tmp_path, url, seedbox, extra=("--listen", f"127.0.0.1:{port}"))
+    wait_until(lambda: "seeding" in procs.log("seedbox"), 60, "the seedbox seeding")
+
+    own = "127.0.0.7"
+    key = peer_certs.new_key()
+    with httpx.Client(transport=httpx.HTTPTransport(local_address=own)) as http:
+        answer = http.post(f"{url}/api/peer-certificate", json={"public_key": key.public}, headers={"X-Passkey": h2})
+    answer.raise_for_status()
+    ses = lt.session({"listen_interfaces": f"{own}:0,{own}:0s", "outgoing_interfaces": own,
+                      "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False})
+    params = lt.add_torrent_params()
+    params.ti = lt.torrent_info(torrent)
+    params.save_path = str(tmp_path / "h2")
+    handle = ses.add_torrent(params)
+    handle.set_download_limit(64 * 1024)  # 4 MiB take a minute (a session's limit spares local peers)
+    handle.set_ssl_certificate_buffer(answer.json()["certificate"], key.key, peer_certs.DH_PARAMS)
+    handle.connect_peer(("127.0.0.1", port + SSL_PORT_OFFSET))
+    wait_until(lambda: handle.status().total_payload_download > 0, 30, "the host getting bytes")
+    assert handle.status().num_peers == 1
+
+    with TrackerClient(url, passkey=h1) as api:
+        assert api.peer_revocations()["addresses"] == []
+    httpx.delete(f"{url}/api/hosts/h2", headers={"Authorization": f"Bearer {ADMIN}"}).raise_for_status()
+    with TrackerClient(url, passkey=h1) as api:
+        # Its own address, not the one it shares with honest hosts (127.0.0.1: none here).
+        assert api.peer_revocations()["addresses"] == [own]
+    wait_until(lambda: f"refusing peers at {own}" in procs.log("seedbox"), 20, "the seedbox refusing the revoked host")
+    wait_until(lambda: handle.status().num_peers == 0, 10, "the revoked host's connection closed")
+    got = handle.status().total_payload_download
+    assert got < 4 * MiB
+    for _ in range(3):  # and it cannot come back, though its certificate is good for an hour
+        handle.connect_peer(("127.0.0.1", port + SSL_PORT_OFFSET))
+        time.sleep(1)
+    assert handle.status().total_payload_download == got
+    assert handle.status().num_peers == 0
+    del ses
+
+    # Registered again, the address is no longer refused.
+    with TrackerClient(url, admin_token=ADMIN) as admin:
+        admin.add_host("h2")
+    with TrackerClient(url, passkey=h1) as api:
+        assert api.peer_revocations()["addresses"] == []

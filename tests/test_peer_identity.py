@@ -80,3 +80,29 @@ def test_check_ca(cert: str, key: str, error: str | None) -> None:
     else:
         with pytest.raises(ValueError, match=error):
             peer_certs.check_ca(cert, key)
+
+
+def test_the_revoked_addresses_are_asked_as_often_as_the_tracker_says_and_kept_while_it_is_down(
+        tmp_path: Path) -> None:
+    answers: list[dict[str, Any] | Exception] = [
+        {"addresses": ["10.0.0.9"], "poll": 5.0}, ConnectionError("down"), {"addresses": [], "poll": 5.0}]
+    asked: list[float] = []
+
+    def revocations() -> dict[str, Any]:
+        asked.append(now)
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    identity = PeerIdentity(tmp_path, Tracker().issue, revocations)
+    now = 100.0
+    assert identity.revoked(now) == {"10.0.0.9"}
+    assert identity.revoked(now + 4.9) is None  # not yet
+    now += 5.0
+    assert identity.revoked(now) is None  # the tracker is down: what is refused stays so
+    assert identity.revoked(now + peer_certs.REVOCATION_POLL - 0.1) is None
+    now += peer_certs.REVOCATION_POLL
+    assert identity.revoked(now) == set()
+    assert asked == [100.0, 105.0, 105.0 + peer_certs.REVOCATION_POLL]
+    assert PeerIdentity(tmp_path, Tracker().issue).revoked(0.0) is None  # not asked: no revocations call

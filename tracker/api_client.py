@@ -142,6 +142,10 @@ class TrackerClient:
         return self._request("POST", "/api/peer-certificate",  # type: ignore[no-any-return]
                              json={"public_key": public_key}).json()
 
+    def peer_revocations(self) -> dict[str, Any]:
+        """{"addresses": [ip, ...] of revoked hosts to refuse as peers, "poll": seconds} (passkey)."""
+        return self._request("GET", "/api/peer-revocations").json()  # type: ignore[no-any-return]
+
     def list_torrents(self) -> list[dict[str, Any]]:
         return self._request("GET", "/api/torrents").json()  # type: ignore[no-any-return]
 

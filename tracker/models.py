@@ -26,6 +26,7 @@ class Host(SQLModel, table=True):
     passkey: str = Field(index=True, unique=True)
     revoked: bool = False
     created_at: float = Field(default_factory=now)
+    revoked_at: float | None = None  # peers refuse its addresses for peer_cert_hours after (tracker/revocations.py)
 
 
 class Release(SQLModel, table=True):
@@ -68,6 +69,15 @@ class Peer(SQLModel, table=True):
     downloaded: int = Field(default=0, sa_type=BigInteger)
     last_seen: float = Field(default_factory=now, index=True)
     expires: float = Field(default=0.0, index=True)  # leaves the swarm then, unless it announces again
+
+
+class PeerAddress(SQLModel, table=True):
+    """An address a host was seen at as a peer: where it asked for a peer certificate, and where it
+    announced from when it was revoked. Peers refuse a revoked host's addresses (tracker/revocations.py)."""
+
+    host_id: int = Field(foreign_key="host.id", primary_key=True)
+    ip: str = Field(primary_key=True)
+    seen_at: float = Field(default_factory=now)
 
 
 class HostStatus(SQLModel, table=True):
@@ -176,6 +186,11 @@ class PeerCertificateRequest(SQLModel):
 class PeerCertificate(SQLModel):
     certificate: str  # PEM, signed by the peer CA
     expires: float  # Unix time
+
+
+class PeerRevocations(SQLModel):
+    addresses: list[str]  # refuse peers there: their hosts were revoked, their certificates may still be good
+    poll: float  # s: ask again this often
 
 
 class StatusReport(SQLModel):

@@ -29,6 +29,9 @@ class TrackerSettings(BaseSettings):
     peer_cert_hours: float = Field(default=peer_certs.DEFAULT_HOURS, gt=0,
                                    description="how long a host's peer certificate is good for: the longest a "
                                    "revoked host can still reach peers directly")
+    peer_revocation_poll: float = Field(default=peer_certs.REVOCATION_POLL, gt=0,
+                                        description="how often hosts ask which addresses to refuse (revoked hosts): "
+                                        "the longest a revoked host keeps a connection it holds")
     # Base URL written into the torrents handed to hosts; by default the URL the host asked on.
     # Comma-separated for a failover pair: every tracker, each its own tier (BEP 12), first tried first.
     public_url: str | None = None

@@ -80,7 +80,9 @@ def one_round(number: int, rng: random.Random, size: int, workdir: Path) -> Roun
     out = Round(number)
     # INFO: a client's activation line says how many pieces it took as verified at its start; the
     # peer alerts say what led to a ban.
-    lab = Lab(TOPOLOGY, workdir, env={"MODELTORRENT_LOG": "INFO", "MODELTORRENT_LT_DEBUG": "1"})
+    lab = Lab(TOPOLOGY, workdir, env={
+        "MODELTORRENT_LOG": os.environ.get("MODELTORRENT_LOG", "INFO"),
+        "MODELTORRENT_LT_DEBUG": os.environ.get("MODELTORRENT_LT_DEBUG", "1")})
     clients = [h.name for h in lab.clients]
     full = rng.choice(clients)
     killed = rng.choice([c for c in clients if c != full])

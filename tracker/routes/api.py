@@ -18,7 +18,7 @@ from common import torrent as torrents
 from common.errors import ModeltorrentError
 from common.manifest import Manifest
 from common.settings import tracker_urls
-from tracker import deployments
+from tracker import deployments, revocations
 from tracker.deps import AdminDep, DirectoryDep, HostDep, OptionalHostDep, SessionDep, SettingsDep, is_admin
 from tracker.models import (
     Host,
@@ -28,6 +28,7 @@ from tracker.models import (
     HostStatus,
     PeerCertificate,
     PeerCertificateRequest,
+    PeerRevocations,
     Release,
     ReleaseCreate,
     ReleasePublic,
@@ -53,7 +54,7 @@ def add_host(body: HostCreate, session: SessionDep, response: Response, director
     if host is None:
         host = Host(name=body.name, location=body.location, role=body.role, passkey=secrets.token_hex(16))
     else:
-        host.location, host.role, host.revoked = body.location, body.role, False
+        host.location, host.role, host.revoked, host.revoked_at = body.location, body.role, False, None
     session.add(host)
     session.commit()
     session.refresh(host)
@@ -74,7 +75,10 @@ def revoke_host(name: str, session: SessionDep, directory: DirectoryDep) -> Host
     host = session.exec(select(Host).where(Host.name == name)).first()
     if host is None:
         raise HTTPException(404, f"no host named {name!r}")
-    host.revoked = True
+    if not host.revoked:
+        host.revoked, host.revoked_at = True, now()
+        assert host.id is not None
+        revocations.record_announced(session, host.id)  # where peers must refuse it (its certificate lives on)
     session.add(host)
     session.commit()
     session.refresh(host)
@@ -220,7 +224,8 @@ def get_peer_ca(settings: SettingsDep) -> PlainTextResponse:
 
 @router.post("/peer-certificate", response_model=PeerCertificate, tags=["peers"],
              summary="A certificate for this host's key, signed by the peer CA (host passkey; not for a revoked host)")
-def post_peer_certificate(body: PeerCertificateRequest, host: HostDep, settings: SettingsDep) -> PeerCertificate:
+def post_peer_certificate(body: PeerCertificateRequest, host: HostDep, settings: SettingsDep,
+                          session: SessionDep, request: Request) -> PeerCertificate:
     ca = _peer_ca(settings)
     if ca is None:
         raise HTTPException(404, "this tracker does not authenticate peers (no peer CA)")
@@ -228,7 +233,19 @@ def post_peer_certificate(body: PeerCertificateRequest, host: HostDep, settings:
         cert = peer_certs.issue(ca[0], ca[1], body.public_key, host.name, settings.peer_cert_hours)
     except ValueError as exc:
         raise HTTPException(422, f"refused: {exc}") from exc
+    assert host.id is not None
+    revocations.record(session, host.id, request.client.host if request.client else None)
+    session.commit()
     return PeerCertificate(certificate=cert, expires=peer_certs.expires(cert))
+
+
+@router.get("/peer-revocations", response_model=PeerRevocations, tags=["peers"],
+            summary="Addresses of revoked hosts whose peer certificates may still be good: refuse them (host passkey)")
+def get_peer_revocations(host: HostDep, settings: SettingsDep, session: SessionDep) -> PeerRevocations:
+    if _peer_ca(settings) is None:
+        raise HTTPException(404, "this tracker does not authenticate peers (no peer CA)")
+    return PeerRevocations(addresses=revocations.addresses(session, settings.peer_cert_hours * 3600),
+                           poll=settings.peer_revocation_poll)
 
 
 # -- status reports ---------------------------------------------------------------------------
