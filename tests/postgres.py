@@ -31,7 +31,9 @@ class PostgresServer:
     namespace, ``Host.argv``). The test process itself connects through the Unix socket, which
     every network namespace shares."""
 
-    def __init__(self, listen: str = "127.0.0.1", wrap: Callable[..., list[str]] | None = None) -> None:
+    def __init__(self, listen: str = "127.0.0.1", wrap: Callable[..., list[str]] | None = None,
+                 replica_of: PostgresServer | None = None) -> None:
+        """``replica_of``: a hot standby of that server, streaming its WAL (``pg_basebackup -R``)."""
         bindir = _bin_dir()
         if bindir is None:
             require_debian_package("postgresql", "pg_lsclusters")
@@ -50,14 +52,38 @@ class PostgresServer:
         os.chmod(self.root, 0o755)
         self.listen = listen
         self._wrap = wrap
-        self._run("initdb", "-D", str(self.data), "--auth=trust", "-U", "postgres", "-E", "UTF8")
-        if listen != "127.0.0.1":  # test data only: trust every address of the lab
+        if replica_of is None:
+            self._run("initdb", "-D", str(self.data), "--auth=trust", "-U", "postgres", "-E", "UTF8")
+        else:  # a copy of the primary that follows it, over its Unix socket (initdb's trust covers replication)
+            self._run("pg_basebackup", "-h", str(replica_of.root), "-p", str(replica_of.port), "-U", "postgres",
+                      "-D", str(self.data), "-R", "-X", "stream")
+        if listen != "127.0.0.1" and replica_of is None:  # test data only: trust every address of the lab
             with open(self.data / "pg_hba.conf", "a") as hba:
                 hba.write("host all all 0.0.0.0/0 trust\n")
         self._run("pg_ctl", "-D", str(self.data), "-w", "-l", str(self.root / "server.log"), "-o",
                   f"-p {self.port} -k {self.root} -c listen_addresses={listen} -c fsync=off "
                   "-c synchronous_commit=off -c max_connections=200", "start", wrap=True)
         self._count = 0
+
+    def _sql(self, statement: str, database: str = "postgres") -> None:
+        with psycopg.connect(f"host={self.root} port={self.port} user=postgres dbname={database}",
+                             autocommit=True) as conn:
+            conn.execute(statement)  # type: ignore[arg-type]
+
+    def wait_for_standbys(self) -> None:
+        """From now on a commit returns once a standby has it: none is lost when this server dies
+        and the standby is promoted (the server was started with ``synchronous_commit=off``)."""
+        self._sql("ALTER SYSTEM SET synchronous_standby_names = '*'")
+        self._sql("ALTER SYSTEM SET synchronous_commit = 'on'")
+        self._sql("SELECT pg_reload_conf()")
+
+    def crash(self) -> None:
+        """Stop at once, as a killed server would (no shutdown checkpoint)."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
+
+    def promote(self) -> None:
+        """A standby becomes a primary that takes writes."""
+        self._run("pg_ctl", "-D", str(self.data), "-w", "promote")
 
     def _run(self, tool: str, *args: str, wrap: bool = False) -> None:
         """``wrap``: run it under ``self._wrap`` (the server's own process, in its namespace)."""
@@ -72,13 +98,12 @@ class PostgresServer:
         """A fresh, empty database; returns its SQLAlchemy URL."""
         self._count += 1
         name = f"t{self._count}"
-        with psycopg.connect(f"host={self.root} port={self.port} user=postgres dbname=postgres",
-                             autocommit=True) as conn:
-            conn.execute(f"CREATE DATABASE {name}")
+        self._sql(f"CREATE DATABASE {name}")
         return f"postgresql+psycopg://postgres@{self.listen}:{self.port}/{name}"
 
     def stop(self) -> None:
         try:
-            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "stop")
+            if (self.data / "postmaster.pid").exists():  # not after a crash
+                self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "stop")
         finally:
             shutil.rmtree(self.root, ignore_errors=True)
