@@ -60,8 +60,9 @@ def settings_pack(listen: str, caps: Caps, *, announce_interval_floor: int = 5,
     debug = os.environ.get("MODELTORRENT_LT_DEBUG", "")
     if debug:  # peers and trackers too, for troubleshooting
         mask |= lt.alert_category.connect | lt.alert_category.tracker
-    if debug in ("2", "3"):  # libtorrent's own log of each torrent (hash checks, bans and why)
-        mask |= lt.alert_category.torrent_log
+    if debug in ("2", "3"):  # libtorrent's own log of each torrent (hash checks, bans and why), and
+        # which peer each block came from (two alerts per 16 KiB block: 130,000 per GiB; for the lab)
+        mask |= lt.alert_category.torrent_log | lt.alert_category.block_progress
     if debug == "3":  # and of each peer connection: every request and block (thousands a second)
         mask |= lt.alert_category.peer_log
     return {

@@ -47,6 +47,10 @@ def test_a_promoted_standby_takes_over_with_no_host_state_lost(tmp_path: Path, p
         assert done.returncode == 0, done.stderr
 
         primary.crash()
+        # Before the promotion no server takes writes: the API says so and to retry (not a 500).
+        down = httpx.get(f"{url}/api/hosts", headers={"Authorization": f"Bearer {ADMIN}"})
+        assert down.status_code == 503 and "database is unavailable" in down.json()["detail"], down.text
+        assert down.headers["Retry-After"]
         standby.promote()
 
         # The same tracker: announces, the peer store's writes and status reports go to the new primary.
@@ -61,6 +65,7 @@ def test_a_promoted_standby_takes_over_with_no_host_state_lost(tmp_path: Path, p
         assert states.get("h2") in ("activated", "seeding"), states
         metrics = httpx.get(f"{url}/metrics").text
         assert 'modeltorrent_hosts{state="active"} 3.0' in metrics, metrics
+        assert "Exception in ASGI application" not in procs.log("tracker")  # requests cut by the crash: 503s
     finally:
         if standby is not None:
             standby.stop()

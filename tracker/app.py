@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 from starlette.types import ASGIApp
 
@@ -81,6 +83,16 @@ def create_app(settings: TrackerSettings) -> FastAPI:
     app.include_router(api.router)
     app.include_router(deployments_routes.router)
     app.include_router(page.router)
+
+    @app.exception_handler(OperationalError)
+    async def database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+        """The database went away mid-request (seen: a PostgreSQL primary crashed under a COMMIT,
+        tests/test_postgres_ha.py): 503 and a retry hint, not a 500 with a traceback. The pool's
+        pre-ping replaces the connection for the next request."""
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        log.warning("%s %s: the database is unavailable (%s)", request.method, request.url.path, reason)
+        return JSONResponse({"detail": f"the tracker's database is unavailable ({reason}): try again"},
+                            status_code=503, headers={"Retry-After": "2"})
 
     @app.get("/metrics", include_in_schema=False)
     def metrics(request: Request) -> Response:
