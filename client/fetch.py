@@ -38,7 +38,7 @@ from common import ondisk
 from common import torrent as torrents
 from common.errors import DiskSpaceError, ModeltorrentError, PieceMismatch, SignatureError, TorrentMismatch
 from common.layout import Layout
-from common.lt_session import BAN_HOURS, Bans, add_params, alert_message, make_session
+from common.lt_session import BAN_HOURS, STRIKE_WINDOW, Bans, add_params, alert_message, make_session
 from common.manifest import Manifest
 from common.peer_identity import PeerIdentity
 from tracker.api_client import TrackerClient, patiently
@@ -310,12 +310,18 @@ class _Run:
                             alert.piece_index)
             elif isinstance(alert, lt.peer_ban_alert):
                 address = alert.endpoint[0]
-                if self.bans.ban(self.sessions, address):
-                    log.warning("peer %s sent data that failed the hash check: banned, its address blocked",
+                verdict = self.bans.strike(self.sessions, address)
+                if verdict == "blocked":
+                    log.warning("peer %s sent data that failed the hash check again: banned, its address blocked",
                                 address)
-                    self._start_afresh = True
+                elif verdict == "struck":  # libtorrent's sole-sender rule can blame an honest peer (STRIKES)
+                    log.warning("peer %s was found the sole sender of a piece that failed its hash: "
+                                "disconnected, and blocked if it happens again within %.0f min",
+                                address, STRIKE_WINDOW / 60)
                 else:
                     log.warning("%s", alert_message(alert))
+                if verdict != "ignored":
+                    self._start_afresh = True  # libtorrent's ban and trust points go with the torrent
             elif isinstance(alert, lt.cache_flushed_alert):
                 self._persist()
             elif isinstance(alert, (lt.file_error_alert, lt.torrent_error_alert)):

@@ -9,7 +9,7 @@ from pathlib import Path
 import libtorrent as lt
 import pytest
 
-from common.lt_session import BAN_HOURS, Bans, Caps, make_session
+from common.lt_session import BAN_HOURS, STRIKE_WINDOW, Bans, Caps, make_session
 
 
 @pytest.fixture(scope="module")
@@ -72,3 +72,18 @@ def test_revoked_hosts_are_refused_with_the_bans_and_let_in_again_when_no_longer
     rules = session.get_ip_filter()
     assert [rules.access(a) for a in ("10.0.0.1", "10.0.0.9", "127.0.0.7")] == [1, 0, 1]
     assert "127.0.0.7" not in (tmp_path / "banned.json").read_text()  # the tracker's word, not kept
+
+
+@pytest.mark.parametrize(("strikes_at", "verdicts", "why"), [
+    ([0.0], ["struck"], "once: dropped, not blocked (libtorrent's sole-sender rule can blame an honest peer)"),
+    ([0.0, 5.0], ["struck", "blocked"], "twice within the window: the attacker, serving junk for every piece"),
+    ([0.0, STRIKE_WINDOW + 1.0], ["struck", "struck"], "twice, an hour apart: two honest mishaps"),
+    ([0.0, 5.0, 6.0], ["struck", "blocked", "ignored"], "blocked already"),
+])
+def test_an_address_is_blocked_at_its_second_ban_within_the_window(
+        strikes_at: list[float], verdicts: list[str], why: str) -> None:
+    session = make_session("127.0.0.1:0", Caps())  # a filter of its own
+    bans = Bans()
+    assert [bans.strike(session, "10.9.0.1", now=1000.0 + t) for t in strikes_at] == verdicts, why
+    assert (session.get_ip_filter().access("10.9.0.1") == 1) is ("blocked" in verdicts), why
+    assert bans.strike(session, "127.0.0.1") == "ignored"  # loopback: every peer on one machine shares it

@@ -103,7 +103,15 @@ class EvilPeer:
     host: str = "evil"
     ip: str = ""
 
-    def poll(self, lab: Lab, elapsed: float, sample: Sample) -> None:
+    def before_start(self, lab: Lab) -> None:
+        """In the swarm, serving junk, before the seedbox starts: started at the first poll, it
+        could spend half the run copying and checking the model (seen: one piece of junk in a run,
+        nobody banned it)."""
+        self.poll(lab, 0.0, None)
+        lab.wait_for(lambda: any(line.startswith("{") for line in lab.procs.log(self.host).splitlines()),
+                     "the corrupt peer seeding its junk")
+
+    def poll(self, lab: Lab, elapsed: float, sample: Sample | None) -> None:
         if self.ip:
             return
         host = lab.fabric.host(self.host, rate=f"{lab.topology.nic_mbit}mbit", bridge=lab.bridges[self.rack])

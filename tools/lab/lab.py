@@ -80,6 +80,10 @@ class Lab:
             raise RuntimeError(f"{' '.join(argv[:2])} on {host.name} failed: {done.stderr[-2000:]}")
         return done.stdout
 
+    def wait_for(self, ready: Any, what: str, timeout: float = 120) -> None:
+        """Until ``ready()``; TimeoutError naming ``what`` and where the logs are."""
+        self._wait(ready, what, timeout)
+
     def _wait(self, ready: Any, what: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while not ready():
@@ -239,6 +243,9 @@ class Lab:
         # Hosts given up on before the start (a full disk) never announce.
         self._wait(lambda: self._announces() >= (len(self.clients) - len(self.gone)) * stripes,
                    "every host's first announce")
+        for fault in faults:  # those that must be in place before the clock starts
+            if (before := getattr(fault, "before_start", None)) is not None:
+                before(self)
         sent_before = self.storage_bytes_sent()  # measured at the storage: counts across seedbox restarts
         counters = self.fabric.all_counters()
         cpu = CpuMeter()
