@@ -168,6 +168,8 @@ class Bans:
     pieces) until one was banned too. So a ban blocks the whole address in the session's IP filter,
     for both directions. Loopback is left alone: on one machine every peer shares it.
 
+    libtorrent's bans count as strikes (``strike``): the address is blocked at the STRIKES-th.
+
     ``path``: where bans are kept (with when), so that a restarted client still refuses them. Seen
     in the soak (tools/lab/soak.py): a client killed after banning the attacker forgot it, took its
     junk again, and banned an honest rack-mate whose blocks shared the failed pieces.
