@@ -202,10 +202,7 @@ class Bans:
         """libtorrent banned ``address``: "blocked" if that is its STRIKES-th ban within
         STRIKE_WINDOW (blocked, as ``ban``), "struck" if it is not blocked yet, "ignored" for
         loopback, an address already blocked or not an address."""
-        try:
-            if ipaddress.ip_address(address).is_loopback or address in self.blocked:
-                return "ignored"
-        except ValueError:
+        if not self._blockable(address):
             return "ignored"
         now = time.time() if now is None else now
         times = [t for t in self._struck.get(address, []) if now - t < STRIKE_WINDOW] + [now]
@@ -219,10 +216,7 @@ class Bans:
     def ban(self, ses: lt.session | list[lt.session], address: str, now: float | None = None) -> bool:
         """Block ``address`` (in each of the sessions, one per stripe); False if it is loopback or
         already blocked."""
-        try:
-            if ipaddress.ip_address(address).is_loopback or address in self.blocked:
-                return False
-        except ValueError:
+        if not self._blockable(address):
             return False
         self.blocked.add(address)
         self._since[address] = time.time() if now is None else now
@@ -233,6 +227,13 @@ class Bans:
             tmp.write_text(json.dumps(self._since))
             os.replace(tmp, self.path)
         return True
+
+    def _blockable(self, address: str) -> bool:
+        """An address, not loopback (every peer shares it on one machine), not blocked yet."""
+        try:
+            return not ipaddress.ip_address(address).is_loopback and address not in self.blocked
+        except ValueError:
+            return False
 
     def revoke(self, ses: lt.session | list[lt.session], addresses: set[str]) -> set[str]:
         """Refuse ``addresses`` (and no longer those revoked before that are not among them); the

@@ -63,26 +63,35 @@ def payload_from(torrent: bytes, peer: tuple[str, int], workdir: Path, cert: tup
     return got
 
 
-def test_only_hosts_with_a_certificate_from_the_tracker_get_the_model(
-        tmp_path: Path, procs: Procs, publisher_key: Path) -> None:
+def seeding_with_a_peer_ca(tmp_path: Path, procs: Procs, publisher_key: Path,
+                           env: dict[str, str] | None = None) -> tuple[str, tuple[str, str], dict[str, str], int]:
+    """A tracker with a peer CA (``env``: more of its settings), a 4 MiB model published there,
+    hosts seedbox, h1 and h2 registered and the seedbox seeding on a port of its own. Returns the
+    tracker's URL, the CA (certificate, key), the passkeys by host and the seedbox's plain port."""
     ca_cert, ca_key = peer_certs.make_ca()
     (tmp_path / "peer-ca.pem").write_text(ca_cert)
     (tmp_path / "peer-ca.key").write_text(ca_key)
     url = start_tracker(procs, tmp_path / "tracker.db", ADMIN, interval=2,
                         env={"MODELTORRENT_TRACKER_PEER_CA_CERT": str(tmp_path / "peer-ca.pem"),
-                             "MODELTORRENT_TRACKER_PEER_CA_KEY": str(tmp_path / "peer-ca.key")})
+                             "MODELTORRENT_TRACKER_PEER_CA_KEY": str(tmp_path / "peer-ca.key")} | (env or {}))
     publish_model(tmp_path, url, publisher_key, {"w.safetensors": 4 * MiB}, piece_size=256 * 1024,
                   source=str(tmp_path / "external-m-1"))
     with TrackerClient(url, admin_token=ADMIN) as admin:
-        seedbox = admin.add_host("seedbox", role="seedbox")["passkey"]
-        h1 = admin.add_host("h1")["passkey"]
-        h2 = admin.add_host("h2")["passkey"]
+        keys = {"seedbox": admin.add_host("seedbox", role="seedbox")["passkey"]}
+        keys |= {host: admin.add_host(host)["passkey"] for host in ("h1", "h2")}
+    port = free_pair()
+    start_seedbox(procs, tmp_path, url, keys["seedbox"], extra=("--listen", f"127.0.0.1:{port}"))
+    wait_until(lambda: "seeding" in procs.log("seedbox"), 60, "the seedbox seeding")
+    return url, (ca_cert, ca_key), keys, port
+
+
+def test_only_hosts_with_a_certificate_from_the_tracker_get_the_model(
+        tmp_path: Path, procs: Procs, publisher_key: Path) -> None:
+    url, (ca_cert, ca_key), keys, port = seeding_with_a_peer_ca(tmp_path, procs, publisher_key)
+    h1, h2 = keys["h1"], keys["h2"]
     with TrackerClient(url, passkey=h1) as api:
         torrent = api.torrent("m", "1")
     assert torrents.peer_ca(torrent) == ca_cert, "publish put the tracker's peer CA into the torrent"
-    port = free_pair()
-    start_seedbox(procs, tmp_path, url, seedbox, extra=("--listen", f"127.0.0.1:{port}"))
-    wait_until(lambda: "seeding" in procs.log("seedbox"), 60, "the seedbox seeding")
 
     # A registered host: its certificate from the tracker, the model verified.
     done = run_client(tmp_path, url, h1, "h1")
@@ -138,24 +147,11 @@ def test_peers_cut_off_a_revoked_host_within_a_poll_though_its_certificate_is_st
     """A revoked host holding a good certificate and an open connection: the seedbox, told by the
     tracker (``GET /api/peer-revocations``), closes it and refuses it again. The host is a
     libtorrent session on an address of its own (127.0.0.7), downloading slowly."""
-    ca_cert, ca_key = peer_certs.make_ca()
-    (tmp_path / "peer-ca.pem").write_text(ca_cert)
-    (tmp_path / "peer-ca.key").write_text(ca_key)
-    url = start_tracker(procs, tmp_path / "tracker.db", ADMIN, interval=2,
-                        env={"MODELTORRENT_TRACKER_PEER_CA_CERT": str(tmp_path / "peer-ca.pem"),
-                             "MODELTORRENT_TRACKER_PEER_CA_KEY": str(tmp_path / "peer-ca.key"),
-                             "MODELTORRENT_TRACKER_PEER_REVOCATION_POLL": "1"})
-    publish_model(tmp_path, url, publisher_key, {"w.safetensors": 4 * MiB}, piece_size=256 * 1024,
-                  source=str(tmp_path / "external-m-1"))
-    with TrackerClient(url, admin_token=ADMIN) as admin:
-        seedbox = admin.add_host("seedbox", role="seedbox")["passkey"]
-        h1 = admin.add_host("h1")["passkey"]
-        h2 = admin.add_host("h2")["passkey"]
+    url, _, keys, port = seeding_with_a_peer_ca(tmp_path, procs, publisher_key,
+                                                {"MODELTORRENT_TRACKER_PEER_REVOCATION_POLL": "1"})
+    h1, h2 = keys["h1"], keys["h2"]
     with TrackerClient(url, passkey=h2) as api:
         torrent = api.torrent("m", "1")  # announcing as h2 (from its own address)
-    port = free_pair()
-    start_seedbox(procs, tmp_path, url, seedbox, extra=("--listen", f"127.0.0.1:{port}"))
-    wait_until(lambda: "seeding" in procs.log("seedbox"), 60, "the seedbox seeding")
 
     own = "127.0.0.7"
     key = peer_certs.new_key()

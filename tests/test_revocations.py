@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tracker import revocations
 from tracker.revocations import refused
 
 HOUR = 3600.0
@@ -19,3 +20,20 @@ HOUR = 3600.0
 ])
 def test_refused(revoked: list[tuple[str, float]], honest: list[str], expected: list[str], why: str) -> None:
     assert refused(revoked, honest, at=60.0, window=HOUR) == expected, why
+
+
+def test_the_listing_is_worked_out_once_per_ttl_and_again_after_an_invalidation(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[float] = []
+    def addresses(session: object, window: float) -> list[str]:
+        calls.append(window)
+        return ["10.0.0.9"]
+
+    monkeypatch.setattr(revocations, "addresses", addresses)
+    listing = revocations.Listing(ttl=60.0)
+    assert listing.get(None, HOUR) == ["10.0.0.9"]  # type: ignore[arg-type]
+    assert listing.get(None, HOUR) == ["10.0.0.9"]  # type: ignore[arg-type]
+    assert len(calls) == 1  # every host asks; the database is read once a ttl
+    listing.invalidate()  # a host revoked or registered again
+    listing.get(None, HOUR)  # type: ignore[arg-type]
+    assert len(calls) == 2

@@ -16,7 +16,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 from starlette.types import ASGIApp
 
-from tracker import deployments, swarm, throughput
+from tracker import deployments, revocations, swarm, throughput
 from tracker.db import make_engine
 from tracker.metrics import TrackerMetrics
 from tracker.peers import Policy
@@ -72,6 +72,7 @@ def create_app(settings: TrackerSettings) -> FastAPI:
     app.state.metrics = TrackerMetrics(app.state.engine, settings)
     app.state.directory = swarm.Directory(app.state.engine, announces_per_host=settings.announces_per_host,
                                           announce_burst=settings.announce_burst)
+    app.state.revocations = revocations.Listing()
     app.state.peers = PeerStore(app.state.engine, refresh=app.state.directory.refresh)
     if settings.rack_aware:
         policy = Policy(remote_share=settings.remote_share, seedbox_per_rack=settings.seedbox_per_rack)

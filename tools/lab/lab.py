@@ -82,9 +82,6 @@ class Lab:
 
     def wait_for(self, ready: Any, what: str, timeout: float = 120) -> None:
         """Until ``ready()``; TimeoutError naming ``what`` and where the logs are."""
-        self._wait(ready, what, timeout)
-
-    def _wait(self, ready: Any, what: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while not ready():
             if time.monotonic() > deadline:
@@ -112,8 +109,9 @@ class Lab:
                                              str(PORT_TRACKER), "--db", db, "--interval", str(INTERVAL))
             self.procs.start(host.name, self.argv[host.name], env=env)
         for host, url in zip(self.trackers, self.tracker_urls, strict=True):
-            self._wait(lambda h=host, u=url: self._answers(h, f"{u}/healthz"), f"the tracker on {host.name}")
-        self._wait(lambda: self._answers(self.storage, f"http://{self.storage.ip}:{PORT_ORIGIN}/_stats"), "the origin")
+            self.wait_for(lambda h=host, u=url: self._answers(h, f"{u}/healthz"), f"the tracker on {host.name}")
+        stats = f"http://{self.storage.ip}:{PORT_ORIGIN}/_stats"
+        self.wait_for(lambda: self._answers(self.storage, stats), "the origin")
 
     def passkey(self, host: Host, location: str, *extra: str) -> str:
         return self.cli(self.tracker, "hosts", "add", host.name, "--location", location, *extra,
@@ -163,7 +161,7 @@ class Lab:
                 raise RuntimeError(f"the seedbox exited: {self.procs.log('seedbox')[-2000:]}")
             return len(done) == len(self.clients) - len(self.gone)
 
-        self._wait(all_done, "every host done", timeout=3600)
+        self.wait_for(all_done, "every host done", timeout=3600)
         sample(final=True)
         return done, timeline
 
@@ -241,7 +239,7 @@ class Lab:
                 "--trust-key", public, "--seed-for", "-1")
             self.procs.start(host.name, self.argv[host.name])
         # Hosts given up on before the start (a full disk) never announce.
-        self._wait(lambda: self._announces() >= (len(self.clients) - len(self.gone)) * stripes,
+        self.wait_for(lambda: self._announces() >= (len(self.clients) - len(self.gone)) * stripes,
                    "every host's first announce")
         for fault in faults:  # those that must be in place before the clock starts
             if (before := getattr(fault, "before_start", None)) is not None:

@@ -48,7 +48,8 @@ router = APIRouter(prefix="/api")
 
 @router.post("/hosts", response_model=HostCreated, dependencies=[AdminDep], tags=["hosts"],
              summary="Register a host (idempotent: an existing host keeps its passkey)")
-def add_host(body: HostCreate, session: SessionDep, response: Response, directory: DirectoryDep) -> HostCreated:
+def add_host(body: HostCreate, session: SessionDep, response: Response, directory: DirectoryDep,
+             request: Request) -> HostCreated:
     host = session.exec(select(Host).where(Host.name == body.name)).first()
     created = host is None
     if host is None:
@@ -59,6 +60,7 @@ def add_host(body: HostCreate, session: SessionDep, response: Response, director
     session.commit()
     session.refresh(host)
     directory.invalidate()
+    request.app.state.revocations.invalidate()  # registered again: its addresses are let in
     response.status_code = status.HTTP_201_CREATED if created else status.HTTP_200_OK
     return HostCreated(name=host.name, location=host.location, role=host.role, revoked=host.revoked,
                        passkey=host.passkey, created=created)
@@ -71,7 +73,7 @@ def list_hosts(session: SessionDep) -> list[Host]:
 
 @router.delete("/hosts/{name}", response_model=HostPublic, dependencies=[AdminDep], tags=["hosts"],
                summary="Revoke a host: its next announce is refused")
-def revoke_host(name: str, session: SessionDep, directory: DirectoryDep) -> Host:
+def revoke_host(name: str, session: SessionDep, directory: DirectoryDep, request: Request) -> Host:
     host = session.exec(select(Host).where(Host.name == name)).first()
     if host is None:
         raise HTTPException(404, f"no host named {name!r}")
@@ -83,6 +85,7 @@ def revoke_host(name: str, session: SessionDep, directory: DirectoryDep) -> Host
     session.commit()
     session.refresh(host)
     directory.invalidate()
+    request.app.state.revocations.invalidate()
     return host
 
 
@@ -241,10 +244,12 @@ def post_peer_certificate(body: PeerCertificateRequest, host: HostDep, settings:
 
 @router.get("/peer-revocations", response_model=PeerRevocations, tags=["peers"],
             summary="Addresses of revoked hosts whose peer certificates may still be good: refuse them (host passkey)")
-def get_peer_revocations(host: HostDep, settings: SettingsDep, session: SessionDep) -> PeerRevocations:
+def get_peer_revocations(host: HostDep, settings: SettingsDep, session: SessionDep,
+                         request: Request) -> PeerRevocations:
     if _peer_ca(settings) is None:
         raise HTTPException(404, "this tracker does not authenticate peers (no peer CA)")
-    return PeerRevocations(addresses=revocations.addresses(session, settings.peer_cert_hours * 3600),
+    listing: revocations.Listing = request.app.state.revocations
+    return PeerRevocations(addresses=listing.get(session, settings.peer_cert_hours * 3600),
                            poll=settings.peer_revocation_poll)
 
 
