@@ -256,3 +256,14 @@ def test_a_shaped_link_carries_its_rate_less_tcp_and_ip_headers(fabric: Fabric) 
     sender, receiver = fabric.host("a", rate="40mbit"), fabric.host("b", rate="40mbit")
     got = goodput(sender, [receiver], 2, 5.0) * 8 / 1e6
     assert 0.92 * 40 <= got <= 1.02 * 40  # above by what the queues held at the window's start
+
+
+def test_a_host_uploading_still_downloads_at_its_links_rate(fabric: Fabric) -> None:
+    # The simulator shares each direction of a link on its own. The download keeps its rate while
+    # the host sends all it can (what that upload then gets: docs/simulator.md, linkcheck's table).
+    from tools.lab.linkcheck import goodput_both_ways
+
+    sender, host, other = (fabric.host(name, rate="40mbit") for name in ("a", "b", "c"))
+    down, up = (rate * 8 / 1e6 for rate in goodput_both_ways(sender, host, other, 2, 5.0))
+    assert up >= 0.3 * 40  # it did upload meanwhile
+    assert 0.92 * 40 <= down <= 1.02 * 40

@@ -4,6 +4,7 @@ behaviours it claims to model, on small swarms."""
 from __future__ import annotations
 
 import random
+import statistics
 
 import pytest
 
@@ -148,3 +149,37 @@ def test_a_hosts_finish_time_is_added_to_its_completion_and_nothing_else() -> No
     assert late.completion == pytest.approx([c + 1.5 for c in plain.completion])
     assert late.seconds == pytest.approx(plain.seconds + 1.5)
     assert late.cross_rack_bytes == plain.cross_rack_bytes
+
+
+@pytest.mark.parametrize("kw,pieces", [
+    (dict(), 1),  # the what-if off
+    (dict(request_queue_time=3.0, nic=mbit(50)), 4),  # 3 s x 1.5 MB/s a slot: 4.5 MB
+    (dict(request_queue_time=3.0, nic=mbit(200)), 7),  # 500 blocks of 16 KiB: 7.8 MiB
+    (dict(request_queue_time=3.0, nic=mbit(25_000), piece=64 * MiB), 1),  # the projections' pieces
+    (dict(request_queue_time=3.0, unchoke=0.0), 1),  # a slot freed after each piece: no pipeline
+])
+def test_a_connections_request_pipeline_spans_the_pieces_libtorrent_would_ask_for(kw: dict[str, object],
+                                                                                   pieces: int) -> None:
+    assert scenario(**kw).pipeline == pieces
+
+
+@pytest.mark.parametrize("busy_rtt", [0.0, 0.02, 1000.0])
+def test_with_a_request_pipeline_every_host_still_gets_every_piece_and_no_faster_than_the_limit(
+        busy_rtt: float) -> None:
+    for sc in (scenario(request_queue_time=3.0, busy_rtt=busy_rtt),
+               scenario(racks=1, hosts_per_rack=8, nic=mbit(100), uplink=None, request_queue_time=3.0,
+                        busy_rtt=busy_rtt),
+               scenario(stock=True, request_queue_time=3.0, busy_rtt=busy_rtt)):
+        r = simulate(sc, random.Random(3))
+        assert len(r.completion) == sc.hosts
+        assert r.seconds >= sc.bound()
+
+
+def test_a_host_committed_to_its_gateways_pieces_ahead_slows_a_rack_behind_one_gateway() -> None:
+    # The what-if's point (docs/simulator.md): rack-mates that have asked the gateway for pieces
+    # seconds ahead and get them nowhere else relay less among themselves.
+    rack = dict(racks=1, hosts_per_rack=8, nic=mbit(100), uplink=None)
+    plain = statistics.fmean(simulate(scenario(**rack), random.Random(s)).seconds for s in range(3))
+    piped = statistics.fmean(simulate(scenario(**rack, request_queue_time=3.0, busy_rtt=1000.0),
+                                      random.Random(s)).seconds for s in range(3))
+    assert piped > plain * 1.05

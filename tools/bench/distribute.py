@@ -49,7 +49,7 @@ from tools.lab.measure import Result
 from tools.lab.netns import NetnsUnavailable
 from tools.lab.topology import Topology, add_impairments, check_impairments
 from tools.sim.physics import mbit
-from tools.sim.simulate import Scenario, simulate
+from tools.sim.simulate import PipelineWhatIf, Scenario, add_pipeline_options, pipeline_options, simulate
 
 SCENARIOS = ("naive", "plain-bittorrent", "modeltorrent", "modeltorrent-striped")
 ABLATIONS = {"modeltorrent-32-slots": 32}  # scenario -> upload slots, modeltorrent otherwise
@@ -83,7 +83,8 @@ SIM_SEEDS = 5  # simulations per lab run, averaged
 
 
 def simulated_from(scenario: str, topology: Topology, size: int, seconds: float, start: float, slots: int,
-                   stripes: int = 1, finish: float = 0.0, piece: int = PIECE) -> dict[str, float]:
+                   stripes: int = 1, finish: float = 0.0, piece: int = PIECE,
+                   what_if: PipelineWhatIf = PipelineWhatIf()) -> dict[str, float]:
     """``sim_error``: with the run's start-up and activation (host-side seconds the model has no
     part for); ``network_error``: with its start-up only, as the simulator was checked before."""
     sc = Scenario(topology.racks, topology.hosts_per_rack, size, piece, mbit(topology.ingress_mbit),
@@ -91,6 +92,7 @@ def simulated_from(scenario: str, topology: Topology, size: int, seconds: float,
                   stock=scenario == "plain-bittorrent", interval=INTERVAL, start=start,
                   hosts_start=0.0, slots=slots,  # the lab's hosts are up and announced when its clock starts
                   stripes=stripes if scenario.endswith("-striped") else 1, finish=finish)
+    sc = what_if.apply(sc)
     # The mean of a few seeds: one seed of plain BitTorrent's random peer lists moved by +-10 % when
     # the start-up changed by its last rounded digit (the lab's run is one sample, the model's
     # estimate need not be).
@@ -103,9 +105,10 @@ def simulated_from(scenario: str, topology: Topology, size: int, seconds: float,
             "sim_cross_rack_over_min": round(cross, 3), "start": round(sc.start, 2), "finish": round(finish, 2)}
 
 
-def resimulate(reports: list[Path]) -> list[str]:
+def resimulate(reports: list[Path], what_if: PipelineWhatIf = PipelineWhatIf()) -> list[str]:
     """The simulator as it is now against lab runs as they were measured (their JSON reports): to
-    check a change to the model against every run kept, without running the lab again."""
+    check a change to the model against every run kept, without running the lab again.
+    ``what_if``: the request-pipeline what-if (off by default)."""
     lines = ["| report | topology | scenario | measured T s | simulated T s (mean of 5 seeds) | range | error "
              "| network only | was |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -121,7 +124,7 @@ def resimulate(reports: list[Path]) -> list[str]:
             slots = ABLATIONS.get(name, settings.get("upload_slots", UPLOAD_SLOTS))
             measured = doc["results"][name]["seconds"]
             now = simulated_from(name, t, size, measured, was["start"], slots, stripes, was.get("finish", 0.0),
-                                 parse_size(settings.get("piece_size") or str(PIECE)))
+                                 parse_size(settings.get("piece_size") or str(PIECE)), what_if)
             lines.append(f"| {path.name} | {t.racks}x{t.hosts_per_rack}, {t.nic_mbit:g}/{t.uplink_mbit or '-'}/"
                          f"{t.ingress_mbit:g} Mbit/s | {name} | {measured} | {now['sim_seconds']} | "
                          f"{now['sim_min']}-{now['sim_max']} | {now['sim_error']:+.1%} | "
@@ -270,10 +273,15 @@ def main() -> None:
     parser.add_argument("--resimulate", type=Path, nargs="+", metavar="REPORT_JSON",
                         help="run no lab: simulate again the runs of these JSON reports and print the errors")
     add_impairments(parser)
+    add_pipeline_options(parser)  # with --resimulate only
     args = parser.parse_args()
+    what_if = pipeline_options(parser, args)
     if args.resimulate:
-        print("\n".join(resimulate(args.resimulate)))
+        print("\n".join(resimulate(args.resimulate, what_if)))
         return
+    if what_if:
+        parser.error("--request-queue-time and --busy-rtt go with --resimulate (the lab's own check uses the model "
+                     "as it is)")
     check_impairments(parser, args)
     try:
         piece = parse_size(args.piece_size)

@@ -8,7 +8,10 @@ Two shapes, each with 1..N TCP connections (needs root):
 - ``one to one``: a host sends to another over N connections (the host's upload and the other's
   download shaped to ``--rate``);
 - ``one to many``: a host sends to N hosts, one connection each (a seedbox or a gateway feeding
-  its rack: the sender's upload is the narrow end).
+  its rack: the sender's upload is the narrow end);
+- ``download while uploading``: a host receives over N connections while it sends to another host
+  as fast as its upload takes (a gateway whose uplink is full: its acknowledgements wait in the
+  same ~20 ms queue as its uploads).
 Goodput is counted at the receivers between the first second (TCP's ramp-up) and the end.
 """
 
@@ -73,17 +76,40 @@ def source(targets: list[str], seconds: float) -> None:
         t.join()
 
 
+ME = [sys.executable, "-m", "tools.lab.linkcheck"]
+CWD = Path(__file__).resolve().parents[2]
+
+
 def goodput(sender: Host, receivers: list[Host], flows_each: int, seconds: float) -> float:
     """Payload bytes/s the receivers got in all."""
-    me = [sys.executable, "-m", "tools.lab.linkcheck"]
-    cwd = Path(__file__).resolve().parents[2]
-    sinks = [subprocess.Popen(r.argv(*me, "sink", "--seconds", str(seconds)), stdout=subprocess.PIPE, text=True,
-                              cwd=cwd) for r in receivers]
+    return _measure(sender, receivers, flows_each, seconds)[0]
+
+
+def goodput_both_ways(sender: Host, host: Host, other: Host, flows: int, seconds: float) -> tuple[float, float]:
+    """Payload bytes/s ``host`` received from ``sender`` over ``flows`` connections while it sent
+    to ``other`` as fast as it could, and what ``other`` received."""
+    return _measure(sender, [host], flows, seconds, (host, other))
+
+
+def _measure(sender: Host, receivers: list[Host], flows_each: int, seconds: float,
+             busy_upload: tuple[Host, Host] | None = None) -> tuple[float, float]:
+    sinks = [subprocess.Popen(r.argv(*ME, "sink", "--seconds", str(seconds)), stdout=subprocess.PIPE, text=True,
+                              cwd=CWD) for r in receivers]
+    side: list[subprocess.Popen[str]] = []
+    if busy_upload is not None:  # its sink counts over the same window: started together, 1 s longer
+        a, b = busy_upload
+        side.append(subprocess.Popen(b.argv(*ME, "sink", "--seconds", str(seconds)), stdout=subprocess.PIPE,
+                                     text=True, cwd=CWD))
     time.sleep(0.5)  # listening
+    if busy_upload is not None:
+        side.append(subprocess.Popen(a.argv(*ME, "source", "--seconds", str(seconds + 1), b.ip), text=True, cwd=CWD))
     targets = [r.ip for r in receivers for _ in range(flows_each)]
-    subprocess.run(sender.argv(*me, "source", "--seconds", str(seconds), *targets), check=True, cwd=cwd)
+    subprocess.run(sender.argv(*ME, "source", "--seconds", str(seconds), *targets), check=True, cwd=CWD)
     total = sum(int(p.communicate(timeout=seconds + 10)[0].strip() or 0) for p in sinks)
-    return total / (seconds - 1.0)
+    upload = int((side[0].communicate(timeout=seconds + 10)[0] or "0").strip() or 0) if side else 0
+    for p in side[1:]:
+        p.communicate(timeout=seconds + 10)
+    return total / (seconds - 1.0), upload / (seconds - 1.0)
 
 
 def main() -> None:
@@ -118,6 +144,7 @@ def main() -> None:
     try:
         sender = fabric.host("sender", rate=rate)
         receivers = [fabric.host(f"r{i}", rate=rate) for i in range(max(flows))]
+        other = fabric.host("other", rate=rate)
         print(f"TCP payload through the lab's shaped links (tbf, {args.rate:g} Mbit/s each way), "
               f"{args.seconds:g} s each, counted after the first second\n")
         print("| shape | connections | goodput Mbit/s | payload share of the link |\n|---|---|---|---|")
@@ -127,6 +154,9 @@ def main() -> None:
                 if shape == "one to many" and n == 1:
                     continue  # the same as one to one
                 print(f"| {shape} | {n} | {got * 8 / 1e6:.1f} | {got * 8 / 1e6 / args.rate:.3f} |", flush=True)
+            got, sent = goodput_both_ways(sender, receivers[0], other, n, args.seconds)
+            print(f"| download while uploading ({sent * 8 / 1e6:.1f} up) | {n} | {got * 8 / 1e6:.1f} | "
+                  f"{got * 8 / 1e6 / args.rate:.3f} |", flush=True)
     finally:
         fabric.close()
 

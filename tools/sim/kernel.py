@@ -54,6 +54,13 @@ class State:
     share: np.ndarray  # (nodes, words) uint64: the pieces each node may fetch from outside its rack
     held: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per edge: holds its uploader's slot until, s
     slot_edge: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))  # (nodes, slots)
+    # libtorrent's request pipeline (Scenario.pipeline > 1): per edge, the pieces its downloader has
+    # asked of that uploader beyond the one moving (``queue``, -1: none); per (node, piece), the
+    # edge the piece is asked of (``owner``, -1: none), so no other peer is asked for it.
+    queue: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.int64))
+    owner: np.ndarray = field(default_factory=lambda: np.zeros((1, 1), dtype=np.int64))
+    limit: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per edge: its own rate cap, bytes/s
+    busy_rate: float = math.inf
     edges: int = 0  # edges in use; the edge arrays have room for more
     waiting: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))  # one node's edges, scratch
 
@@ -87,6 +94,12 @@ class State:
             held = np.zeros(size)
             held[:e0] = self.held[:e0]
             self.held = held
+            limit = np.full(size, math.inf)
+            limit[:e0] = self.limit[:e0]
+            self.limit = limit
+            queue = np.full((size, self.queue.shape[1]), -1, dtype=np.int64)
+            queue[:e0] = self.queue[:e0]
+            self.queue = queue
         self.src[e0:e1], self.dst[e0:e1], self.cons[e0:e1] = added[:, 0], added[:, 1], added[:, 2:]
         self.piece[e0:e1] = -1
         self.seen[e0:e1] = -1
@@ -103,6 +116,13 @@ class State:
     def add_piece(self, node: int, q: int, host: bool) -> None:
         _add_piece(node, q, host, self.words, self.lo, self.hi, self.counts, self.holders)
 
+    def pipeline(self, depth: int, busy_rate: float = math.inf) -> None:
+        """Let each connection ask ``depth`` pieces ahead (the one moving included); 1: one at a time.
+        ``busy_rate``: bytes/s a connection moves a piece already asked of another peer at (end game)."""
+        self.busy_rate = busy_rate
+        self.queue = np.full((len(self.src), max(0, depth - 1)), -1, dtype=np.int64)
+        self.owner = np.full(self.got.shape if depth > 1 else (1, 1), -1, dtype=np.int64)
+
     def step(self, now: float, dt: float, slots: int, none: int, spread: bool = False, unchoke: float = 0.0
              ) -> tuple[float, float, float, int]:
         """One step: idle connections pick pieces, rates are shared, bytes move, pieces end.
@@ -112,7 +132,8 @@ class State:
         Returns (bytes into racks over uplinks, bytes the seedbox sent, bytes/s moving, transfers)."""
         if self.slot_edge.shape != (len(self.counts), slots):
             self.slot_edge = np.full((len(self.counts), slots), -1, dtype=np.int64)
-        return _step(now, dt, slots, none, spread, unchoke, self.held, self.slot_edge,
+        return _step(now, dt, slots, none, spread, unchoke, self.queue, self.owner, self.limit, self.busy_rate,
+                     self.held, self.slot_edge,
                      self.inflight, self.sent, self.share, self.words, self.lo, self.hi,
                      self.counts, self.holders, self.got, self.piece_bytes, self.busy, self.retry, self.scanned,
                      self.src, self.dst, self.piece, self.seen, self.cons, self.order, self.start, self.active,
@@ -154,9 +175,13 @@ def _has_something(u: int, d: int, words: np.ndarray, lo: np.ndarray, hi: np.nda
 
 @njit(cache=True)
 def _pick(u: int, d: int, words: np.ndarray, lo: np.ndarray, hi: np.ndarray, holders: np.ndarray,
-          got: np.ndarray, n: int, inflight: np.ndarray, spread: bool, mask: np.ndarray) -> int:
+          got: np.ndarray, n: int, inflight: np.ndarray, spread: bool, mask: np.ndarray, owner: np.ndarray,
+          fresh: bool) -> int:
     """The piece d asks u for: one d has begun first (libtorrent finishes partial pieces), then the
-    rarest fleet-wide, ties at random."""
+    rarest fleet-wide, ties at random; never one d has asked another peer for (``owner``, with a
+    pipeline). ``fresh``: only a piece d has not begun (one asked ahead: a begun one is moving
+    from another peer). -1: none."""
+    piped = owner.shape[0] > 1
     best, best_score = -1, math.inf
     for w in range(lo[d], hi[u] + 1):
         x = words[u, w] & ~words[d, w] & mask[w]
@@ -164,6 +189,10 @@ def _pick(u: int, d: int, words: np.ndarray, lo: np.ndarray, hi: np.ndarray, hol
             bit = _lowest_bit(x)
             x &= x - ONE
             q = w * 64 + bit
+            if piped and owner[d, q] >= 0:
+                continue
+            if fresh and got[d, q] > 0:
+                continue
             score = holders[q] + np.random.random() * 0.5
             if spread:
                 score += inflight[q]
@@ -175,7 +204,50 @@ def _pick(u: int, d: int, words: np.ndarray, lo: np.ndarray, hi: np.ndarray, hol
 
 
 @njit(cache=True)
-def _step(now: float, dt: float, slots: int, none: int, spread: bool, unchoke: float, held: np.ndarray,
+def _ask_ahead(e: int, u: int, d: int, queue: np.ndarray, owner: np.ndarray, words: np.ndarray, lo: np.ndarray,
+               hi: np.ndarray, holders: np.ndarray, got: np.ndarray, n: int, inflight: np.ndarray, spread: bool,
+               mask: np.ndarray) -> None:
+    """Fill edge e's request pipeline: d asks u for its rarest pieces beyond the one moving, as
+    libtorrent keeps ``request_queue_time`` seconds of requests out to each peer."""
+    for k in range(queue.shape[1]):
+        if queue[e, k] >= 0:
+            continue
+        q = _pick(u, d, words, lo, hi, holders, got, n, inflight, spread, mask, owner, True)
+        if q < 0:
+            return
+        queue[e, k] = q
+        owner[d, q] = e
+
+
+@njit(cache=True)
+def _next_asked(e: int, d: int, queue: np.ndarray, owner: np.ndarray, words: np.ndarray) -> int:
+    """The oldest piece edge e has asked ahead for that d still lacks (another peer may have sent
+    it as a busy piece), taken out of its pipeline; -1: none."""
+    while queue.shape[1] and queue[e, 0] >= 0:
+        q = queue[e, 0]
+        for k in range(queue.shape[1] - 1):
+            queue[e, k] = queue[e, k + 1]
+        queue[e, queue.shape[1] - 1] = -1
+        if not words[d, q >> 6] & (ONE << np.uint64(q & 63)):
+            return q
+        if owner[d, q] == e:
+            owner[d, q] = -1
+    return -1
+
+
+@njit(cache=True)
+def _drop_asked(e: int, d: int, queue: np.ndarray, owner: np.ndarray) -> None:
+    """A choked connection's requests are void: its pieces may be asked of others."""
+    for k in range(queue.shape[1]):
+        q = queue[e, k]
+        if q >= 0:
+            owner[d, q] = -1
+            queue[e, k] = -1
+
+
+@njit(cache=True)
+def _step(now: float, dt: float, slots: int, none: int, spread: bool, unchoke: float, queue: np.ndarray,
+          owner: np.ndarray, limit: np.ndarray, busy_rate: float, held: np.ndarray,
           slot_edge: np.ndarray, inflight: np.ndarray, sent: np.ndarray,
           share: np.ndarray, words: np.ndarray, lo: np.ndarray, hi: np.ndarray,
           counts: np.ndarray, holders: np.ndarray, got: np.ndarray, piece_bytes: np.ndarray, busy: np.ndarray,
@@ -185,6 +257,8 @@ def _step(now: float, dt: float, slots: int, none: int, spread: bool, unchoke: f
           announce_at: np.ndarray, waiting: np.ndarray) -> tuple[float, float, float, int]:
     n = len(counts)
     nact = moving[0]
+    piped = owner.shape[0] > 1
+    unowned = np.full((1, 1), -1, dtype=np.int64)  # _pick's owner for a busy piece: any will do
     # Idle connections pick a piece. One found with nothing to move is looked at again only once
     # its uploader gains a piece (its downloader gaining one cannot give it any); only uploaders
     # with a free slot matter.
@@ -201,11 +275,23 @@ def _step(now: float, dt: float, slots: int, none: int, spread: bool, unchoke: f
                     seen[e] = -1
                     busy[u] -= 1
                     retry[u] = True
+                    if piped:
+                        _drop_asked(e, dst[e], queue, owner)
                 else:
-                    piece[e] = _pick(u, dst[e], words, lo, hi, holders, got, n, inflight, spread, mask)
-                    inflight[piece[e]] += 1
+                    q = _next_asked(e, dst[e], queue, owner, words) if piped else -1
+                    if q < 0:
+                        q = _pick(u, dst[e], words, lo, hi, holders, got, n, inflight, spread, mask, owner, False)
+                    if q < 0:  # all it lacks of u is asked of others: a busy piece (end game)
+                        q = _pick(u, dst[e], words, lo, hi, holders, got, n, inflight, spread, mask, unowned, False)
+                        limit[e] = busy_rate
+                    piece[e] = q
+                    inflight[q] += 1
                     active[nact] = e
                     nact += 1
+                    if piped and owner[dst[e], q] < 0:
+                        owner[dst[e], q] = e
+                        _ask_ahead(e, u, dst[e], queue, owner, words, lo, hi, holders, got, n, inflight, spread,
+                                   mask)
         if busy[u] >= slots or (counts[u] == scanned[u] and not retry[u]):
             continue
         scanned[u] = counts[u]
@@ -228,12 +314,20 @@ def _step(now: float, dt: float, slots: int, none: int, spread: bool, unchoke: f
             waiting[i], waiting[r] = waiting[r], waiting[i]
             e = waiting[i]
             if i < free:
-                piece[e] = _pick(u, dst[e], words, lo, hi, holders, got, n, inflight, spread,
-                                 share[dst[e] if cons[e, 3] != none else n])
-                inflight[piece[e]] += 1
+                mask = share[dst[e] if cons[e, 3] != none else n]
+                q = _pick(u, dst[e], words, lo, hi, holders, got, n, inflight, spread, mask, owner, False)
+                busy_piece = q < 0
+                if busy_piece:  # all it lacks of u is asked of others: a busy piece (end game)
+                    q = _pick(u, dst[e], words, lo, hi, holders, got, n, inflight, spread, mask, unowned, False)
+                    limit[e] = busy_rate
+                piece[e] = q
+                inflight[q] += 1
                 busy[u] += 1
                 active[nact] = e
                 nact += 1
+                if piped and not busy_piece:
+                    owner[dst[e], q] = e
+                    _ask_ahead(e, u, dst[e], queue, owner, words, lo, hi, holders, got, n, inflight, spread, mask)
                 if unchoke > 0:
                     held[e] = now + unchoke
                     for s in range(slots):
@@ -262,7 +356,10 @@ def _step(now: float, dt: float, slots: int, none: int, spread: bool, unchoke: f
                 g = math.inf
                 for c in cons[active[i]]:
                     g = min(g, cap[c] / max(count[c], 1))
+                g = min(g, limit[active[i]] - rate[i])
                 rate[i] += g
+                if rate[i] >= limit[active[i]] * (1 - 1e-9):
+                    is_open[i] = False
             give[i] = g
         for i in range(nact):
             for c in cons[active[i]]:
@@ -303,6 +400,9 @@ def _step(now: float, dt: float, slots: int, none: int, spread: bool, unchoke: f
                 finished[d] = now + dt
                 announce_at[d] = now + dt  # "completed": libtorrent announces at once
         inflight[q] -= 1
+        if piped and owner[d, q] == e:
+            owner[d, q] = -1
+        limit[e] = math.inf
         piece[e] = -1
         seen[e] = -1
         if unchoke <= 0:

@@ -35,6 +35,7 @@ Pure: no I/O, the RNG passed in. ``tools/bench/distribute.py`` runs it beside th
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import random
 import statistics
@@ -53,6 +54,8 @@ from tools.sim.physics import mbit, t_min
 from tracker.peers import Asker, Candidate, Location, Policy, Stripe, SwarmIndex
 
 SEEDBOX = 0  # node 0; hosts are 1..N
+BLOCK = 16 * 1024  # BitTorrent's request size
+MAX_OUT_REQUESTS = 500  # libtorrent 2.1's max_out_request_queue default (blocks out to one peer)
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,16 @@ class Scenario:
     # s a peer keeps an upload slot it was given (while it wants something of the uploader):
     # libtorrent's unchoke_interval, 15 s by default; 0: a slot is free again after each piece.
     unchoke: float = 15.0
+    # What-if, off by default (docs/simulator.md, "libtorrent's request pipeline"): libtorrent keeps
+    # ``request_queue_time`` (3 s) of requests out to each peer it downloads from, at most
+    # ``max_out_request_queue`` (500) blocks of 16 KiB, and a piece whose blocks are all asked of
+    # one peer is asked of no other. With the lab's 1 MiB pieces that commits a host to 4-8 of a
+    # peer's pieces ahead; with 64 MiB pieces never more than the piece moving. 0: off.
+    request_queue_time: float = 0.0
+    # With nothing else to ask a peer for, libtorrent asks it for one block at a time of a piece
+    # already asked of another (end game): a block a round trip of ``busy_rtt`` s (0: as fast as
+    # the links allow, the model's usual blocks-from-several-peers).
+    busy_rtt: float = 0.0
     # "rarest": rarest first by the pieces hosts hold, as libtorrent (which cannot see what its
     # peers are fetching); "spread": a piece in flight counts as held, an idealised picker whose
     # peers fetch different pieces (a what-if, to measure what duplicate fetches cost).
@@ -103,6 +116,16 @@ class Scenario:
     @property
     def pieces(self) -> int:
         return max(1, math.ceil(self.size / self.piece))
+
+    @property
+    def pipeline(self) -> int:
+        """Pieces a connection has asked for at once (the one moving included): libtorrent's
+        request queue at an upload slot's share of a NIC, in whole pieces, at least 1."""
+        if self.request_queue_time <= 0 or self.unchoke <= 0:
+            return 1
+        per_slot = min(self.nic, self.host_ceiling or math.inf) * self.efficiency / self.slots
+        queued = min(MAX_OUT_REQUESTS * BLOCK, self.request_queue_time * per_slot)
+        return max(1, int(queued // self.piece))
 
     @property
     def step(self) -> float:
@@ -231,6 +254,7 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
     none = len(cap0) - 1
     dt = sc.step
     state = sim_kernel.State.empty(n, p, piece_bytes, cap0)
+    state.pipeline(sc.pipeline, BLOCK / sc.busy_rtt if sc.busy_rtt > 0 else math.inf)
     degree = np.zeros(n, dtype=np.int64)
     connected: set[tuple[int, int]] = set()
 
@@ -310,6 +334,37 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
     return result
 
 
+def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    """The request-pipeline what-if's options (``Scenario.request_queue_time``, ``busy_rtt``)."""
+    parser.add_argument("--request-queue-time", type=float, default=0.0, metavar="S",
+                        help="what-if: libtorrent's request pipeline, s of requests out to a peer (libtorrent: 3; "
+                        "default 0: off)")
+    parser.add_argument("--busy-rtt", type=float, default=0.0, metavar="S",
+                        help="what-if, with --request-queue-time: one block of a piece asked of another peer per "
+                        "this round trip (default 0: at the links' rate)")
+
+
+@dataclass(frozen=True)
+class PipelineWhatIf:
+    """The request-pipeline what-if's settings (``Scenario.request_queue_time``, ``busy_rtt``)."""
+
+    request_queue_time: float = 0.0
+    busy_rtt: float = 0.0
+
+    def __bool__(self) -> bool:
+        return bool(self.request_queue_time or self.busy_rtt)
+
+    def apply(self, sc: Scenario) -> Scenario:
+        return dataclasses.replace(sc, request_queue_time=self.request_queue_time, busy_rtt=self.busy_rtt)
+
+
+def pipeline_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> PipelineWhatIf:
+    """The what-if from parsed options (a negative one: a usage error)."""
+    if args.request_queue_time < 0 or args.busy_rtt < 0:
+        parser.error("--request-queue-time and --busy-rtt must not be negative")
+    return PipelineWhatIf(args.request_queue_time, args.busy_rtt)
+
+
 def stripe_masks(pieces: int, stripes: int) -> np.ndarray:
     """(stripes, words) uint64: the bitfield of each stripe's pieces (piece q in stripe q % stripes)."""
     masks = np.zeros((stripes, (pieces + 63) // 64), dtype=np.uint64)
@@ -362,6 +417,7 @@ def main() -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     parser.add_argument("--dt", type=float, default=0,
                         help="time step, s (0: a tenth of a piece's time on a NIC, at most 0.5 s)")
+    add_pipeline_options(parser)
     args = parser.parse_args()
     size = parse_size(args.size)
     piece = parse_size(args.piece)
@@ -370,6 +426,7 @@ def main() -> None:
                   stock=args.stock, policy=Policy(seedbox_per_rack=args.gateways), interval=args.interval,
                   start=args.start, slots=args.slots, dt=args.dt or None, picker=args.picker,
                   stripes=args.stripes)
+    sc = pipeline_options(parser, args).apply(sc)
     began = time.monotonic()
     with Progress(TextColumn("simulated {task.fields[now]:>7.1f} s"), BarColumn(),
                   TextColumn("mean host {task.percentage:>5.1f} %, seedbox {task.fields[seed]:.0f}/{task.total:.0f} "
