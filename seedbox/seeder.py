@@ -160,6 +160,14 @@ class Torrents:
             ses.remove_torrent(h)
 
 
+def seedbox_slots(per_swarm: int, stripes: int) -> int:
+    """The seedbox's session-wide upload slots: ``per_swarm`` for each stripe's torrent.
+    libtorrent's ``unchoke_slots_limit`` is the session's, and the seedbox holds every stripe's
+    torrent in one session: with 4 slots for 4 stripes x 2 racks, half the stripes' gateways waited
+    choked at any moment (docs/fleet-suite-report.md, "The seedbox's upload slots")."""
+    return per_swarm * max(1, stripes)
+
+
 class Seeder:
     def __init__(self, settings: SeedboxSettings, manifest: Manifest, layout: Layout,
                  torrent: bytes, source: Source, swarm_holds: Callable[[], bool] | None = None,
@@ -287,8 +295,9 @@ class Seeder:
             self._read_to_disk(on_tick)
         ses = make_session(self.settings.listen, Caps(upload_rate=self.settings.upload_rate,
                                                       connections=self.settings.connections,
-                                                      upload_slots=self.settings.upload_slots), tracker_alerts=True,
-                           ssl=self.identity is not None)
+                                                      upload_slots=seedbox_slots(self.settings.upload_slots,
+                                                                                 self.stripes)),
+                           tracker_alerts=True, ssl=self.identity is not None)
         # Striped: libtorrent would check the disk once per stripe's torrent (common/ondisk.py); once here.
         on_disk = (ondisk.written_after_the_save(self.layout, self._expected, self.data_dir, set())
                    if self.stripes > 1 else None)

@@ -123,17 +123,19 @@ class State:
         self.queue = np.full((len(self.src), max(0, depth - 1)), -1, dtype=np.int64)
         self.owner = np.full(self.got.shape if depth > 1 else (1, 1), -1, dtype=np.int64)
 
-    def step(self, now: float, dt: float, slots: int, none: int, spread: bool = False, unchoke: float = 0.0
-             ) -> tuple[float, float, float, int]:
+    def step(self, now: float, dt: float, slots: int | np.ndarray, none: int, spread: bool = False,
+             unchoke: float = 0.0) -> tuple[float, float, float, int]:
         """One step: idle connections pick pieces, rates are shared, bytes move, pieces end.
         ``spread``: a piece in flight counts as held in the rarity (see ``Scenario.picker``).
-        ``unchoke``: a peer given an upload slot keeps it that long, s (libtorrent's choker rounds),
-        while it wants something of the uploader; 0: the slot is free again after each piece.
+        ``slots``: upload slots, every node's or per node. ``unchoke``: a peer given an upload slot
+        keeps it that long, s (libtorrent's choker rounds), while it wants something of the
+        uploader; 0: the slot is free again after each piece.
         Returns (bytes into racks over uplinks, bytes the seedbox sent, bytes/s moving, transfers)."""
-        if self.slot_edge.shape != (len(self.counts), slots):
-            self.slot_edge = np.full((len(self.counts), slots), -1, dtype=np.int64)
-        return _step(now, dt, slots, none, spread, unchoke, self.queue, self.owner, self.limit, self.busy_rate,
-                     self.held, self.slot_edge,
+        per_node = np.broadcast_to(np.asarray(slots, dtype=np.int64), self.counts.shape)
+        if self.slot_edge.shape != (len(self.counts), int(per_node.max())):
+            self.slot_edge = np.full((len(self.counts), int(per_node.max())), -1, dtype=np.int64)
+        return _step(now, dt, np.ascontiguousarray(per_node), none, spread, unchoke, self.queue, self.owner,
+                     self.limit, self.busy_rate, self.held, self.slot_edge,
                      self.inflight, self.sent, self.share, self.words, self.lo, self.hi,
                      self.counts, self.holders, self.got, self.piece_bytes, self.busy, self.retry, self.scanned,
                      self.src, self.dst, self.piece, self.seen, self.cons, self.order, self.start, self.active,
@@ -246,7 +248,7 @@ def _drop_asked(e: int, d: int, queue: np.ndarray, owner: np.ndarray) -> None:
 
 
 @njit(cache=True)
-def _step(now: float, dt: float, slots: int, none: int, spread: bool, unchoke: float, queue: np.ndarray,
+def _step(now: float, dt: float, slots: np.ndarray, none: int, spread: bool, unchoke: float, queue: np.ndarray,
           owner: np.ndarray, limit: np.ndarray, busy_rate: float, held: np.ndarray,
           slot_edge: np.ndarray, inflight: np.ndarray, sent: np.ndarray,
           share: np.ndarray, words: np.ndarray, lo: np.ndarray, hi: np.ndarray,
@@ -264,7 +266,7 @@ def _step(now: float, dt: float, slots: int, none: int, spread: bool, unchoke: f
     # with a free slot matter.
     for u in range(n):
         if unchoke > 0:  # peers holding a slot: the next piece, or the slot back at the round's end
-            for s in range(slots):
+            for s in range(slots[u]):
                 e = slot_edge[u, s]
                 if e < 0 or piece[e] >= 0:
                     continue
@@ -292,7 +294,7 @@ def _step(now: float, dt: float, slots: int, none: int, spread: bool, unchoke: f
                         owner[dst[e], q] = e
                         _ask_ahead(e, u, dst[e], queue, owner, words, lo, hi, holders, got, n, inflight, spread,
                                    mask)
-        if busy[u] >= slots or (counts[u] == scanned[u] and not retry[u]):
+        if busy[u] >= slots[u] or (counts[u] == scanned[u] and not retry[u]):
             continue
         scanned[u] = counts[u]
         retry[u] = False
@@ -308,7 +310,7 @@ def _step(now: float, dt: float, slots: int, none: int, spread: bool, unchoke: f
         # A freed slot goes to one of the waiting peers at random, as libtorrent's choker rotates
         # its unchokes (in connection order the first-connected peers always won and whole racks
         # starved behind them).
-        free = slots - busy[u]
+        free = slots[u] - busy[u]
         for i in range(k):
             r = i + np.random.randint(k - i)
             waiting[i], waiting[r] = waiting[r], waiting[i]
@@ -330,7 +332,7 @@ def _step(now: float, dt: float, slots: int, none: int, spread: bool, unchoke: f
                     _ask_ahead(e, u, dst[e], queue, owner, words, lo, hi, holders, got, n, inflight, spread, mask)
                 if unchoke > 0:
                     held[e] = now + unchoke
-                    for s in range(slots):
+                    for s in range(slots[u]):
                         if slot_edge[u, s] < 0:
                             slot_edge[u, s] = e
                             break

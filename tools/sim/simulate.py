@@ -118,6 +118,12 @@ class Scenario:
         return max(1, math.ceil(self.size / self.piece))
 
     @property
+    def seedbox_slots(self) -> int:
+        """The seedbox's upload slots: ``slots`` for each stripe's torrent, all in its one session
+        (``seedbox/seeder.py seedbox_slots``)."""
+        return self.slots * (1 if self.stock else self.stripes)
+
+    @property
     def pipeline(self) -> int:
         """Pieces a connection has asked for at once (the one moving included): libtorrent's
         request queue at an upload slot's share of a NIC, in whole pieces, at least 1."""
@@ -255,6 +261,8 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
     dt = sc.step
     state = sim_kernel.State.empty(n, p, piece_bytes, cap0)
     state.pipeline(sc.pipeline, BLOCK / sc.busy_rtt if sc.busy_rtt > 0 else math.inf)
+    node_slots = np.full(n, sc.slots, dtype=np.int64)
+    node_slots[SEEDBOX] = sc.seedbox_slots
     degree = np.zeros(n, dtype=np.int64)
     connected: set[tuple[int, int]] = set()
 
@@ -309,7 +317,7 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
             if swarm.stripes > 1 and swarm.built_at != shared_at:
                 _share(state.share, swarm.gateways(), p, swarm.stripes)
                 shared_at = swarm.built_at  # the gateways change only when the indexes do
-        crossed, from_seedbox, moving, transfers = state.step(now, dt, sc.slots, none, sc.picker == "spread",
+        crossed, from_seedbox, moving, transfers = state.step(now, dt, node_slots, none, sc.picker == "spread",
                                                               sc.unchoke)
         cross += crossed
         sent_by_seedbox += from_seedbox
