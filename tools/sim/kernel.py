@@ -283,14 +283,15 @@ def _step(now: float, dt: float, slots: np.ndarray, none: int, spread: bool, unc
                     q = _next_asked(e, dst[e], queue, owner, words) if piped else -1
                     if q < 0:
                         q = _pick(u, dst[e], words, lo, hi, holders, got, n, inflight, spread, mask, owner, False)
-                    if q < 0:  # all it lacks of u is asked of others: a busy piece (end game)
+                    busy_piece = q < 0
+                    if busy_piece:  # all it lacks of u is asked of others: a busy piece (end game)
                         q = _pick(u, dst[e], words, lo, hi, holders, got, n, inflight, spread, mask, unowned, False)
                         limit[e] = busy_rate
                     piece[e] = q
                     inflight[q] += 1
                     active[nact] = e
                     nact += 1
-                    if piped and owner[dst[e], q] < 0:
+                    if piped and not busy_piece:  # its own piece; the pipeline kept full, as libtorrent's
                         owner[dst[e], q] = e
                         _ask_ahead(e, u, dst[e], queue, owner, words, lo, hi, holders, got, n, inflight, spread,
                                    mask)
