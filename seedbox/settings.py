@@ -7,7 +7,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from common.settings import PeerSettings
+from common.settings import UPLOAD_SLOTS, PeerSettings
 from seedbox.parts import MIN_PART
 
 
@@ -16,6 +16,8 @@ class SeedboxSettings(PeerSettings):
 
     workdir: Path = Path("/var/lib/modeltorrent-seedbox")
     connections: int = Field(default=500, ge=0)
+    upload_slots: int = Field(default=UPLOAD_SLOTS, ge=1, description="peers uploaded to at once, for each stripe's "
+                              "torrent (libtorrent's limit is the session's: seedbox/seeder.py seedbox_slots)")
     fetch_concurrency: int = Field(default=4, ge=1, description="parallel reads from the source")
     read_part_min: int = Field(default=MIN_PART, ge=1, description="smallest range of a piece a lane reads: "
                                "a piece is read by up to fetch_concurrency lanes at once, in parts of at least this")
