@@ -248,6 +248,27 @@ def _drop_asked(e: int, d: int, queue: np.ndarray, owner: np.ndarray) -> None:
 
 
 @njit(cache=True)
+def _begin(e: int, u: int, d: int, q: int, mask: np.ndarray, piece: np.ndarray, inflight: np.ndarray,
+           limit: np.ndarray, busy_rate: float, queue: np.ndarray, owner: np.ndarray, unowned: np.ndarray,
+           words: np.ndarray, lo: np.ndarray, hi: np.ndarray, holders: np.ndarray, got: np.ndarray, n: int,
+           spread: bool) -> None:
+    """Edge e (u to d) starts moving piece ``q`` (one asked ahead) or, -1, the one d picks of u;
+    with a pipeline, a busy piece (end game) when all d lacks of u is asked of others, else its own
+    piece, the pipeline kept full as libtorrent keeps its requests."""
+    if q < 0:
+        q = _pick(u, d, words, lo, hi, holders, got, n, inflight, spread, mask, owner, False)
+    busy_piece = q < 0
+    if busy_piece:
+        q = _pick(u, d, words, lo, hi, holders, got, n, inflight, spread, mask, unowned, False)
+        limit[e] = busy_rate
+    piece[e] = q
+    inflight[q] += 1
+    if owner.shape[0] > 1 and not busy_piece:
+        owner[d, q] = e
+        _ask_ahead(e, u, d, queue, owner, words, lo, hi, holders, got, n, inflight, spread, mask)
+
+
+@njit(cache=True)
 def _step(now: float, dt: float, slots: np.ndarray, none: int, spread: bool, unchoke: float, queue: np.ndarray,
           owner: np.ndarray, limit: np.ndarray, busy_rate: float, held: np.ndarray,
           slot_edge: np.ndarray, inflight: np.ndarray, sent: np.ndarray,
@@ -280,21 +301,10 @@ def _step(now: float, dt: float, slots: np.ndarray, none: int, spread: bool, unc
                     if piped:
                         _drop_asked(e, dst[e], queue, owner)
                 else:
-                    q = _next_asked(e, dst[e], queue, owner, words) if piped else -1
-                    if q < 0:
-                        q = _pick(u, dst[e], words, lo, hi, holders, got, n, inflight, spread, mask, owner, False)
-                    busy_piece = q < 0
-                    if busy_piece:  # all it lacks of u is asked of others: a busy piece (end game)
-                        q = _pick(u, dst[e], words, lo, hi, holders, got, n, inflight, spread, mask, unowned, False)
-                        limit[e] = busy_rate
-                    piece[e] = q
-                    inflight[q] += 1
+                    _begin(e, u, dst[e], _next_asked(e, dst[e], queue, owner, words) if piped else -1, mask, piece,
+                           inflight, limit, busy_rate, queue, owner, unowned, words, lo, hi, holders, got, n, spread)
                     active[nact] = e
                     nact += 1
-                    if piped and not busy_piece:  # its own piece; the pipeline kept full, as libtorrent's
-                        owner[dst[e], q] = e
-                        _ask_ahead(e, u, dst[e], queue, owner, words, lo, hi, holders, got, n, inflight, spread,
-                                   mask)
         if busy[u] >= slots[u] or (counts[u] == scanned[u] and not retry[u]):
             continue
         scanned[u] = counts[u]
@@ -317,20 +327,11 @@ def _step(now: float, dt: float, slots: np.ndarray, none: int, spread: bool, unc
             waiting[i], waiting[r] = waiting[r], waiting[i]
             e = waiting[i]
             if i < free:
-                mask = share[dst[e] if cons[e, 3] != none else n]
-                q = _pick(u, dst[e], words, lo, hi, holders, got, n, inflight, spread, mask, owner, False)
-                busy_piece = q < 0
-                if busy_piece:  # all it lacks of u is asked of others: a busy piece (end game)
-                    q = _pick(u, dst[e], words, lo, hi, holders, got, n, inflight, spread, mask, unowned, False)
-                    limit[e] = busy_rate
-                piece[e] = q
-                inflight[q] += 1
+                _begin(e, u, dst[e], -1, share[dst[e] if cons[e, 3] != none else n], piece, inflight, limit,
+                       busy_rate, queue, owner, unowned, words, lo, hi, holders, got, n, spread)
                 busy[u] += 1
                 active[nact] = e
                 nact += 1
-                if piped and not busy_piece:
-                    owner[dst[e], q] = e
-                    _ask_ahead(e, u, dst[e], queue, owner, words, lo, hi, holders, got, n, inflight, spread, mask)
                 if unchoke > 0:
                     held[e] = now + unchoke
                     for s in range(slots[u]):
