@@ -116,6 +116,11 @@ class State:
     def add_piece(self, node: int, q: int, host: bool) -> None:
         _add_piece(node, q, host, self.words, self.lo, self.hi, self.counts, self.holders)
 
+    def shared(self) -> None:
+        """The pieces each node may fetch from outside its rack (``share``) have changed: what a
+        connection was found to have nothing of may now be wanted."""
+        self.seen[:] = -1
+
     def pipeline(self, depth: int, busy_rate: float = math.inf) -> None:
         """Let each connection ask ``depth`` pieces ahead (the one moving included); 1: one at a time.
         ``busy_rate``: bytes/s a connection moves a piece already asked of another peer at (end game)."""
@@ -269,6 +274,60 @@ def _begin(e: int, u: int, d: int, q: int, mask: np.ndarray, piece: np.ndarray, 
 
 
 @njit(cache=True)
+def _fair_rates(nact: int, active: np.ndarray, cons: np.ndarray, limit: np.ndarray, cap0: np.ndarray, none: int,
+                rate: np.ndarray) -> None:
+    """Each moving connection's rate, ``rate[:nact]``: approximately max-min fair over the NICs and
+    uplinks it crosses (a few rounds of progressive filling), within its own ``limit``. The
+    connections' constraints are gathered into one contiguous array first: each round read them
+    through ``active`` from the half-million-row edge arrays (10,000 hosts: a step 1.24x faster
+    with the gathering, 8.6 against 10.7 ms, side by side, docs/simulator.md)."""
+    ac = np.empty((nact, 4), dtype=np.int64)
+    lim = np.empty(nact)
+    for i in range(nact):
+        e = active[i]
+        for k in range(4):
+            ac[i, k] = cons[e, k]
+        lim[i] = limit[e]
+        rate[i] = 0.0
+    cap = cap0.copy()
+    count = np.zeros(len(cap), dtype=np.int64)
+    give = np.zeros(nact)
+    is_open = np.ones(nact, dtype=np.bool_)
+    for _ in range(4):
+        count[:] = 0
+        for i in range(nact):
+            if is_open[i]:
+                for k in range(4):
+                    count[ac[i, k]] += 1
+        for i in range(nact):
+            g = 0.0
+            if is_open[i]:
+                g = math.inf
+                for k in range(4):
+                    c = ac[i, k]
+                    g = min(g, cap[c] / max(count[c], 1))
+                g = min(g, lim[i] - rate[i])
+                rate[i] += g
+                if rate[i] >= lim[i] * (1 - 1e-9):
+                    is_open[i] = False
+            give[i] = g
+        for i in range(nact):
+            for k in range(4):
+                cap[ac[i, k]] -= give[i]
+        cap[none] = math.inf
+        still = False
+        for i in range(nact):
+            if is_open[i]:
+                for k in range(4):
+                    c = ac[i, k]
+                    if cap0[c] < math.inf and cap[c] <= 1e-9 * cap0[c]:  # saturated
+                        is_open[i] = False
+                still = still or is_open[i]
+        if not still:
+            break
+
+
+@njit(cache=True)
 def _step(now: float, dt: float, slots: np.ndarray, none: int, spread: bool, unchoke: float, queue: np.ndarray,
           owner: np.ndarray, limit: np.ndarray, busy_rate: float, held: np.ndarray,
           slot_edge: np.ndarray, inflight: np.ndarray, sent: np.ndarray,
@@ -341,43 +400,7 @@ def _step(now: float, dt: float, slots: np.ndarray, none: int, spread: bool, unc
             else:
                 seen[e] = -1  # no slot: try again next step
                 retry[u] = True
-    # Rates: approximately max-min fair over NICs and uplinks (a few rounds of progressive filling).
-    cap = cap0.copy()
-    count = np.zeros(len(cap), dtype=np.int64)
-    give = np.zeros(nact)
-    is_open = np.ones(nact, dtype=np.bool_)
-    for i in range(nact):
-        rate[i] = 0.0
-    for _ in range(4):
-        count[:] = 0
-        for i in range(nact):
-            if is_open[i]:
-                for c in cons[active[i]]:
-                    count[c] += 1
-        for i in range(nact):
-            g = 0.0
-            if is_open[i]:
-                g = math.inf
-                for c in cons[active[i]]:
-                    g = min(g, cap[c] / max(count[c], 1))
-                g = min(g, limit[active[i]] - rate[i])
-                rate[i] += g
-                if rate[i] >= limit[active[i]] * (1 - 1e-9):
-                    is_open[i] = False
-            give[i] = g
-        for i in range(nact):
-            for c in cons[active[i]]:
-                cap[c] -= give[i]
-        cap[none] = math.inf
-        still = False
-        for i in range(nact):
-            if is_open[i]:
-                for c in cons[active[i]]:
-                    if cap0[c] < math.inf and cap[c] <= 1e-9 * cap0[c]:  # saturated
-                        is_open[i] = False
-                still = still or is_open[i]
-        if not still:
-            break
+    _fair_rates(nact, active, cons, limit, cap0, none, rate)
     # Bytes move; blocks of one piece may come from several peers at once.
     cross = from_seedbox = total = 0.0
     for i in range(nact):

@@ -67,8 +67,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dt", type=float, default=0,
                         help="time step, s (default 0: a tenth of a piece's time on a NIC, 2.2 ms here; a 10,000-host "
-                        "run takes ~50 ms a step on this machine, so hours: a longer step runs faster and slower "
-                        "swarms, compare both at 1,000 hosts)")
+                        "run takes about 20 min of one core at it; a longer step runs faster but moves the figures: "
+                        "docs/simulator.md)")
     args = parser.parse_args()
     try:
         fleets = [int(h) for h in args.hosts.split(",") if h]
@@ -98,7 +98,7 @@ def main() -> None:
                           mbit(args.nic), mbit(args.uplink) if args.uplink else None, stripes=args.stripes,
                           host_ceiling=limit, dt=args.dt or None)
             began = time.monotonic()
-            # A line on stderr every simulated minute: a 10,000-host run takes more than half an hour.
+            # A line on stderr every simulated minute: a 10,000-host run takes some 20 minutes.
             # raises if the swarm stalls
             result = simulate(sc, random.Random(args.seed), _Live(functools.partial(_say, hosts)))
             s = result.summary(sc)

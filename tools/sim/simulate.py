@@ -316,6 +316,7 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
                 new_edges.clear()
             if swarm.stripes > 1 and swarm.built_at != shared_at:
                 _share(state.share, swarm.gateways(), p, swarm.stripes)
+                state.shared()
                 shared_at = swarm.built_at  # the gateways change only when the indexes do
         crossed, from_seedbox, moving, transfers = state.step(now, dt, node_slots, none, sc.picker == "spread",
                                                               sc.unchoke)
