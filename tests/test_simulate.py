@@ -183,3 +183,33 @@ def test_a_host_committed_to_its_gateways_pieces_ahead_slows_a_rack_behind_one_g
     piped = statistics.fmean(simulate(scenario(**rack, request_queue_time=3.0, busy_rtt=1000.0),
                                       random.Random(s)).seconds for s in range(3))
     assert piped > plain * 1.05
+
+
+def _one_slot_two_askers(reciprocate: bool, seed: int) -> int:
+    """Host 1 holds the only piece and has one upload slot; hosts 2 and 3 ask for it, and host 3
+    sent host 1 a megabyte in the last choker round. Which host's connection got the slot."""
+    import numpy as np
+
+    from tools.sim import kernel
+
+    kernel.seed(seed)
+    n = 4
+    none = 2 * n
+    links = np.full(2 * n + 1, 1e6)  # NICs up and down, bytes/s: the piece takes a second
+    links[none] = np.inf
+    state = kernel.State.empty(n, 1, np.array([1e6]), links)
+    pairs = [(1, 2), (1, 3), (2, 1), (3, 1)]
+    state.add_edges(np.array([(u, d, u, n + d, none, none) for u, d in pairs], dtype=np.int64))
+    state.add_piece(1, 0, host=True)
+    state.reciprocate = reciprocate
+    state.this_round[pairs.index((3, 1))] = 1e6
+    state.new_round()
+    state.step(0.0, 0.001, 1, none, unchoke=15.0)
+    moving = [pairs[e][1] for e in range(2) if state.piece[e] >= 0]
+    assert len(moving) == 1  # one slot
+    return moving[0]
+
+
+def test_the_reciprocal_choker_gives_a_freed_slot_to_the_peer_that_sent_the_most() -> None:
+    assert {_one_slot_two_askers(True, seed) for seed in range(20)} == {3}
+    assert {_one_slot_two_askers(False, seed) for seed in range(20)} == {2, 3}  # random: either

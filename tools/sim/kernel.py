@@ -61,6 +61,13 @@ class State:
     owner: np.ndarray = field(default_factory=lambda: np.zeros((1, 1), dtype=np.int64))
     limit: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per edge: its own rate cap, bytes/s
     busy_rate: float = math.inf
+    # The reciprocal choker (``reciprocate``): per edge, its reverse edge (-1: none, the seedbox's);
+    # bytes moved on it in this choker round and in the last one.
+    rev: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    this_round: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    last_round: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    reciprocate: bool = False
+    edge_of: dict[tuple[int, int], int] = field(default_factory=dict)
     edges: int = 0  # edges in use; the edge arrays have room for more
     waiting: np.ndarray = field(default_factory=lambda: np.zeros(1, dtype=np.int64))  # one node's edges, scratch
 
@@ -97,12 +104,25 @@ class State:
             limit = np.full(size, math.inf)
             limit[:e0] = self.limit[:e0]
             self.limit = limit
+            rev = np.full(size, -1, dtype=np.int64)
+            rev[:e0] = self.rev[:e0]
+            self.rev = rev
+            for name in ("this_round", "last_round"):
+                kept = np.zeros(size)
+                kept[:e0] = getattr(self, name)[:e0]
+                setattr(self, name, kept)
             queue = np.full((size, self.queue.shape[1]), -1, dtype=np.int64)
             queue[:e0] = self.queue[:e0]
             self.queue = queue
         self.src[e0:e1], self.dst[e0:e1], self.cons[e0:e1] = added[:, 0], added[:, 1], added[:, 2:]
         self.piece[e0:e1] = -1
         self.seen[e0:e1] = -1
+        for e, (u, d) in enumerate(added[:, :2].tolist(), start=e0):
+            self.edge_of[(u, d)] = e
+            r = self.edge_of.get((d, u), -1)
+            self.rev[e] = r
+            if r >= 0:
+                self.rev[r] = e
         by_src = np.argsort(added[:, 0], kind="stable")
         # Each new edge goes after its src's existing ones: the order stays by src, then by edge.
         self.order = np.insert(self.order, self.start[added[by_src, 0] + 1], e0 + by_src)
@@ -120,6 +140,12 @@ class State:
         """The pieces each node may fetch from outside its rack (``share``) have changed: what a
         connection was found to have nothing of may now be wanted."""
         self.seen[:] = -1
+
+    def new_round(self) -> None:
+        """A choker round ends: what each connection moved in it is what the next round's
+        choice looks at (``reciprocate``)."""
+        self.last_round[:] = self.this_round
+        self.this_round[:] = 0.0
 
     def pipeline(self, depth: int, busy_rate: float = math.inf) -> None:
         """Let each connection ask ``depth`` pieces ahead (the one moving included); 1: one at a time.
@@ -139,7 +165,8 @@ class State:
         per_node = np.broadcast_to(np.asarray(slots, dtype=np.int64), self.counts.shape)
         if self.slot_edge.shape != (len(self.counts), int(per_node.max())):
             self.slot_edge = np.full((len(self.counts), int(per_node.max())), -1, dtype=np.int64)
-        return _step(now, dt, np.ascontiguousarray(per_node), none, spread, unchoke, self.queue, self.owner,
+        return _step(now, dt, np.ascontiguousarray(per_node), none, spread, unchoke, self.reciprocate, self.rev,
+                     self.this_round, self.last_round, self.queue, self.owner,
                      self.limit, self.busy_rate, self.held, self.slot_edge,
                      self.inflight, self.sent, self.share, self.words, self.lo, self.hi,
                      self.counts, self.holders, self.got, self.piece_bytes, self.busy, self.retry, self.scanned,
@@ -328,7 +355,14 @@ def _fair_rates(nact: int, active: np.ndarray, cons: np.ndarray, limit: np.ndarr
 
 
 @njit(cache=True)
-def _step(now: float, dt: float, slots: np.ndarray, none: int, spread: bool, unchoke: float, queue: np.ndarray,
+def _sent_back(e: int, rev: np.ndarray, last_round: np.ndarray) -> float:
+    """Bytes edge e's downloader sent its uploader in the last choker round."""
+    return last_round[rev[e]] if rev[e] >= 0 else 0.0
+
+
+@njit(cache=True)
+def _step(now: float, dt: float, slots: np.ndarray, none: int, spread: bool, unchoke: float, reciprocate: bool,
+          rev: np.ndarray, this_round: np.ndarray, last_round: np.ndarray, queue: np.ndarray,
           owner: np.ndarray, limit: np.ndarray, busy_rate: float, held: np.ndarray,
           slot_edge: np.ndarray, inflight: np.ndarray, sent: np.ndarray,
           share: np.ndarray, words: np.ndarray, lo: np.ndarray, hi: np.ndarray,
@@ -384,6 +418,14 @@ def _step(now: float, dt: float, slots: np.ndarray, none: int, spread: bool, unc
         for i in range(k):
             r = i + np.random.randint(k - i)
             waiting[i], waiting[r] = waiting[r], waiting[i]
+        if reciprocate:  # libtorrent's choker: who sent u the most in the last round first, ties shuffled
+            for i in range(min(free, k)):
+                best = i
+                for j in range(i + 1, k):
+                    if _sent_back(waiting[j], rev, last_round) > _sent_back(waiting[best], rev, last_round):
+                        best = j
+                waiting[i], waiting[best] = waiting[best], waiting[i]
+        for i in range(k):
             e = waiting[i]
             if i < free:
                 _begin(e, u, dst[e], -1, share[dst[e] if cons[e, 3] != none else n], piece, inflight, limit,
@@ -406,6 +448,7 @@ def _step(now: float, dt: float, slots: np.ndarray, none: int, spread: bool, unc
     for i in range(nact):
         e = active[i]
         moved = rate[i] * dt
+        this_round[e] += moved
         got[dst[e], piece[e]] += moved
         sent[src[e]] += moved
         total += rate[i]

@@ -90,6 +90,11 @@ class Scenario:
     # already asked of another (end game): a block a round trip of ``busy_rtt`` s (0: as fast as
     # the links allow, the model's usual blocks-from-several-peers).
     busy_rtt: float = 0.0
+    # What-if, off by default: "random", a freed upload slot goes to a waiting peer at random;
+    # "reciprocal", to the waiting peer that sent the uploader the most in the last choker round
+    # (``unchoke`` s), ties at random, as libtorrent's choker ranks peers (src/choker.cpp
+    # compare_peers: downloaded_in_last_round first).
+    choker: str = "random"
     # "rarest": rarest first by the pieces hosts hold, as libtorrent (which cannot see what its
     # peers are fetching); "spread": a piece in flight counts as held, an idealised picker whose
     # peers fetch different pieces (a what-if, to measure what duplicate fetches cost).
@@ -261,6 +266,8 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
     dt = sc.step
     state = sim_kernel.State.empty(n, p, piece_bytes, cap0)
     state.pipeline(sc.pipeline, BLOCK / sc.busy_rtt if sc.busy_rtt > 0 else math.inf)
+    state.reciprocate = sc.choker == "reciprocal"
+    next_round = sc.unchoke
     node_slots = np.full(n, sc.slots, dtype=np.int64)
     node_slots[SEEDBOX] = sc.seedbox_slots
     degree = np.zeros(n, dtype=np.int64)
@@ -318,6 +325,9 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
                 _share(state.share, swarm.gateways(), p, swarm.stripes)
                 state.shared()
                 shared_at = swarm.built_at  # the gateways change only when the indexes do
+        if state.reciprocate and sc.unchoke > 0 and now >= next_round:
+            state.new_round()
+            next_round += sc.unchoke
         crossed, from_seedbox, moving, transfers = state.step(now, dt, node_slots, none, sc.picker == "spread",
                                                               sc.unchoke)
         cross += crossed
@@ -351,6 +361,9 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--busy-rtt", type=float, default=0.0, metavar="S",
                         help="what-if, with --request-queue-time: one block of a piece asked of another peer per "
                         "this round trip (default 0: at the links' rate)")
+    parser.add_argument("--choker", choices=["random", "reciprocal"], default="random",
+                        help="what-if: a freed upload slot goes to a waiting peer at random, or to the one that "
+                        "sent the uploader the most in the last choker round, as libtorrent ranks (default: random)")
 
 
 @dataclass(frozen=True)
@@ -359,19 +372,21 @@ class PipelineWhatIf:
 
     request_queue_time: float = 0.0
     busy_rtt: float = 0.0
+    choker: str = "random"
 
     def __bool__(self) -> bool:
-        return bool(self.request_queue_time or self.busy_rtt)
+        return bool(self.request_queue_time or self.busy_rtt or self.choker != "random")
 
     def apply(self, sc: Scenario) -> Scenario:
-        return dataclasses.replace(sc, request_queue_time=self.request_queue_time, busy_rtt=self.busy_rtt)
+        return dataclasses.replace(sc, request_queue_time=self.request_queue_time, busy_rtt=self.busy_rtt,
+                                   choker=self.choker)
 
 
 def pipeline_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> PipelineWhatIf:
     """The what-if from parsed options (a negative one: a usage error)."""
     if args.request_queue_time < 0 or args.busy_rtt < 0:
         parser.error("--request-queue-time and --busy-rtt must not be negative")
-    return PipelineWhatIf(args.request_queue_time, args.busy_rtt)
+    return PipelineWhatIf(args.request_queue_time, args.busy_rtt, args.choker)
 
 
 def stripe_masks(pieces: int, stripes: int) -> np.ndarray:
