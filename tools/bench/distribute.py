@@ -132,11 +132,31 @@ def resimulate(reports: list[Path], what_if: PipelineWhatIf = PipelineWhatIf()) 
     return lines
 
 
-def table(rows: list[tuple[str, dict[str, Any]]]) -> list[str]:
+# A run is flagged CPU-bound above this share of the machine busy; and, above SOURCE_SLOWED_BUSY,
+# if the seedbox's ingest took SOURCE_SLOWED times the ingress link's time or more. Measured on
+# 2x4 at 256 MiB (docs/fleet-suite-report.md, 2026-12-04): at 0.85-0.88 busy the ingest took
+# 1.23-1.26x the link's time and T/T_min was 1.34-1.41; at half the rates, 0.45 busy, 1.05x and
+# 1.13. 2x10 at 0.87 busy ingested at 1.04x and met its target: busy alone does not tell.
+CPU_BOUND_BUSY = 0.9
+SOURCE_SLOWED_BUSY = 0.8
+SOURCE_SLOWED = 1.15
+
+
+def cpu_flag(r: dict[str, Any], link_seconds: float | None) -> str:
+    """The note a run's row carries when the machine's CPU, not the design, may have limited it.
+    ``link_seconds``: the model's time on the ingress link (None: not known)."""
+    if r["cpu_busy"] > CPU_BOUND_BUSY:
+        return " (CPU-bound)"
+    ingest = (r.get("phases") or {}).get("ingest")
+    if link_seconds and ingest and r["cpu_busy"] > SOURCE_SLOWED_BUSY and ingest >= SOURCE_SLOWED * link_seconds:
+        return f" (CPU-bound: the source read at {link_seconds / ingest:.2f} of its link)"
+    return ""
+
+
+def table(rows: list[tuple[str, dict[str, Any]]], link_seconds: float | None = None) -> list[str]:
     lines = ["| scenario | " + " | ".join(c for c, _ in COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
     for name, r in rows:
-        flag = " (CPU-bound)" if r["cpu_busy"] > 0.9 else ""
-        lines.append(f"| {name}{flag} | " + " | ".join(str(r[k]) for _, k in COLUMNS) + " |")
+        lines.append(f"| {name}{cpu_flag(r, link_seconds)} | " + " | ".join(str(r[k]) for _, k in COLUMNS) + " |")
     return lines
 
 
@@ -184,7 +204,7 @@ def bench(topology: Topology, size_text: str, scenarios: list[str], slots: dict[
             f"{slots.get('modeltorrent', UPLOAD_SLOTS)} upload slots, {stripes} stripes in the striped scenario, "
             f"{os.cpu_count()} cores"
             + (f", latency {t.latency_ms:g} ms one way, loss {t.loss * 100:g} %" if t.latency_ms or t.loss else ""))
-    lines = table(rows)
+    lines = table(rows, size * 8 / (t.ingress_mbit * 1e6))
     if checks:
         lines += ["", "Where the time went (s; `tools/lab/measure.py Result.phases`): the seedbox's start-up, its "
                   "first to last byte from external storage (and that against the ingress's rate), from there to "
@@ -240,6 +260,7 @@ def suite_table(done: list[tuple[Case, list[tuple[str, dict[str, Any]]], dict[st
                                      for n in ("plain-bittorrent", "modeltorrent", "modeltorrent-striped"))
                            for key in ("sim_error", "network_error"))
         striped = r.get("modeltorrent-striped")
+        link = parse_size(case.size) * 8 / (case.topology.ingress_mbit * 1e6)
         # The seedbox's own start (a Python process on a shared 2-core machine: 0.8-2.9 s seen) is
         # in T; the distribution itself starts with its first byte from external storage.
         after_start = (f"{(striped['seconds'] - checks['modeltorrent-striped']['start']) / striped['t_min']:.2f}"
@@ -249,7 +270,8 @@ def suite_table(done: list[tuple[Case, list[tuple[str, dict[str, Any]]], dict[st
                      f"{after_start} | "
                      f"{cell('modeltorrent-striped', 'source_bytes_over_size')} | "
                      f"{cell('modeltorrent-striped', 'cross_rack_over_min')} | "
-                     f"{cell('modeltorrent-striped', 'cpu_busy')} | {errors} | {network} |")
+                     f"{cell('modeltorrent-striped', 'cpu_busy')}{cpu_flag(striped, link) if striped else ''} | "
+                     f"{errors} | {network} |")
     return lines
 
 
