@@ -26,3 +26,16 @@ def test_a_run_is_flagged_when_the_cpu_may_have_limited_it(busy: float, ingest: 
 def test_a_run_without_phases_is_flagged_by_busy_alone() -> None:
     assert cpu_flag({"cpu_busy": 0.95, "phases": {}}, LINK) == " (CPU-bound)"
     assert cpu_flag({"cpu_busy": 0.85, "phases": {}}, LINK) == ""
+
+
+def test_the_simulator_is_also_checked_with_the_source_at_the_rate_it_was_measured_at() -> None:
+    from tools.bench.distribute import simulated_from
+    from tools.lab.topology import Topology
+
+    topology, size = Topology(2, 2, 200, 100, 50), 8 * 2**20  # 1.3 s on the 50 Mbit/s ingress
+    nominal = simulated_from("modeltorrent-striped", topology, size, 2.0, 0.4, 4, 2, piece=2**20)
+    assert "source_error" not in nominal  # the run's ingest not given
+    slowed = simulated_from("modeltorrent-striped", topology, size, 2.0, 0.4, 4, 2, piece=2**20, ingest=2.6)
+    assert slowed["sim_error"] == nominal["sim_error"]  # the nominal check is unchanged
+    # a source that took twice its link's time: the replayed swarm ends about 1.3 s later
+    assert slowed["source_error"] * 2.0 - slowed["sim_error"] * 2.0 == pytest.approx(1.3, abs=0.3)

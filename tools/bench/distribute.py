@@ -30,6 +30,7 @@ curves per host, bytes into each rack over time) under ``--out``. Needs root.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 import json
 import os
@@ -74,9 +75,9 @@ def simulated(scenario: str, topology: Topology, measured: Result, slots: int, s
               piece: int = PIECE) -> dict[str, float]:
     """The simulator (``tools/sim/simulate.py``) on the same topology, piece size and announce interval,
     its start-up taken from this run (the seedbox's first bytes from external storage)."""
-    finish = measured.phases().get("activation", 0.0)
+    phases = measured.phases()
     return simulated_from(scenario, topology, measured.size, measured.seconds, measured.ingress_start, slots, stripes,
-                          finish, piece)
+                          phases.get("activation", 0.0), piece, ingest=phases.get("ingest", 0.0))
 
 
 SIM_SEEDS = 5  # simulations per lab run, averaged
@@ -84,9 +85,13 @@ SIM_SEEDS = 5  # simulations per lab run, averaged
 
 def simulated_from(scenario: str, topology: Topology, size: int, seconds: float, start: float, slots: int,
                    stripes: int = 1, finish: float = 0.0, piece: int = PIECE,
-                   what_if: PipelineWhatIf = PipelineWhatIf()) -> dict[str, float]:
+                   what_if: PipelineWhatIf = PipelineWhatIf(), ingest: float = 0.0) -> dict[str, float]:
     """``sim_error``: with the run's start-up and activation (host-side seconds the model has no
-    part for); ``network_error``: with its start-up only, as the simulator was checked before."""
+    part for); ``network_error``: with its start-up only, as the simulator was checked before;
+    ``source_error`` (given the run's ``ingest``, its seedbox's first to last byte from external
+    storage, s): as ``sim_error`` with the source at the mean rate it was measured at, not its
+    link's: what the swarm's model is off by where this machine's CPU slowed the source (the
+    model has no part for the seedbox's CPU; ``cpu_flag``)."""
     sc = Scenario(topology.racks, topology.hosts_per_rack, size, piece, mbit(topology.ingress_mbit),
                   mbit(topology.nic_mbit), mbit(topology.uplink_mbit) if topology.uplink_mbit else None,
                   stock=scenario == "plain-bittorrent", interval=INTERVAL, start=start,
@@ -99,7 +104,12 @@ def simulated_from(scenario: str, topology: Topology, size: int, seconds: float,
     sims = [simulate(sc, random.Random(seed)) for seed in range(1, SIM_SEEDS + 1)]
     mean = statistics.fmean(s.seconds for s in sims)
     cross = statistics.fmean(s.summary(sc)["cross_rack_over_min"] for s in sims)
-    return {"sim_seconds": round(mean, 2), "sim_error": round(mean / seconds - 1, 3),
+    source: dict[str, float] = {}
+    if ingest > 0:
+        as_read = dataclasses.replace(sc, ingress=size / (ingest * sc.efficiency))
+        replayed = statistics.fmean(simulate(as_read, random.Random(seed)).seconds for seed in range(1, SIM_SEEDS + 1))
+        source = {"source_error": round(replayed / seconds - 1, 3), "ingest": round(ingest, 2)}
+    return source | {"sim_seconds": round(mean, 2), "sim_error": round(mean / seconds - 1, 3),
             "network_error": round((mean - finish) / seconds - 1, 3),
             "sim_min": round(min(s.seconds for s in sims), 2), "sim_max": round(max(s.seconds for s in sims), 2),
             "sim_cross_rack_over_min": round(cross, 3), "start": round(sc.start, 2), "finish": round(finish, 2)}
@@ -110,8 +120,8 @@ def resimulate(reports: list[Path], what_if: PipelineWhatIf = PipelineWhatIf()) 
     check a change to the model against every run kept, without running the lab again.
     ``what_if``: the request-pipeline what-if (off by default)."""
     lines = ["| report | topology | scenario | measured T s | simulated T s (mean of 5 seeds) | range | error "
-             "| network only | was |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| network only | source as measured | was |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for path in reports:
         doc = json.loads(path.read_text())
         settings = doc["topology"]
@@ -123,12 +133,14 @@ def resimulate(reports: list[Path], what_if: PipelineWhatIf = PipelineWhatIf()) 
         for name, was in doc["simulated"].items():
             slots = ABLATIONS.get(name, settings.get("upload_slots", UPLOAD_SLOTS))
             measured = doc["results"][name]["seconds"]
+            ingest = (doc["results"][name].get("phases") or {}).get("ingest", 0.0)
             now = simulated_from(name, t, size, measured, was["start"], slots, stripes, was.get("finish", 0.0),
-                                 parse_size(settings.get("piece_size") or str(PIECE)), what_if)
+                                 parse_size(settings.get("piece_size") or str(PIECE)), what_if, ingest)
             lines.append(f"| {path.name} | {t.racks}x{t.hosts_per_rack}, {t.nic_mbit:g}/{t.uplink_mbit or '-'}/"
                          f"{t.ingress_mbit:g} Mbit/s | {name} | {measured} | {now['sim_seconds']} | "
                          f"{now['sim_min']}-{now['sim_max']} | {now['sim_error']:+.1%} | "
-                         f"{now['network_error']:+.1%} | {was['sim_error']:+.1%} |")
+                         f"{now['network_error']:+.1%} | {_percent(now.get('source_error'))} | "
+                         f"{was['sim_error']:+.1%} |")
     return lines
 
 
@@ -221,11 +233,12 @@ def bench(topology: Topology, size_text: str, scenarios: list[str], slots: dict[
         lines += ["", "Simulator (`tools/sim/simulate.py`) on the same topology, start-up and activation taken "
                   "from the run (network only: without the activation):", "",
                   "| scenario | measured T s | simulated T s (mean of 5 seeds) | range | error | network only "
-                  "| simulated cross-rack/min | start-up s | activation s |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+                  "| source as measured | simulated cross-rack/min | start-up s | activation s |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
         lines += [f"| {name} | {dict(rows)[name]['seconds']} | {c['sim_seconds']} | "
                   f"{c['sim_min']}-{c['sim_max']} | {c['sim_error']:+.1%} | "
-                  f"{c['network_error']:+.1%} | {c['sim_cross_rack_over_min']} | {c['start']} | {c['finish']} |"
+                  f"{c['network_error']:+.1%} | {_percent(c.get('source_error'))} | {c['sim_cross_rack_over_min']} | "
+                  f"{c['start']} | {c['finish']} |"
                   for name, c in checks]
     print("\n" + head)
     print("\n".join(lines), flush=True)
@@ -240,6 +253,10 @@ def bench(topology: Topology, size_text: str, scenarios: list[str], slots: dict[
         "timelines": {name: [asdict(s) for s in r.timeline] for name, r in results}}, indent=2))
     print(f"report: {out / f'{stamp}.md'}, charts: {', '.join(str(p) for p in charts)}")
     return rows, dict(checks)
+
+
+def _percent(x: float | None) -> str:
+    return "-" if x is None else f"{x:+.1%}"
 
 
 def _cell(rows: dict[str, dict[str, Any]], name: str, key: str) -> str:
