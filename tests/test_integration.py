@@ -159,7 +159,11 @@ def test_a_model_in_s3_reaches_a_host_and_is_read_from_s3_once(
     assert done.returncode == 0, done.stderr
     Manifest.from_json((tmp_path / "out" / "m-1.manifest.json").read_bytes()).verify_data(
         ModelStore(tmp_path / "hosts" / "h1").current("m"))
-    seed_status = json.loads((tmp_path / "seedbox" / "status" / "m@1.json").read_text())
+    status_file = tmp_path / "seedbox" / "status" / "m@1.json"
+    # The seedbox writes its status once a second: the host can be done before its last write
+    # (seen: a snapshot from early in the ingest, 321 bytes read).
+    wait_until(lambda: json.loads(status_file.read_text())["state"] == "seeding", 30, "the seedbox's ingest done")
+    seed_status = json.loads(status_file.read_text())
     assert seed_status["bytes_read_from_source"] == sum(FILES.values()) == release["total_size"]
     from prometheus_client.parser import text_string_to_metric_families
 
