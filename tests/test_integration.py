@@ -126,8 +126,10 @@ def test_three_hosts_should_receive_verify_and_activate_a_multi_file_model(
         assert not (tmp_path / "hosts" / host / "m" / "staging" / "1").exists()
     served = httpx.get(f"{origin}/_stats").json()["bytes_sent"]
     assert served == total == release["total_size"]  # external storage read exactly once
-    seed_status = json.loads((tmp_path / "seedbox" / "status" / "m@1.json").read_text())
-    assert seed_status["bytes_read_from_source"] == total and seed_status["state"] == "seeding"
+    status_file = tmp_path / "seedbox" / "status" / "m@1.json"  # written once a second: wait for the last
+    wait_until(lambda: json.loads(status_file.read_text())["state"] == "seeding", 30, "the seedbox's ingest done")
+    seed_status = json.loads(status_file.read_text())
+    assert seed_status["bytes_read_from_source"] == total
     assert status_of(tracker_url, "h0")["state"] in ("activated", "seeding")
     if stripes > 1:  # each stripe was a swarm: every host and the seedbox announced in each
         assert sorted(seen) == [(k, 4) for k in range(stripes)], seen
