@@ -60,9 +60,14 @@ class PostgresServer:
         if listen != "127.0.0.1" and replica_of is None:  # test data only: trust every address of the lab
             with open(self.data / "pg_hba.conf", "a") as hba:
                 hba.write("host all all 0.0.0.0/0 trust\n")
+        if replica_of is None:
+            # In the file, not on the command line: a command-line setting outranks ALTER SYSTEM,
+            # and wait_for_standbys turns it on (seen: a commit lost in a failover it claimed none).
+            with open(self.data / "postgresql.conf", "a") as conf:
+                conf.write("synchronous_commit = off\n")
         self._run("pg_ctl", "-D", str(self.data), "-w", "-l", str(self.root / "server.log"), "-o",
                   f"-p {self.port} -k {self.root} -c listen_addresses={listen} -c fsync=off "
-                  "-c synchronous_commit=off -c max_connections=200", "start", wrap=True)
+                  "-c max_connections=200", "start", wrap=True)
         self._count = 0
 
     def _sql(self, statement: str, database: str = "postgres") -> None:
