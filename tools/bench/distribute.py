@@ -50,7 +50,7 @@ from tools.lab.measure import Result
 from tools.lab.netns import NetnsUnavailable
 from tools.lab.topology import Topology, add_impairments, check_impairments
 from tools.sim.physics import mbit
-from tools.sim.simulate import PipelineWhatIf, Scenario, add_pipeline_options, pipeline_options, simulate
+from tools.sim.simulate import Scenario, WhatIf, add_what_if_options, simulate, what_if_options
 
 SCENARIOS = ("naive", "plain-bittorrent", "modeltorrent", "modeltorrent-striped")
 ABLATIONS = {"modeltorrent-32-slots": 32}  # scenario -> upload slots, modeltorrent otherwise
@@ -85,7 +85,7 @@ SIM_SEEDS = 5  # simulations per lab run, averaged
 
 def simulated_from(scenario: str, topology: Topology, size: int, seconds: float, start: float, slots: int,
                    stripes: int = 1, finish: float = 0.0, piece: int = PIECE,
-                   what_if: PipelineWhatIf = PipelineWhatIf(), ingest: float = 0.0) -> dict[str, float]:
+                   what_if: WhatIf = WhatIf(), ingest: float = 0.0) -> dict[str, float]:
     """``sim_error``: with the run's start-up and activation (host-side seconds the model has no
     part for); ``network_error``: with its start-up only, as the simulator was checked before;
     ``source_error`` (given the run's ``ingest``, its seedbox's first to last byte from external
@@ -115,10 +115,10 @@ def simulated_from(scenario: str, topology: Topology, size: int, seconds: float,
             "sim_cross_rack_over_min": round(cross, 3), "start": round(sc.start, 2), "finish": round(finish, 2)}
 
 
-def resimulate(reports: list[Path], what_if: PipelineWhatIf = PipelineWhatIf()) -> list[str]:
+def resimulate(reports: list[Path], what_if: WhatIf = WhatIf()) -> list[str]:
     """The simulator as it is now against lab runs as they were measured (their JSON reports): to
     check a change to the model against every run kept, without running the lab again.
-    ``what_if``: the request-pipeline what-if (off by default)."""
+    ``what_if``: the simulator's what-ifs (off by default)."""
     lines = ["| report | topology | scenario | measured T s | simulated T s (mean of 5 seeds) | range | error "
              "| network only | source as measured | was |",
              "|---|---|---|---|---|---|---|---|---|---|"]
@@ -315,9 +315,9 @@ def main() -> None:
     parser.add_argument("--resimulate", type=Path, nargs="+", metavar="REPORT_JSON",
                         help="run no lab: simulate again the runs of these JSON reports and print the errors")
     add_impairments(parser)
-    add_pipeline_options(parser)  # with --resimulate only
+    add_what_if_options(parser)  # with --resimulate only
     args = parser.parse_args()
-    what_if = pipeline_options(parser, args)
+    what_if = what_if_options(parser, args)
     if args.resimulate:
         if missing := [str(p) for p in args.resimulate if not p.is_file()]:
             parser.error(f"no such report: {', '.join(missing)}")

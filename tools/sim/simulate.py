@@ -353,8 +353,9 @@ def simulate(sc: Scenario, rng: random.Random | None = None, trace: list[tuple[f
     return result
 
 
-def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
-    """The request-pipeline what-if's options (``Scenario.request_queue_time``, ``busy_rtt``)."""
+def add_what_if_options(parser: argparse.ArgumentParser) -> None:
+    """The what-ifs' options: libtorrent's request pipeline (``Scenario.request_queue_time``,
+    ``busy_rtt``) and its choker (``Scenario.choker``)."""
     parser.add_argument("--request-queue-time", type=float, default=0.0, metavar="S",
                         help="what-if: libtorrent's request pipeline, s of requests out to a peer (libtorrent: 3; "
                         "default 0: off)")
@@ -367,8 +368,8 @@ def add_pipeline_options(parser: argparse.ArgumentParser) -> None:
 
 
 @dataclass(frozen=True)
-class PipelineWhatIf:
-    """The request-pipeline what-if's settings (``Scenario.request_queue_time``, ``busy_rtt``)."""
+class WhatIf:
+    """The what-ifs' settings (``Scenario.request_queue_time``, ``busy_rtt``, ``choker``); all off by default."""
 
     request_queue_time: float = 0.0
     busy_rtt: float = 0.0
@@ -382,11 +383,11 @@ class PipelineWhatIf:
                                    choker=self.choker)
 
 
-def pipeline_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> PipelineWhatIf:
+def what_if_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> WhatIf:
     """The what-if from parsed options (a negative one: a usage error)."""
     if args.request_queue_time < 0 or args.busy_rtt < 0:
         parser.error("--request-queue-time and --busy-rtt must not be negative")
-    return PipelineWhatIf(args.request_queue_time, args.busy_rtt, args.choker)
+    return WhatIf(args.request_queue_time, args.busy_rtt, args.choker)
 
 
 def stripe_masks(pieces: int, stripes: int) -> np.ndarray:
@@ -441,7 +442,7 @@ def main() -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar on stderr")
     parser.add_argument("--dt", type=float, default=0,
                         help="time step, s (0: a tenth of a piece's time on a NIC, at most 0.5 s)")
-    add_pipeline_options(parser)
+    add_what_if_options(parser)
     args = parser.parse_args()
     size = parse_size(args.size)
     piece = parse_size(args.piece)
@@ -450,7 +451,7 @@ def main() -> None:
                   stock=args.stock, policy=Policy(seedbox_per_rack=args.gateways), interval=args.interval,
                   start=args.start, slots=args.slots, dt=args.dt or None, picker=args.picker,
                   stripes=args.stripes)
-    sc = pipeline_options(parser, args).apply(sc)
+    sc = what_if_options(parser, args).apply(sc)
     began = time.monotonic()
     with Progress(TextColumn("simulated {task.fields[now]:>7.1f} s"), BarColumn(),
                   TextColumn("mean host {task.percentage:>5.1f} %, seedbox {task.fields[seed]:.0f}/{task.total:.0f} "
