@@ -198,10 +198,10 @@ def _one_slot_two_askers(reciprocate: bool, seed: int) -> int:
     links = np.full(2 * n + 1, 1e6)  # NICs up and down, bytes/s: the piece takes a second
     links[none] = np.inf
     state = kernel.State.empty(n, 1, np.array([1e6]), links)
+    state.reciprocate = reciprocate  # before the connections, as simulate() sets it
     pairs = [(1, 2), (1, 3), (2, 1), (3, 1)]
     state.add_edges(np.array([(u, d, u, n + d, none, none) for u, d in pairs], dtype=np.int64))
     state.add_piece(1, 0, host=True)
-    state.reciprocate = reciprocate
     state.this_round[pairs.index((3, 1))] = 1e6
     state.new_round()
     state.step(0.0, 0.001, 1, none, unchoke=15.0)

@@ -61,8 +61,9 @@ class State:
     owner: np.ndarray = field(default_factory=lambda: np.zeros((1, 1), dtype=np.int64))
     limit: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per edge: its own rate cap, bytes/s
     busy_rate: float = math.inf
-    # The reciprocal choker (``reciprocate``): per edge, its reverse edge (-1: none, the seedbox's);
-    # bytes moved on it in this choker round and in the last one.
+    # The reciprocal choker (``reciprocate``, set before any edge is added: off, none of this is
+    # kept): per edge, its reverse edge (-1: none, the seedbox's); bytes moved on it in this
+    # choker round and in the last one.
     rev: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     this_round: np.ndarray = field(default_factory=lambda: np.zeros(0))
     last_round: np.ndarray = field(default_factory=lambda: np.zeros(0))
@@ -117,12 +118,13 @@ class State:
         self.src[e0:e1], self.dst[e0:e1], self.cons[e0:e1] = added[:, 0], added[:, 1], added[:, 2:]
         self.piece[e0:e1] = -1
         self.seen[e0:e1] = -1
-        for e, (u, d) in enumerate(added[:, :2].tolist(), start=e0):
-            self.edge_of[(u, d)] = e
-            r = self.edge_of.get((d, u), -1)
-            self.rev[e] = r
-            if r >= 0:
-                self.rev[r] = e
+        if self.reciprocate:  # a Python loop over every connection: only for the what-if
+            for e, (u, d) in enumerate(added[:, :2].tolist(), start=e0):
+                self.edge_of[(u, d)] = e
+                r = self.edge_of.get((d, u), -1)
+                self.rev[e] = r
+                if r >= 0:
+                    self.rev[r] = e
         by_src = np.argsort(added[:, 0], kind="stable")
         # Each new edge goes after its src's existing ones: the order stays by src, then by edge.
         self.order = np.insert(self.order, self.start[added[by_src, 0] + 1], e0 + by_src)
@@ -448,7 +450,8 @@ def _step(now: float, dt: float, slots: np.ndarray, none: int, spread: bool, unc
     for i in range(nact):
         e = active[i]
         moved = rate[i] * dt
-        this_round[e] += moved
+        if reciprocate:
+            this_round[e] += moved
         got[dst[e], piece[e]] += moved
         sent[src[e]] += moved
         total += rate[i]
