@@ -72,6 +72,14 @@ def wait_until(predicate, timeout: float, what: str) -> None:  # type: ignore[no
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def seedbox_status_once_seeding(tmp_path: Path, ref: str = "m@1") -> dict:
+    """The seedbox's status file once it says the ingest is done. It is written once a second, so a
+    host can be done before its last write (seen: a snapshot from early in the ingest, 321 bytes read)."""
+    status_file = tmp_path / "seedbox" / "status" / f"{ref}.json"
+    wait_until(lambda: json.loads(status_file.read_text())["state"] == "seeding", 30, "the seedbox's ingest done")
+    return json.loads(status_file.read_text())
+
+
 def status_of(tracker: str, host: str) -> dict:
     rows = [r for r in httpx.get(f"{tracker}/api/status").json() if r["host"] == host]
     return rows[0] if rows else {}
@@ -126,10 +134,7 @@ def test_three_hosts_should_receive_verify_and_activate_a_multi_file_model(
         assert not (tmp_path / "hosts" / host / "m" / "staging" / "1").exists()
     served = httpx.get(f"{origin}/_stats").json()["bytes_sent"]
     assert served == total == release["total_size"]  # external storage read exactly once
-    status_file = tmp_path / "seedbox" / "status" / "m@1.json"  # written once a second: wait for the last
-    wait_until(lambda: json.loads(status_file.read_text())["state"] == "seeding", 30, "the seedbox's ingest done")
-    seed_status = json.loads(status_file.read_text())
-    assert seed_status["bytes_read_from_source"] == total
+    assert seedbox_status_once_seeding(tmp_path)["bytes_read_from_source"] == total
     assert status_of(tracker_url, "h0")["state"] in ("activated", "seeding")
     if stripes > 1:  # each stripe was a swarm: every host and the seedbox announced in each
         assert sorted(seen) == [(k, 4) for k in range(stripes)], seen
@@ -161,12 +166,8 @@ def test_a_model_in_s3_reaches_a_host_and_is_read_from_s3_once(
     assert done.returncode == 0, done.stderr
     Manifest.from_json((tmp_path / "out" / "m-1.manifest.json").read_bytes()).verify_data(
         ModelStore(tmp_path / "hosts" / "h1").current("m"))
-    status_file = tmp_path / "seedbox" / "status" / "m@1.json"
-    # The seedbox writes its status once a second: the host can be done before its last write
-    # (seen: a snapshot from early in the ingest, 321 bytes read).
-    wait_until(lambda: json.loads(status_file.read_text())["state"] == "seeding", 30, "the seedbox's ingest done")
-    seed_status = json.loads(status_file.read_text())
-    assert seed_status["bytes_read_from_source"] == sum(FILES.values()) == release["total_size"]
+    read = seedbox_status_once_seeding(tmp_path)["bytes_read_from_source"]
+    assert read == sum(FILES.values()) == release["total_size"]
     from prometheus_client.parser import text_string_to_metric_families
 
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value

@@ -216,7 +216,8 @@ def bench(topology: Topology, size_text: str, scenarios: list[str], slots: dict[
             f"{slots.get('modeltorrent', UPLOAD_SLOTS)} upload slots, {stripes} stripes in the striped scenario, "
             f"{os.cpu_count()} cores"
             + (f", latency {t.latency_ms:g} ms one way, loss {t.loss * 100:g} %" if t.latency_ms or t.loss else ""))
-    lines = table(rows, size * 8 / (t.ingress_mbit * 1e6))
+    ideal = t.ingress_seconds(size)
+    lines = table(rows, ideal)
     if checks:
         lines += ["", "Where the time went (s; `tools/lab/measure.py Result.phases`): the seedbox's start-up, its "
                   "first to last byte from external storage (and that against the ingress's rate), from there to "
@@ -224,7 +225,6 @@ def bench(topology: Topology, size_text: str, scenarios: list[str], slots: dict[
                   "to activated:", "",
                   "| scenario | start-up | ingest | ingest / (size / ingress) | tail | finish | activation |",
                   "|---|---|---|---|---|---|---|"]
-        ideal = size * 8 / (t.ingress_mbit * 1e6)
         for name, r in rows:
             p = r["phases"]
             if p:
@@ -277,7 +277,7 @@ def suite_table(done: list[tuple[Case, list[tuple[str, dict[str, Any]]], dict[st
                                      for n in ("plain-bittorrent", "modeltorrent", "modeltorrent-striped"))
                            for key in ("sim_error", "network_error"))
         striped = r.get("modeltorrent-striped")
-        link = parse_size(case.size) * 8 / (case.topology.ingress_mbit * 1e6)
+        link = case.topology.ingress_seconds(parse_size(case.size))
         # The seedbox's own start (a Python process on a shared 2-core machine: 0.8-2.9 s seen) is
         # in T; the distribution itself starts with its first byte from external storage.
         after_start = (f"{(striped['seconds'] - checks['modeltorrent-striped']['start']) / striped['t_min']:.2f}"

@@ -31,6 +31,10 @@ class Topology:
         return self.racks * self.hosts_per_rack
 
 
+    def ingress_seconds(self, size: int) -> float:
+        """The time ``size`` bytes take on the ingress link at its full rate, s."""
+        return size * 8 / (self.ingress_mbit * 1e6)
+
     def bound(self, size: int) -> float:
         """T_min for a model of ``size`` bytes on this topology (DESIGN.md)."""
         n = self.hosts
