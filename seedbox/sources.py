@@ -114,7 +114,14 @@ class HttpSource(_Counter):
                         f"GET {url} answered {response.status_code}, not 206 Partial Content",
                         hint="the server must support HTTP range requests",
                     )
-                self._copy(response.iter_bytes(), length, out, f"GET {url}")
+                body = response.iter_bytes()
+                self._copy(body, length, out, f"GET {url}")
+                if response.headers.get("Content-Length") == str(length):
+                    # The body's end, no bytes left: read, it hands the connection back for the next
+                    # range. Left unread, httpx closes it, and every piece paid a new connection
+                    # (a TLS handshake more over HTTPS).
+                    for _ in body:
+                        pass
         except httpx.HTTPError as exc:
             raise SourceError(f"GET {url} failed: {exc}") from exc
 

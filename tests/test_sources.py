@@ -81,6 +81,24 @@ def test_reads_in_parallel_threads(source: Source, model: Path) -> None:
     assert source.bytes_read == 10_000 * len(offsets)
 
 
+def test_http_ranges_one_after_another_share_one_connection(model: Path, procs) -> None:  # type: ignore[no-untyped-def]
+    import httpx
+
+    from tools.demo.procs import start_origin
+
+    url = start_origin(procs, model)
+    whole = (model / "model.safetensors").read_bytes()
+    with httpx.Client() as stats:  # its own connection, kept: counted once, before the reads
+        before = stats.get(f"{url}/_stats").json()["connections"]
+        source = open_source(url)
+        try:
+            for offset in range(0, 200_000, 40_000):
+                assert source.read("model.safetensors", offset, 40_000) == whole[offset:offset + 40_000]
+        finally:
+            source.close()
+        assert stats.get(f"{url}/_stats").json()["connections"] - before == 1
+
+
 def test_a_missing_file_is_a_source_error(source: Source) -> None:
     with pytest.raises(SourceError):
         source.read("no-such-file.bin", 0, 10)

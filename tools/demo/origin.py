@@ -69,6 +69,7 @@ class OriginServer(ThreadingHTTPServer):
         self.bytes_sent = 0  # delivered: acknowledged by the reader
         self.bytes_written = 0
         self.requests = 0
+        self.connections = 0  # TCP connections accepted: a reader that keeps them asks for many ranges on one
         self.failed = 0  # answered 503 (fail_every)
         self.flipped = 0  # bodies served with a byte flipped (flip_once)
         self.reads: list[tuple[str, int]] = []  # (path, first byte) of every file read, in order
@@ -78,10 +79,16 @@ class OriginServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: OriginServer
     wfile: _CountingWriter  # type: ignore[assignment]
+    # Connections kept open between requests, as S3 and any HTTP/1.1 server keep them (every answer
+    # has a Content-Length): under HTTP/1.0 each of the seedbox's range reads paid a new connection
+    # and a new thread here.
+    protocol_version = "HTTP/1.1"
 
     def setup(self) -> None:
         super().setup()
         self.wfile = _CountingWriter(self.wfile)
+        with self.server.lock:
+            self.server.connections += 1
 
     def log_message(self, *args: object) -> None:  # quiet
         pass
@@ -91,7 +98,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/_stats":
             with self.server.lock:
                 body = json.dumps({"bytes_sent": self.server.bytes_sent, "bytes_written": self.server.bytes_written,
-                                   "requests": self.server.requests, "reads": self.server.reads,
+                                   "requests": self.server.requests, "connections": self.server.connections,
+                                   "reads": self.server.reads,
                                    "flipped": self.server.flipped, "failed": self.server.failed}).encode()
             return self._send(200, body, "application/json")
         with self.server.lock:
