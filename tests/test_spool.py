@@ -4,6 +4,7 @@ short (a crash, a dropped connection) costs only what it had not received. Real 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -40,8 +41,23 @@ def make_seeder(tmp_path: Path, publisher_key: Path, procs: Procs, timeout: floa
 
 
 @pytest.fixture
-def seeder_and_origin(tmp_path: Path, publisher_key: Path, procs: Procs) -> tuple[Seeder, str]:
-    return make_seeder(tmp_path, publisher_key, procs)
+def seeders(tmp_path: Path, publisher_key: Path, procs: Procs) -> Iterator[Callable[..., tuple[Seeder, str]]]:
+    """``make_seeder`` for this test; their sources' kept connections are closed after it."""
+    made: list[Seeder] = []
+
+    def make(timeout: float = 60.0, **origin: float) -> tuple[Seeder, str]:
+        seeder, url = make_seeder(tmp_path, publisher_key, procs, timeout, **origin)
+        made.append(seeder)
+        return seeder, url
+
+    yield make
+    for seeder in made:
+        seeder.source.close()
+
+
+@pytest.fixture
+def seeder_and_origin(seeders: Callable[..., tuple[Seeder, str]]) -> tuple[Seeder, str]:
+    return seeders()
 
 
 def sent(origin: str) -> int:
@@ -86,8 +102,8 @@ def test_the_spool_keeps_what_arrived_before_a_failed_read(
 
 
 def test_a_source_that_stalls_mid_read_times_out_and_the_retry_asks_only_for_the_rest(
-        tmp_path: Path, publisher_key: Path, procs: Procs) -> None:
-    seeder, origin = make_seeder(tmp_path, publisher_key, procs, timeout=0.5, stall_every=2, stall_seconds=3)
+        tmp_path: Path, seeders: Callable[..., tuple[Seeder, str]]) -> None:
+    seeder, origin = seeders(timeout=0.5, stall_every=2, stall_seconds=3)
     whole = (tmp_path / "external" / "w.safetensors").read_bytes()
     assert seeder.fetch_checked(0) == whole[:PIECE]  # request 1: whole
     assert seeder.fetch_checked(1) == whole[PIECE:2 * PIECE]  # request 2 stalls half way, 3 resumes

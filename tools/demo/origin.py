@@ -70,6 +70,7 @@ class OriginServer(ThreadingHTTPServer):
         self.bytes_written = 0
         self.requests = 0
         self.connections = 0  # TCP connections accepted: a reader that keeps them asks for many ranges on one
+        self.settling = 0  # bodies written whole, their acknowledgement awaited (``_acked_since``)
         self.failed = 0  # answered 503 (fail_every)
         self.flipped = 0  # bodies served with a byte flipped (flip_once)
         self.reads: list[tuple[str, int]] = []  # (path, first byte) of every file read, in order
@@ -96,6 +97,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         path = unquote(urlparse(self.path).path)
         if path == "/_stats":
+            # A reader that keeps its connection acknowledges a body's last bytes with its delayed
+            # ACK (up to 40 ms later), not with a FIN: the bodies it has read are counted first.
+            deadline = time.monotonic() + 1.0
+            while self.server.settling and time.monotonic() < deadline:
+                time.sleep(0.002)
             with self.server.lock:
                 body = json.dumps({"bytes_sent": self.server.bytes_sent, "bytes_written": self.server.bytes_written,
                                    "requests": self.server.requests, "connections": self.server.connections,
@@ -154,8 +160,11 @@ class _Handler(BaseHTTPRequestHandler):
         finally:  # the reader may have died mid-body: count what reached it
             if generated is None:
                 f.close()
+            with self.server.lock:
+                self.server.settling += 1
             delivered = self._acked_since(before, written)
             with self.server.lock:
+                self.server.settling -= 1
                 self.server.bytes_written += written
                 self.server.bytes_sent += delivered
 
