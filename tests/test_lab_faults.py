@@ -42,7 +42,7 @@ def verify_every_host(tmp_path: Path, hosts: list[str]) -> None:
 
 def test_clients_and_the_seedbox_killed_mid_download_finish_without_fetching_verified_bytes_again(
         tmp_path: Path) -> None:
-    size = 48 * MiB  # long enough that each killed client has saved its state (every 5 s) before
+    size = 48 * MiB  # long enough that each killed client saves its state (every 5 s) before it is done
     clients = KillClients(["r1h1", "r2h2"], size, fraction=0.5)
     seedbox = KillSeedbox(fraction=0.5)
     with lab_or_skip(tmp_path) as lab:

@@ -31,8 +31,11 @@ class KilledClient:
 
 @dataclass
 class KillClients:
-    """SIGKILL each of ``hosts`` once its NIC has received ``fraction`` of the model, and start it
-    again at once with the same command (as systemd would)."""
+    """SIGKILL each of ``hosts`` once its NIC has received ``fraction`` of the model and it has saved
+    verified pieces (its state lists some), and start it again at once with the same command (as
+    systemd would). Killed before its first save (every 5 s, the first 5 s after the agent began,
+    which may be seconds before the lab's clock) a host has nothing to keep: the fault would not
+    test what it is for."""
 
     hosts: list[str]
     size: int
@@ -44,7 +47,9 @@ class KillClients:
             if host in self.killed or sample.hosts.get(host, 0) < self.fraction * self.size:
                 continue
             state = lab.workdir / "hosts" / host / "m" / "state" / "1.verified.json"
-            pieces = json.loads(state.read_text())["pieces"] if state.exists() else []
+            pieces = json.loads(state.read_text())["pieces"] if state.exists() else []  # written atomically
+            if not pieces:
+                continue
             lab.procs.stop(host, signal.SIGKILL)
             self.killed[host] = KilledClient(host, elapsed, sample.hosts[host], pieces)
             lab.procs.start(host, lab.argv[host])
