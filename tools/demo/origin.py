@@ -74,7 +74,7 @@ class OriginServer(ThreadingHTTPServer):
         self.failed = 0  # answered 503 (fail_every)
         self.flipped = 0  # bodies served with a byte flipped (flip_once)
         self.reads: list[tuple[str, int]] = []  # (path, first byte) of every file read, in order
-        self.lock = threading.Lock()
+        self.lock = threading.Condition()  # the counters'; notified when a body's count settles
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -99,10 +99,8 @@ class _Handler(BaseHTTPRequestHandler):
         if path == "/_stats":
             # A reader that keeps its connection acknowledges a body's last bytes with its delayed
             # ACK (up to 40 ms later), not with a FIN: the bodies it has read are counted first.
-            deadline = time.monotonic() + 1.0
-            while self.server.settling and time.monotonic() < deadline:
-                time.sleep(0.002)
             with self.server.lock:
+                self.server.lock.wait_for(lambda: not self.server.settling, timeout=1.0)
                 body = json.dumps({"bytes_sent": self.server.bytes_sent, "bytes_written": self.server.bytes_written,
                                    "requests": self.server.requests, "connections": self.server.connections,
                                    "reads": self.server.reads,
@@ -167,6 +165,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.server.settling -= 1
                 self.server.bytes_written += written
                 self.server.bytes_sent += delivered
+                self.server.lock.notify_all()
 
     def _maybe_flip(self, chunk: bytes, at: int) -> bytes:
         with self.server.lock:

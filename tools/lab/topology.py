@@ -30,7 +30,6 @@ class Topology:
     def hosts(self) -> int:
         return self.racks * self.hosts_per_rack
 
-
     def ingress_seconds(self, size: int) -> float:
         """The time ``size`` bytes take on the ingress link at its full rate, s."""
         return size * 8 / (self.ingress_mbit * 1e6)
